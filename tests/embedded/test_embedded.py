@@ -1,0 +1,190 @@
+"""The shipped digits model, its judge and its scripts: loads offline, draws the digit asked for, survives int8."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dit_demo.embedded import quality
+from dit_demo.embedded.classifier import CLASSIFIER_DIR, load_classifier
+
+DIGITS_DIR = Path(__file__).resolve().parents[2] / "dit_demo" / "embedded" / "digits"
+LABELS = [i % 10 for i in range(20)]
+SEEDS = list(range(100, 120))  # not the seeds of the README table (0..499)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from dit_demo.generate import build_reference
+
+    torch.set_num_threads(2)
+    return build_reference("embedded", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference_images(reference):
+    from dit_demo.generate import generate
+
+    return generate(reference, LABELS, seeds=SEEDS, steps=25, guidance_scale=4.0, max_batch=len(LABELS)).images
+
+
+def test_shipped_folder_is_small_safetensors_with_digit_labels():
+    index = json.loads((DIGITS_DIR / "model_index.json").read_text())
+    assert index["_class_name"] == "DiTPipeline"
+    assert index["id2label"] == {
+        str(i): n
+        for i, n in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    }
+    files = [p for p in DIGITS_DIR.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in {".bin", ".pt", ".pth", ".ckpt", ".pkl"}]
+    assert len([p for p in files if p.suffix == ".safetensors"]) == 2
+    assert sum(p.stat().st_size for p in files) <= 20e6
+    assert (CLASSIFIER_DIR / "model.safetensors").is_file() and (CLASSIFIER_DIR / "heldout.safetensors").is_file()
+
+
+def test_stock_diffusers_loads_it_without_missing_weight_warnings():
+    """No 'newly initialized' / 'missing keys' warnings: every weight comes from the files."""
+    from diffusers import DiTPipeline
+    from diffusers.utils import logging as dlogging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = dlogging.get_logger("diffusers")
+    logger.addHandler(handler)
+    try:
+        pipe = DiTPipeline.from_pretrained(DIGITS_DIR)
+    finally:
+        logger.removeHandler(handler)
+    bad = [
+        r.getMessage()
+        for r in records
+        if any(w in r.getMessage().lower() for w in ("newly initialized", "missing", "not initialized", "unexpected"))
+    ]
+    assert not bad
+    assert pipe.transformer.config.num_embeds_ada_norm == 1000
+    assert pipe.transformer.config.out_channels == pipe.transformer.config.in_channels
+    assert pipe.get_label_ids(["seven"]) == [7]
+
+
+def test_load_pipeline_default_is_the_embedded_model(reference):
+    pipe = reference.pipe
+    assert pipe.transformer.dtype == torch.float32
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert pipe.scheduler.config.beta_schedule == "linear"
+    assert pipe.scheduler.config.beta_start == pytest.approx(1e-4) and pipe.scheduler.config.beta_end == 0.02
+    assert sorted(pipe.labels.values()) == list(range(10))
+
+
+def test_generates_the_requested_digit(reference_images):
+    assert reference_images[0].size == (16, 16) and reference_images[0].mode == "RGB"
+    accuracy = quality.class_accuracy(reference_images, LABELS)
+    assert accuracy >= 0.9, accuracy
+
+
+def test_int8_keeps_accuracy_and_pixels(reference, reference_images):
+    from dit_demo.generate import build_variant, generate
+    from dit_demo.metrics import psnr
+
+    variant = build_variant(reference, "int8")
+    images = generate(variant, LABELS, seeds=SEEDS, steps=25, guidance_scale=4.0, max_batch=len(LABELS)).images
+    fp_acc = quality.class_accuracy(reference_images, LABELS)
+    q_acc = quality.class_accuracy(images, LABELS)
+    assert q_acc >= fp_acc - 0.05, (q_acc, fp_acc)  # at most one of 20 images lost
+    assert psnr(images, reference_images) >= 25.0
+
+
+def test_classifier_is_accurate_on_heldout_real_digits():
+    images, labels = quality.heldout_digits()
+    assert images.shape == (360, 1, 16, 16) and labels.shape == (360,)
+    assert quality.class_accuracy(images, labels.numpy(), load_classifier()) >= 0.97
+
+
+def test_shipped_heldout_split_is_the_one_training_holds_out():
+    """The judge's honest accuracy relies on this: the shipped array is exactly train.py's held-out split."""
+    pytest.importorskip("sklearn")
+    from dit_demo.embedded.train import load_digit_splits
+
+    splits = load_digit_splits()
+    images, labels = quality.heldout_digits()
+    assert torch.equal(labels, splits.heldout_y)
+    assert torch.equal((splits.heldout_x * 255).round(), (images * 255).round())
+    assert len(splits.train_y) + len(splits.heldout_y) == 1797
+
+
+def test_fid_is_zero_on_itself_and_large_for_noise():
+    images, _ = quality.heldout_digits()
+    assert abs(quality.fid(images)) < 1e-3
+    noise = torch.rand(200, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    blank = torch.zeros(200, 3, 16, 16) + 0.01 * noise
+    assert quality.fid(noise) > 10 * quality.fid(images[:180], reference=images[180:]) > 0
+    assert quality.fid(blank) > 10 * quality.fid(images[:180], reference=images[180:])
+
+
+def test_quality_accepts_pil_numpy_and_tensors(reference_images):
+    arr = np.stack([np.asarray(im) for im in reference_images])
+    from_pil, _ = quality.digit_predictions(reference_images)
+    from_np, _ = quality.digit_predictions(arr)
+    from_pt, conf = quality.digit_predictions(torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255)
+    assert np.array_equal(from_pil, from_np) and np.array_equal(from_np, from_pt)
+    assert ((conf > 0) & (conf <= 1)).all()
+    big = [im.resize((64, 64)) for im in reference_images]
+    assert quality.class_accuracy(big, LABELS) >= 0.8
+
+
+def test_training_script_end_to_end(tmp_path):
+    pytest.importorskip("sklearn")
+    from dit_demo.embedded import train
+    from dit_demo.models import load_pipeline
+
+    summary = train.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--dit-steps",
+            "3",
+            "--vae-steps",
+            "2",
+            "--classifier-steps",
+            "3",
+            "--check-samples",
+            "2",
+        ]
+    )
+    assert summary["steps"]["dit"] == 3 and summary["split"] == {"seed": 0, "train": 1437, "heldout": 360}
+    pipe = load_pipeline(str(tmp_path / "digits"), device="cpu")
+    assert pipe.config.id2label["3"] == "three"
+    out = pipe([1, 2], num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np")
+    assert out.images.shape == (2, 16, 16, 3) and np.isfinite(out.images).all()
+    assert load_classifier(tmp_path / "classifier").feature_dim == 64
+
+
+def test_evaluate_writes_table(tmp_path):
+    from dit_demo.embedded import evaluate
+
+    report = evaluate.main(
+        [
+            "--samples",
+            "10",
+            "--guidance",
+            "4",
+            "--recipes",
+            "bf16,int8",
+            "--steps",
+            "5",
+            "--batch",
+            "10",
+            "--no-baseline",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert [r["recipe"] for r in report["rows"]] == ["bf16", "int8"]
+    assert 0 <= report["rows"][1]["accuracy"] <= 1 and report["rows"][1]["psnr_vs_fp"] > 10
+    assert json.loads((tmp_path / "quality.json").read_text())["rows"][0]["psnr_vs_fp"] is None
+    assert "| int8 | 4 |" in (tmp_path / "quality.md").read_text()
