@@ -1,0 +1,193 @@
+"""Save and reload quantized DiT pipelines in optimum-quanto's own format, refusing broken or foreign checkpoints.
+
+Layout of a saved pipeline folder (what `load_pipeline` and the Hub scripts read):
+    model_index.json            DiTPipeline + id2label
+    scheduler/  vae/            plain diffusers components
+    transformer/                config.json, diffusion_pytorch_model.safetensors, quanto_qmap.json
+    dit_demo.json               the recipe and its quantization report (how the folder was made)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import diffusers
+import torch
+from accelerate import init_empty_weights
+from diffusers import DiTPipeline, DiTTransformer2DModel
+from optimum.quanto import QuantizedDiffusersModel, quantization_map, requantize
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .errors import CheckpointError, ModelLoadError
+from .models import QMAP_NAME, download_pipeline
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+METADATA_NAME = "dit_demo.json"
+ACCEPTED_CLASS_NAMES = ("DiTTransformer2DModel", "Transformer2DModel")  # the Hub's DiT repos use the old name
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{what} is missing: {path}.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}).") from exc
+
+
+def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """safetensors only; cloned so CPU int8 kernels never see misaligned memory-mapped storage."""
+    if (folder / f"{WEIGHTS_NAME}.index.json").is_file():
+        index = _read_json(folder / f"{WEIGHTS_NAME}.index.json", "the shard index")
+        files = sorted(set(index["weight_map"].values()))
+    else:
+        files = [WEIGHTS_NAME]
+    state: dict[str, torch.Tensor] = {}
+    for name in files:
+        path = folder / name
+        if not path.is_file():
+            if (folder / "diffusion_pytorch_model.bin").is_file():
+                raise CheckpointError(
+                    f"{folder} holds only pickle weights (.bin); this project loads safetensors only."
+                )
+            raise CheckpointError(f"No safetensors weights in {folder} (expected {name}).")
+        try:
+            state.update({k: v.clone() for k, v in load_file(str(path)).items()})
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is truncated or corrupt ({exc}).") from exc
+    return state
+
+
+class QuantizedDiTTransformer2DModel(QuantizedDiffusersModel):
+    """quanto's `QuantizedDiffusersModel` for DiT, with a loader that validates instead of trusting.
+
+    quanto's own loader uses `load_state_dict(strict=False)`: a checkpoint missing tensors silently leaves random
+    memory in the model. This one checks every key and shape and raises `CheckpointError` instead.
+    """
+
+    base_class = DiTTransformer2DModel
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        subfolder: str | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | None = None,
+        **hub_kwargs,
+    ) -> QuantizedDiTTransformer2DModel:
+        """Load from a folder or a Hub repo (whole pipeline repos too: `subfolder="transformer"`)."""
+        path = Path(pretrained_model_name_or_path)
+        if not path.is_dir():
+            path = download_pipeline(str(pretrained_model_name_or_path), **hub_kwargs)
+        if subfolder:
+            path = path / subfolder
+        return cls(cls.load_module(path, device=device, dtype=dtype))
+
+    @classmethod
+    def load_module(
+        cls, folder: str | os.PathLike, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+    ) -> DiTTransformer2DModel:
+        """The bare quantized `DiTTransformer2DModel` (an nn.Module, so `pipe.to()` and offload reach it)."""
+        folder = Path(folder)
+        qmap = _read_json(folder / QMAP_NAME, "The quantization map (quanto_qmap.json)")
+        config = _read_json(folder / "config.json", "The transformer config (config.json)")
+        class_name = config.get("_class_name")
+        if class_name not in ACCEPTED_CLASS_NAMES:
+            raise CheckpointError(
+                f"{folder} holds a {class_name or 'unknown'} model, not a DiT transformer: refusing to load it."
+            )
+        if not isinstance(qmap, dict) or not all(isinstance(v, dict) and "weights" in v for v in qmap.values()):
+            raise CheckpointError(f"{folder / QMAP_NAME} is not a quanto quantization map.")
+        state = _load_state_dict(folder)
+        try:
+            with init_empty_weights():
+                model = DiTTransformer2DModel.from_config(DiTTransformer2DModel.load_config(folder))
+            requantize(model, state_dict=state, quantization_map=qmap, device=torch.device("cpu"))
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"{folder} does not match a quantized DiT of its config: {exc}") from exc
+        expected = set(model.state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{folder} is not a complete checkpoint of this model: {len(missing)} tensors missing "
+                f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}. Refusing to run random weights."
+            )
+        if dtype is not None and model.dtype != dtype:
+            model.to(dtype)
+        return model.to(device).eval()
+
+
+def is_quantized(module: torch.nn.Module) -> bool:
+    return len(quantization_map(module)) > 0
+
+
+def save_transformer(transformer: DiTTransformer2DModel, folder: Path) -> None:
+    """Plain diffusers format, or quanto's (config + safetensors + quanto_qmap.json) when quantized."""
+    transformer.save_pretrained(folder, safe_serialization=True)
+    if is_quantized(transformer):
+        (folder / QMAP_NAME).write_text(json.dumps(quantization_map(transformer), indent=2), encoding="utf-8")
+
+
+def save_pipeline(
+    pipe: DiTPipeline, folder: str | os.PathLike, *, metadata: dict | None = None, overwrite: bool = False
+) -> Path:
+    """Write a complete, loadable pipeline folder atomically: a failed save leaves nothing half-written."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    try:
+        save_transformer(pipe.transformer, tmp / "transformer")
+        pipe.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+        pipe.scheduler.save_pretrained(tmp / "scheduler")
+        id2label = dict(pipe.config.get("id2label") or {})
+        if not id2label:
+            raise ValueError("The pipeline has no id2label: register it so the saved folder keeps its class names.")
+        index = {
+            "_class_name": "DiTPipeline",
+            "_diffusers_version": diffusers.__version__,
+            "id2label": {str(k): v for k, v in id2label.items()},
+            "scheduler": ["diffusers", type(pipe.scheduler).__name__],
+            "transformer": ["diffusers", "DiTTransformer2DModel"],
+            "vae": ["diffusers", type(pipe.vae).__name__],
+        }
+        (tmp / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+        if metadata is not None:
+            (tmp / METADATA_NAME).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
+        if folder.exists():
+            backup = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            folder.rename(backup)
+            tmp.rename(folder)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def read_metadata(folder: str | os.PathLike) -> dict | None:
+    """The recipe/report a folder was saved with, if it was saved by this project."""
+    path = Path(folder) / METADATA_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+__all__ = [
+    "QuantizedDiTTransformer2DModel",
+    "save_pipeline",
+    "save_transformer",
+    "read_metadata",
+    "is_quantized",
+    "CheckpointError",
+    "ModelLoadError",
+]

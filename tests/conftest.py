@@ -1,0 +1,34 @@
+"""Shared fixtures: offline, quiet, tiny models built in-process (milliseconds per step)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+from dit_demo.generate import Variant, build_reference, build_variant  # noqa: E402
+from dit_demo.quantize import CalibrationConfig  # noqa: E402
+
+TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_reference() -> Variant:
+    """The tiny random DiT (exact XL/2 code path, 2 layers) as the full-precision reference."""
+    return build_reference("tiny-random", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_variants(tiny_reference: Variant) -> dict[str, Variant]:
+    """int8 and int8-a8 built once per session from the tiny reference."""
+    return {
+        recipe: build_variant(tiny_reference, recipe, calibration=TINY_CALIBRATION) for recipe in ("int8", "int8-a8")
+    }
