@@ -1,0 +1,32 @@
+import pytest
+
+from dit_demo.compare import VariantCache, compare, is_digits_model
+
+
+def test_compare_reference_first_with_quality(tiny_reference, tiny_variants):
+    variants = {"int8": tiny_variants["int8"], "bf16": tiny_reference}
+    seen = []
+    comparison = compare(variants, [207, 1], seed=0, steps=4, on_result=lambda r, _: seen.append(r))
+    assert seen == ["bf16", "int8"]
+    rows = {row["recipe"]: row for row in comparison.rows()}
+    assert rows["bf16"]["psnr_db"] is None and rows["bf16"]["ssim"] == pytest.approx(1.0)  # identical to itself
+    assert rows["int8"]["psnr_db"] > 40 and rows["int8"]["weight_bytes_ratio"] < 0.8
+    assert rows["bf16"]["latency_ratio"] == 1.0
+    assert not is_digits_model(tiny_reference)
+
+
+def test_compare_needs_the_reference(tiny_variants):
+    with pytest.raises(ValueError, match="reference"):
+        compare({"int8": tiny_variants["int8"]}, [1], steps=2)
+
+
+def test_cache_builds_once_and_stays_bounded():
+    cache = VariantCache(max_variants=2, device="cpu")
+    messages = []
+    first = cache.get("tiny-random", "int8", on_build=messages.append)
+    assert cache.get("tiny-random", "int8") is first
+    assert messages == ["Loading tiny-random…", "Quantizing to int8…"]
+    cache.get("tiny-random", "fp8")
+    assert len(cache) == 2
+    assert cache.key("tiny-random", "bf16") in cache  # the reference outlives its variants
+    assert cache.key("tiny-random", "fp8") in cache and cache.key("tiny-random", "int8") not in cache
