@@ -1,0 +1,192 @@
+"""The real app on 127.0.0.1, driven through its public `/generate` API with gradio_client.
+
+Uses the embedded digits model when it is present, else the tiny random DiT, with few steps, so the whole module
+runs in well under a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from app import build_demo
+from dit_demo import app_logic as logic
+from dit_demo.quantize import CalibrationConfig
+
+MODEL = "embedded" if logic.embedded_available() else "tiny-random"
+STEPS = 4
+CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)  # int8-a8 quickly, if a test asks for it
+METRICS = ("latency_s", "per_step_s", "weight_bytes", "peak_memory_bytes", "quantize_s", "calibrate_s", "ssim")
+
+
+@pytest.fixture(scope="module")
+def service() -> logic.DemoService:
+    return logic.DemoService(MODEL, device="cpu", calibration=CALIBRATION)
+
+
+@pytest.fixture(scope="module")
+def url(service: logic.DemoService) -> Iterator[str]:
+    with logic.serving(build_demo(service=service)) as local_url:
+        yield local_url
+
+
+@pytest.fixture(scope="module")
+def client(url: str) -> Client:
+    return Client(url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def two_classes() -> list[str]:
+    entries = logic.class_choices(MODEL)
+    return [entries[1], entries[len(entries) // 2]]
+
+
+def call(
+    client: Client,
+    classes,
+    *,
+    model: str = MODEL,
+    seed=7,
+    randomize=False,
+    steps=STEPS,
+    guidance=4.0,
+    recipes=("int8",),
+) -> tuple:
+    return client.predict(
+        model,
+        list(classes) if not isinstance(classes, str) else classes,
+        seed,
+        randomize,
+        steps,
+        guidance,
+        "dpm",
+        list(recipes),
+        False,
+        api_name="/generate",
+    )
+
+
+def native_size(service: logic.DemoService) -> tuple[int, int]:
+    """The model's own output size, from its configs (not from anything the app reports)."""
+    pipe = service.cache.get(MODEL, "bf16").pipe
+    side = pipe.transformer.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    return side, side
+
+
+def test_generate_bf16_and_int8(client: Client, service: logic.DemoService, two_classes: list[str]) -> None:
+    gallery, numbers, summary, download = call(client, two_classes, seed=11)
+
+    assert len(gallery) == 2 * len(two_classes)  # every class by every recipe
+    size = native_size(service)
+    for item, recipe in zip(gallery, ["bf16", "int8"] * len(two_classes)):
+        path = Path(item["image"])
+        assert path.is_file()
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            assert image.size == size
+        assert item["caption"].startswith(recipe)
+
+    assert numbers["seed"] == 11 and numbers["seeds"] == [11, 12]
+    assert "seed 11" in summary
+    assert set(numbers["recipes"]) == {"bf16", "int8"}
+    for recipe, row in numbers["recipes"].items():
+        for key in METRICS:
+            assert isinstance(row[key], (int, float)), (recipe, key, row.get(key))
+        assert row["latency_s"] > 0 and row["per_step_s"] > 0 and row["weight_bytes"] > 0
+        assert row["peak_memory_bytes"] > 0
+        assert "psnr_db" in row
+        if logic.embedded_available():
+            assert len(row["predicted_digits"]) == len(two_classes) and len(row["confidences"]) == len(two_classes)
+    ref, int8 = numbers["recipes"]["bf16"], numbers["recipes"]["int8"]
+    assert int8["weight_bytes"] < ref["weight_bytes"]
+    assert int8["quantize_s"] > 0 and ref["quantize_s"] == 0
+    assert int8["psnr_db"] is None or int8["psnr_db"] > 10
+
+    with Image.open(download) as strip:
+        assert strip.format == "PNG"
+        # reference + int8 + difference columns, one row per class, each tile at least the native size
+        assert strip.width >= 3 * size[0] and strip.height >= len(two_classes) * size[1]
+
+
+def test_randomized_seed_is_reported(client: Client, two_classes: list[str]) -> None:
+    _, numbers, summary, _ = call(client, two_classes[:1], seed=123456, randomize=True, recipes=())
+    assert numbers["seed"] != 123456
+    assert f"seed {numbers['seed']}" in summary
+    assert list(numbers["recipes"]) == ["bf16"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"classes": ["zzqx-not-a-class"]}, "Unknown class 'zzqx-not-a-class'"),
+        ({"classes": []}, "No class selected"),
+        ({"seed": -1}, "seed must be a whole number from 0"),
+        ({"seed": 2**33}, "seed must be a whole number from 0"),
+        ({"steps": 5000}, "greater than maximum value"),
+        ({"steps": 0}, "less than minimum value"),
+        ({"guidance": 0.5}, "less than minimum value"),
+        ({"classes": ["1"] * (logic.MAX_BATCH + 1)}, "Too many images in one request"),
+        ({"model": "nobody/no-such-dit-repo"}, "Could not load 'nobody/no-such-dit-repo'"),
+        ({"model": "not a model!"}, "Unknown model source"),
+    ],
+)
+def test_bad_input_gives_a_clear_message(client: Client, two_classes: list[str], overrides: dict, message: str) -> None:
+    kwargs = {"classes": two_classes[:1], **overrides}
+    with pytest.raises(AppError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(client, kwargs.pop("classes"), **kwargs)
+
+
+def test_unknown_class_suggests_names(client: Client) -> None:
+    name = logic.class_choices(MODEL)[3].split(": ", 1)[1]
+    with pytest.raises(AppError, match="Did you mean") as info:
+        call(client, [name[:-1] + "q"])
+    assert name in str(info.value)
+
+
+def test_out_of_memory_is_reported_and_the_app_keeps_serving(
+    client: Client, two_classes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def oom(*_args, **_kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(logic, "run_comparison", oom)
+    with pytest.raises(AppError, match="Out of memory.*Reduce the number of classes"):
+        call(client, two_classes[:1])
+    monkeypatch.undo()
+    _, numbers, _, _ = call(client, two_classes[:1])
+    assert set(numbers["recipes"]) == {"bf16", "int8"}
+
+
+def test_twenty_concurrent_clients_are_all_answered(url: str) -> None:
+    entries = logic.class_choices(MODEL)
+    answers: dict[int, int] = {}
+    failures: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            _, numbers, _, _ = call(Client(url, verbose=False), [entries[i % len(entries)]], seed=1000 + i, steps=2)
+            answers[i] = numbers["seed"]
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures[:3]
+    assert answers == {i: 1000 + i for i in range(20)}
+
+
+def test_api_exposes_only_generate(client: Client) -> None:
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert list(endpoints) == ["/generate"]
+    params = [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
+    assert params[:3] == ["model", "classes", "seed"]
