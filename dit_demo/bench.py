@@ -1,0 +1,319 @@
+"""`python -m dit_demo.bench`: honest speed / memory numbers for every recipe, as ratios to bf16 in the same run.
+
+Method (see DESIGN.md §4): one process, each variant built fresh and alone on the device (so peak memory is its
+own), warm-up first (compile, autotune, CUDA-graph capture), `torch.cuda.synchronize()`, median of ≥ 5 timed
+end-to-end runs through the one generation path, transformer-forward latency by CUDA events, peak memory after
+`reset_peak_memory_stats()`, weight bytes, PSNR vs the bf16 eager images of the same seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from .fast import COMPILE_MODES, compile_variant, warm_up
+from .generate import Variant, build_reference, generate
+from .metrics import finite_or_none, psnr
+from .quantize import REFERENCE_RECIPE, CalibrationConfig, QuantizationReport, get_recipe, quantize_pipeline
+
+
+def environment() -> dict:
+    """What the numbers were measured on."""
+    import diffusers
+    import optimum.quanto
+
+    env = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "optimum_quanto": getattr(optimum.quanto, "__version__", "unknown"),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": __import__("os").cpu_count(),
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def device_label(env: dict) -> str:
+    return env.get("gpu") or f"CPU ({env['cpu']}, {env['cpu_count']} cores)"
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _free() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def build_fresh(model: str, recipe: str, device: str | None, calibration: CalibrationConfig) -> Variant:
+    """A variant alone on the device: the reference is loaded and quantized in place, never kept beside it."""
+    variant = build_reference(model, device=device)
+    if recipe != REFERENCE_RECIPE:
+        variant.report = quantize_pipeline(variant.pipe, recipe, calibration=calibration)
+        variant.recipe = recipe
+    else:
+        variant.report = QuantizationReport(recipe=recipe, weight_bytes_before=variant.report.weight_bytes_after,
+                                            weight_bytes_after=variant.report.weight_bytes_after)
+    return variant
+
+
+def time_transformer_forward(variant: Variant, batch: int, guidance_scale: float, runs: int = 20) -> float:
+    """Median seconds of one transformer forward with the request's real shapes (CFG doubles the rows)."""
+    pipe = variant.pipe
+    config = pipe.transformer.config
+    rows = batch * (2 if guidance_scale > 1 else 1)
+    device, dtype = pipe.transformer.device, pipe.transformer.dtype
+    generator = torch.Generator("cpu").manual_seed(0)
+    latents = torch.randn(rows, config.in_channels, config.sample_size, config.sample_size, generator=generator)
+    latents = latents.to(device=device, dtype=dtype)
+    timestep = torch.full((rows,), 500, device=device, dtype=torch.long)
+    labels = torch.arange(rows, device=device) % 1000
+    times = []
+    with torch.no_grad():
+        for i in range(runs + 3):
+            if hasattr(torch.compiler, "cudagraph_mark_step_begin"):
+                torch.compiler.cudagraph_mark_step_begin()
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                pipe.transformer(latents, timestep=timestep, class_labels=labels)
+                end.record()
+                end.synchronize()
+                elapsed = start.elapsed_time(end) / 1000
+            else:
+                t0 = time.perf_counter()
+                pipe.transformer(latents, timestep=timestep, class_labels=labels)
+                elapsed = time.perf_counter() - t0
+            if i >= 3:
+                times.append(elapsed)
+    return statistics.median(times)
+
+
+def bench_one(model: str, recipe: str, compile_mode: str, batch: int, args: argparse.Namespace,
+              reference_images: list | None) -> tuple[dict, list | None]:
+    """Build, warm up, time and measure one (recipe, compile mode, batch) cell."""
+    row: dict = {"recipe": recipe, "compile": compile_mode, "batch": batch, "model": model}
+    labels = [(7 * i + 1) % 1000 for i in range(batch)]
+    calibration = CalibrationConfig(steps=args.steps, guidance_scale=args.guidance)
+    variant = None
+    try:
+        start = time.perf_counter()
+        variant = build_fresh(model, recipe, args.device, calibration)
+        _sync()
+        row["build_s"] = time.perf_counter() - start
+        if compile_mode != "none":
+            compile_variant(variant, compile_mode, fast_linears=not args.no_fast_linears, fullgraph=args.fullgraph)
+        row["compile_mode"] = variant.compile_mode
+        row["memory_after_load_bytes"] = torch.cuda.memory_allocated() if torch.cuda.is_available() else None
+
+        def request():
+            return generate(variant, labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance,
+                            max_batch=max(batch, 1))
+
+        row["warmup_s"] = warm_up(variant, request, runs=args.warmup_runs)
+        results = [request() for _ in range(args.runs)]
+        latencies = [r.latency_s for r in results]
+        row.update(
+            latency_s=statistics.median(latencies),
+            latency_min_s=min(latencies),
+            latency_max_s=max(latencies),
+            per_step_s=statistics.median(r.per_step_s for r in results),
+            decode_s=statistics.median(r.decode_s for r in results),
+            peak_memory_bytes=max(r.peak_memory_bytes for r in results),
+            memory_kind=results[0].memory_kind,
+            weight_bytes=results[0].weight_bytes,
+            quantize_s=variant.report.quantize_s,
+            calibrate_s=variant.report.calibrate_s,
+            dtype=results[0].dtype,
+        )
+        row["forward_s"] = time_transformer_forward(variant, batch, args.guidance, runs=args.forward_runs)
+        images = results[-1].images
+        if reference_images is None:
+            reference_images = images
+        row["psnr_vs_bf16_db"] = finite_or_none(psnr(reference_images, images))
+        row["ok"] = True
+    except Exception as exc:  # one failing cell (fp8 kernel build, OOM, compile error) must not lose the others
+        row["ok"] = False
+        row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        traceback.print_exc()
+    finally:
+        variant = None  # drop the last reference before freeing device memory
+        torch._dynamo.reset()
+        _free()
+    return row, reference_images
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """Every ratio is to a bf16 row of the same run and batch: eager, same compile mode, and best compiled."""
+    for row in rows:
+        same_batch = [r for r in rows if r["batch"] == row["batch"] and r["recipe"] == REFERENCE_RECIPE and r["ok"]]
+        eager = next((r for r in same_batch if r["compile"] == "none"), None)
+        same_mode = next((r for r in same_batch if r["compile"] == row["compile"]), None)
+        compiled = [r for r in same_batch if r["compile"] != "none"]
+        best = min(compiled, key=lambda r: r["latency_s"]) if compiled else None
+        if not row["ok"]:
+            continue
+        for name, base in (("vs_bf16_eager", eager), ("vs_bf16_same_mode", same_mode), ("vs_bf16_best_compiled", best)):
+            if base:
+                row[f"latency_{name}"] = round(row["latency_s"] / base["latency_s"], 4)
+                row[f"peak_memory_{name}"] = round(row["peak_memory_bytes"] / base["peak_memory_bytes"], 4)
+        if same_mode:
+            row["forward_vs_bf16_same_mode"] = round(row["forward_s"] / same_mode["forward_s"], 4)
+            row["weight_bytes_vs_bf16"] = round(row["weight_bytes"] / same_mode["weight_bytes"], 4)
+
+
+def _fmt(value, spec: str, scale: float = 1.0) -> str:
+    return "—" if value is None else format(value * scale, spec)
+
+
+def markdown(rows: list[dict], env: dict, args: argparse.Namespace) -> str:
+    """The committed table: absolute numbers plus ratios to bf16 of the same run."""
+    lines = [
+        f"Model `{args.model}`, {args.steps} DPM-Solver steps, guidance {args.guidance}, median of {args.runs} runs "
+        f"after {args.warmup_runs} warm-up runs. Device: {device_label(env)}; torch {env['torch']}, diffusers "
+        f"{env['diffusers']}, optimum-quanto {env['optimum_quanto']}; {env['date']}.",
+        "",
+        "| batch | recipe | compile | end-to-end s | × bf16 eager | × bf16 same mode | × best bf16 compiled "
+        "| forward ms | ms / step | peak GB | × bf16 peak | weights MB | PSNR vs bf16 dB | warm-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if not r["ok"]:
+            lines.append(f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} "
+                         "| | | | | | | | | | |")
+            continue
+        psnr_text = "identical" if r.get("psnr_vs_bf16_db") is None else f"{r['psnr_vs_bf16_db']:.1f}"
+        lines.append(
+            f"| {r['batch']} | {r['recipe']} | {r.get('compile_mode', r['compile'])} | {r['latency_s']:.3f} "
+            f"| {_fmt(r.get('latency_vs_bf16_eager'), '.2f')} | {_fmt(r.get('latency_vs_bf16_same_mode'), '.2f')} "
+            f"| {_fmt(r.get('latency_vs_bf16_best_compiled'), '.2f')} | {r['forward_s'] * 1000:.2f} "
+            f"| {r['per_step_s'] * 1000:.1f} | {r['peak_memory_bytes'] / 1e9:.2f} "
+            f"| {_fmt(r.get('peak_memory_vs_bf16_same_mode'), '.2f')} | {r['weight_bytes'] / 1e6:.0f} "
+            f"| {psnr_text} | {r['warmup_s']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[dict], path: Path, title: str) -> None:
+    """Latency vs peak memory, one point per (recipe, compile, batch): a PNG drawn with PIL (no plotting deps)."""
+    from PIL import Image, ImageDraw
+
+    ok = [r for r in rows if r["ok"]]
+    width, height, margin = 900, 560, 70
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 15), title, fill="black")
+    if not ok:
+        image.save(path)
+        return
+    xs = [r["peak_memory_bytes"] / 1e9 for r in ok]
+    ys = [r["latency_s"] for r in ok]
+    x_max, y_max = max(xs) * 1.1, max(ys) * 1.1
+    draw.line([(margin, height - margin), (width - 20, height - margin)], fill="black")
+    draw.line([(margin, 40), (margin, height - margin)], fill="black")
+    for i in range(6):
+        gx = margin + i * (width - 20 - margin) / 5
+        gy = height - margin - i * (height - margin - 40) / 5
+        draw.text((gx - 10, height - margin + 6), f"{x_max * i / 5:.2f}", fill="gray")
+        draw.text((10, gy - 6), f"{y_max * i / 5:.2f}", fill="gray")
+    draw.text((width // 2 - 60, height - 30), "peak memory (GB)", fill="black")
+    draw.text((10, 25), "end-to-end latency (s)", fill="black")
+    palette = {"bf16": "#444444", "int8": "#1f77b4", "int8-a8": "#2ca02c", "fp8": "#d62728", "int4": "#9467bd"}
+    for r, x, y in zip(ok, xs, ys):
+        px = margin + x / x_max * (width - 20 - margin)
+        py = height - margin - y / y_max * (height - margin - 40)
+        color = palette.get(r["recipe"], "black")
+        marker = 5 if r["compile"] == "none" else 7
+        draw.ellipse([px - marker, py - marker, px + marker, py + marker], outline=color,
+                     fill=None if r["compile"] == "none" else color)
+        draw.text((px + 8, py - 6), f"{r['recipe']} {r['compile']} b{r['batch']}", fill=color)
+    image.save(path)
+
+
+def parse_list(text: str, cast=str) -> list:
+    return [cast(item.strip()) for item in text.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dit_demo.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="dit-xl-2-256-random")
+    parser.add_argument("--recipes", default="bf16,int8,int8-a8")
+    parser.add_argument("--batch", default="1")
+    parser.add_argument("--compile", default="none,reduce-overhead",
+                        help=f"comma-separated: {', '.join(COMPILE_MODES)}")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup-runs", type=int, default=2)
+    parser.add_argument("--forward-runs", type=int, default=20)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--no-fast-linears", action="store_true",
+                        help="compile quanto's own modules instead of swapping in Int8Linear")
+    parser.add_argument("--fullgraph", action="store_true", help="fail instead of allowing graph breaks")
+    parser.add_argument("--out", default="bench-out")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    recipes, batches = parse_list(args.recipes), parse_list(args.batch, int)
+    modes = parse_list(args.compile)
+    for recipe in recipes:
+        get_recipe(recipe)
+    for mode in modes:
+        if mode not in COMPILE_MODES:
+            raise SystemExit(f"error: unknown compile mode {mode!r}; choose from {', '.join(COMPILE_MODES)}")
+    if REFERENCE_RECIPE not in recipes or "none" not in modes:
+        raise SystemExit("error: the bf16 eager baseline must be part of the run (ratios are to it)")
+    recipes = [REFERENCE_RECIPE] + [r for r in recipes if r != REFERENCE_RECIPE]
+    modes = ["none"] + [m for m in modes if m != "none"]
+    env = environment()
+    rows: list[dict] = []
+    for batch in batches:
+        reference_images = None
+        for mode in modes:
+            for recipe in recipes:
+                print(f"[bench] batch {batch} {recipe} compile={mode} ...", flush=True)
+                row, reference_images = bench_one(args.model, recipe, mode, batch, args, reference_images)
+                rows.append(row)
+                status = f"{row['latency_s']:.3f} s, {row['peak_memory_bytes'] / 1e9:.2f} GB" if row["ok"] else \
+                    row["error"]
+                print(f"[bench]   -> {status}", flush=True)
+    add_ratios(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"environment": env, "config": vars(args), "rows": rows}
+    (out / "results.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    table = markdown(rows, env, args)
+    (out / "results.md").write_text(table, encoding="utf-8")
+    chart(rows, out / "latency_vs_memory.png", f"{args.model} on {device_label(env)}")
+    print(table, flush=True)
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    run(build_parser().parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The fast GPU path: compile-friendly int8 linears + torch.compile / CUDA graphs, with a timed warm-up.
+
+quanto's modules dequantize every weight on every call and its int8-activation tensors break torch.compile.
+Here, after quantization (the saved format stays quanto's), each frozen qint8 `QLinear` is swapped for an
+`Int8Linear` holding the same int8 weights and scales and computing with plain torch ops that Inductor fuses:
+- weights only (`int8`): `(x @ W_int8ᵀ) * scale` — the int8→bf16 cast is fused into the matmul when Inductor can;
+- int8 activations (`int8-a8`, M > 16 rows): the calibrated static input scale quantizes x, `torch._int_mm` runs on
+  int8 tensor cores, and the output is fake-quantized with the calibrated output scale, as quanto does. The 2-row
+  adaLN / timestep layers (M ≤ 16, below `_int_mm`'s minimum) take the weight-only path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from optimum.quanto import qint8
+from optimum.quanto.nn import QLinear
+
+from .errors import InvalidRequestError
+from .generate import Variant
+
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
+
+
+def _fake_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """quanto's per-tensor int8 activation rounding, as plain ops (x / s, round half to even, clamp, × s)."""
+    return torch.clamp(torch.round(x / scale), -128, 127) * scale
+
+
+class Int8Linear(torch.nn.Module):
+    """A frozen qint8 linear as plain tensor ops; numerically the quanto module it replaces, up to fp rounding."""
+
+    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+                 input_scale: torch.Tensor | None = None, output_scale: torch.Tensor | None = None):
+        super().__init__()
+        if weight.dtype != torch.int8:
+            raise TypeError(f"Int8Linear needs int8 weights, got {weight.dtype}")
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("weight", weight.contiguous())
+        self.register_buffer("scale", scale.reshape(-1).contiguous())
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.register_buffer("input_scale", None if input_scale is None else input_scale.detach().float().clone())
+        self.register_buffer("output_scale", None if output_scale is None else output_scale.detach().float().clone())
+
+    @classmethod
+    def from_qlinear(cls, module: QLinear) -> Int8Linear:
+        weight = module.weight
+        # quanto's WeightQBytesTensor keeps int8 data and per-output-channel scales in `_data` / `_scale`.
+        data, scale = weight._data, weight._scale
+        activations = module.activation_qtype is not None
+        return cls(data, scale, module.bias,
+                   module.input_scale if activations else None, module.output_scale if activations else None)
+
+    @property
+    def activations_quantized(self) -> bool:
+        return self.input_scale is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2d = x.reshape(-1, self.in_features)
+        if self.input_scale is not None and x2d.shape[0] >= INT_MM_MIN_ROWS:
+            s_in = self.input_scale
+            xq = torch.clamp(torch.round(x2d.float() / s_in), -128, 127).to(torch.int8)
+            acc = torch._int_mm(xq, self.weight.t())
+            y = acc.float() * (s_in * self.scale.float())
+            y = y.to(x.dtype)
+        else:
+            if self.input_scale is not None:
+                x2d = _fake_quantize(x2d.float(), self.input_scale).to(x.dtype)
+            y = torch.nn.functional.linear(x2d, self.weight.to(x.dtype)) * self.scale.to(x.dtype)
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        if self.output_scale is not None:
+            y = _fake_quantize(y.float(), self.output_scale).to(x.dtype)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        mode = "w8a8 static" if self.activations_quantized else "w8 weight-only"
+        return f"in_features={self.in_features}, out_features={self.out_features}, {mode}"
+
+
+def convert_to_fast_linears(module: torch.nn.Module) -> int:
+    """Swap every frozen qint8 `QLinear` in `module` for an `Int8Linear`, in place; returns how many."""
+    targets = [
+        (name, child) for name, child in module.named_modules()
+        if isinstance(child, QLinear) and child.weight_qtype == qint8 and child.frozen
+        and child.activation_qtype in (None, qint8)
+    ]
+    for name, child in targets:
+        parent_name, _, attr = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, attr, Int8Linear.from_qlinear(child))
+    return len(targets)
+
+
+def compile_variant(variant: Variant, mode: str = "reduce-overhead", *, fast_linears: bool = True,
+                    fullgraph: bool = False) -> Variant:
+    """Make a variant fast in place: int8 linears (int8 / int8-a8) then `torch.compile` of the transformer.
+
+    The first call afterwards compiles (tens of seconds on a GPU host); run `warm_up` to pay that up front.
+    """
+    if mode not in COMPILE_MODES:
+        raise InvalidRequestError(f"Unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}.")
+    transformer = variant.pipe.transformer
+    converted = convert_to_fast_linears(transformer) if fast_linears else 0
+    if mode != "none":
+        transformer.compile(mode=mode, fullgraph=fullgraph, dynamic=False)
+    variant.compile_mode = mode + ("+int8-linears" if converted else "")
+    variant.warmup_s = None
+    return variant
+
+
+def warm_up(variant: Variant, run: Callable[[], object], *, runs: int = 2) -> float:
+    """Run the real request shape `runs` times (compile, autotune, CUDA-graph capture) and record the time."""
+    start = time.perf_counter()
+    for _ in range(runs):
+        run()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    variant.warmup_s = time.perf_counter() - start
+    return variant.warmup_s

@@ -1,0 +1,80 @@
+"""The fast path computes what quanto computes: module-level and whole-image checks (CPU), compiled on CUDA."""
+
+import math
+
+import pytest
+import torch
+
+from dit_demo.errors import InvalidRequestError
+from dit_demo.fast import Int8Linear, compile_variant, convert_to_fast_linears
+from dit_demo.generate import build_reference, build_variant, generate
+from dit_demo.metrics import psnr
+from dit_demo.quantize import CalibrationConfig
+
+TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
+
+LABELS = [207, 1, 500]
+
+
+def _fresh(recipe: str, device: str = "cpu"):
+    reference = build_reference("tiny-random", device=device)
+    return reference, build_variant(reference, recipe, calibration=TINY_CALIBRATION)
+
+
+@pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
+@pytest.mark.parametrize("rows", [2, 40], ids=["adaln-2-rows", "tokens-40-rows"])
+def test_int8_linear_matches_quanto_module(recipe, rows):
+    _, variant = _fresh(recipe)
+    qlinear = variant.pipe.transformer.transformer_blocks[0].ff.net[2]
+    fast = Int8Linear.from_qlinear(qlinear)
+    x = torch.randn(rows, qlinear.in_features, generator=torch.Generator().manual_seed(rows))
+    expected = qlinear(x)
+    expected = expected.dequantize() if hasattr(expected, "dequantize") else expected
+    got = fast(x)
+    # fp32: only summation order differs (int8-a8: exact integer accumulation, same rounding grid)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
+def test_fast_linears_give_the_same_images_on_cpu(recipe):
+    _, variant = _fresh(recipe)
+    before = generate(variant, LABELS, seed=3, steps=5)
+    compile_variant(variant, "none")
+    assert variant.compile_mode == "none+int8-linears"
+    assert isinstance(variant.pipe.transformer.transformer_blocks[0].attn1.to_q, Int8Linear)
+    after = generate(variant, LABELS, seed=3, steps=5)
+    assert psnr(before.images, after.images) >= 50 or math.isinf(psnr(before.images, after.images))
+    assert after.compile_mode == "none+int8-linears"
+
+
+def test_conversion_leaves_other_recipes_and_kept_layers_alone():
+    reference, variant = _fresh("int8")
+    count = convert_to_fast_linears(variant.pipe.transformer)
+    assert count == len(variant.report.quantized_modules)
+    assert type(variant.pipe.transformer.proj_out_2) is torch.nn.Linear
+    assert convert_to_fast_linears(reference.pipe.transformer) == 0
+
+
+def test_int8_linear_rejects_float_weights():
+    with pytest.raises(TypeError):
+        Int8Linear(torch.randn(4, 4), torch.ones(4), None)
+
+
+def test_unknown_compile_mode():
+    _, variant = _fresh("int8")
+    with pytest.raises(InvalidRequestError, match="compile mode"):
+        compile_variant(variant, "turbo")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (recorded in bench/README.md)")
+@pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
+def test_compiled_fast_path_on_cuda(recipe):
+    reference, variant = _fresh(recipe, device="cuda")
+    eager = generate(variant, LABELS, seed=1, steps=6)
+    compile_variant(variant, "reduce-overhead", fullgraph=True)  # fullgraph: no graph breaks allowed
+    generate(variant, LABELS, seed=1, steps=6)  # compile + capture
+    fast = generate(variant, LABELS, seed=1, steps=6)
+    ref = generate(reference, LABELS, seed=1, steps=6)
+    assert psnr(eager.images, fast.images) >= 35
+    assert psnr(ref.images, fast.images) >= (35 if recipe == "int8" else 25)
