@@ -1,0 +1,382 @@
+"""Model card for a quantized DiT repo: a template filled only from numbers measured in the same run, and a
+validator that re-reads the written card the way the Hub would (YAML metadata through `huggingface_hub`).
+
+The measured record (`measurements.json`, written next to the card) is the single source of every number the card
+shows, so a test can check the card against it and a reader can check the card against the repo.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+
+from .errors import DemoError
+
+CARD_SCHEMA_VERSION = 1
+PIPELINE_TAG = "unconditional-image-generation"  # what the Hub lists facebook/DiT-XL-2-* under
+PROJECT_LICENSE = "apache-2.0"
+KNOWN_BASES = {  # Hub ids whose license we know without asking the Hub
+    "facebook/DiT-XL-2-256": "cc-by-nc-4.0",
+    "facebook/DiT-XL-2-512": "cc-by-nc-4.0",
+}
+RECIPE_TAGS = {"int8": ["int8"], "int8-a8": ["int8", "w8a8"], "fp8": ["fp8"], "int4": ["int4"], "bf16": []}
+
+
+class CardError(DemoError):
+    """A written card that the Hub would misread, or whose numbers are not the measured ones."""
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    """Where the quantized weights come from, and the license they inherit."""
+
+    base_model: str | None  # a Hub id, or None when the base is not on the Hub
+    license: str
+    description: str
+
+
+def base_model_info(source: str, kind: str, source_folder: str | os.PathLike | None = None) -> BaseModelInfo:
+    """The base model and inherited license of a source (`models.resolve_source(...).kind`).
+
+    A derivative keeps its base's license: facebook/DiT is CC-BY-NC-4.0; a Hub or folder source's own card is read
+    when it has one; the embedded digits model is the project's own (Apache-2.0); random weights carry no license
+    terms from anyone, so they get the project's license and the card says they are random.
+    """
+    if kind == "embedded":
+        return BaseModelInfo(
+            None,
+            PROJECT_LICENSE,
+            "the dit_demo project's embedded digits DiT (a small class-conditional DiT trained on scikit-learn's "
+            "`load_digits`, ten classes *zero*…*nine*)",
+        )
+    if kind == "random":
+        return BaseModelInfo(
+            None,
+            PROJECT_LICENSE,
+            f"`{source}`: the DiT architecture with **seeded random weights** (no trained model; its images are "
+            "noise, useful only to measure size, memory and speed)",
+        )
+    card_license, card_base = None, None
+    readme = Path(source_folder) / "README.md" if source_folder else None
+    if readme is not None and readme.is_file():
+        try:
+            data = ModelCard.load(readme).data
+            card_license = data.license
+            card_base = data.base_model if isinstance(data.base_model, str) else None
+        except Exception:  # a foreign or malformed card: fall back to what we know
+            pass
+    if kind == "hub":
+        return BaseModelInfo(
+            source, card_license or KNOWN_BASES.get(source, "other"), f"[{source}](https://huggingface.co/{source})"
+        )
+    return BaseModelInfo(card_base, card_license or "other", f"the local pipeline folder `{Path(source).name}`")
+
+
+def machine_description(device: torch.device | str) -> dict:
+    """Name the machine the numbers were measured on: GPU name, or the CPU model and thread count."""
+    device = torch.device(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "device": str(device),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        from importlib.metadata import version
+
+        info.update({name: version(name) for name in ("diffusers", "optimum-quanto", "huggingface_hub")})
+    except Exception:
+        pass
+    return info
+
+
+def machine_line(machine: dict) -> str:
+    where = machine.get("gpu") or f"{machine['cpu']} ({machine['torch_threads']} torch threads)"
+    return f"{machine['device']} — {where}; torch {machine['torch']}, {machine['platform']}"
+
+
+# -- number formatting (the test parses these back) -------------------------------------------------------------
+def fmt_bytes(value: int | None) -> str:
+    return "n/a" if value is None else f"{int(value):,} B ({int(value) / 2**20:.2f} MiB)"
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f} s"
+
+
+def fmt_db(value: float | None) -> str:
+    return "∞ (identical)" if value is None else f"{value:.2f} dB"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}×"
+
+
+def fmt_plain(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ repo_name }} — {{ recipe }} ({{ recipe_description }})
+
+This repository holds a **complete `DiTPipeline`** (`model_index.json` with class names, `vae/`, `scheduler/`,
+`transformer/`) whose transformer was quantized with [optimum-quanto](https://github.com/huggingface/optimum-quanto)
+`{{ quanto_version }}`, saved in quanto's own format (`config.json`, `diffusion_pytorch_model.safetensors`,
+`quanto_qmap.json`). Base model: {{ base_description }}.
+{% if random_weights %}
+> **Random weights.** The base has no trained weights: the images below are noise. This repo exists to measure
+> size, memory and speed of the quantized architecture, not to generate anything.
+{% endif %}
+## What was quantized, and how
+
+| | |
+|---|---|
+| recipe | `{{ recipe }}` — {{ recipe_description }} |
+| quantized modules | {{ num_quantized }} (`nn.Linear`/`nn.Conv2d` of the transformer) |
+| kept in full precision | {{ num_kept }} modules, matched by `{{ exclude | join("`, `") }}` |
+| calibration | {{ calibration_text }} |
+| quantize / calibrate time | {{ quantize_s }} / {{ calibrate_s }} |
+
+The VAE and scheduler are unchanged copies of the base model's.
+
+## How to load
+
+With this project's `dit_demo` package (install its checkout's `requirements.txt`):
+
+```python
+import torch
+from dit_demo.models import load_pipeline
+
+pipe = load_pipeline("{{ repo_id }}", device="{{ device }}")  # validates every tensor, refuses a broken download
+generator = torch.Generator("cpu").manual_seed({{ sample.seed }})
+image = pipe(
+    class_labels=[{{ sample.class_id }}],  # {{ sample.label }}
+    num_inference_steps={{ steps }},
+    guidance_scale={{ guidance_scale }},
+    generator=generator,
+).images[0]
+image.save("sample.png")  # the same pixels as {{ sample.file }} in this repo (same machine type)
+```
+
+With only `diffusers` and `optimum-quanto` (a plain `DiTPipeline.from_pretrained` would load random weights:
+the transformer must be re-quantized from `quanto_qmap.json` first):
+
+```python
+import json
+
+import torch
+from diffusers import AutoencoderKL, DiTPipeline, DiTTransformer2DModel, {{ scheduler_class }}
+from huggingface_hub import snapshot_download
+from optimum.quanto import QuantizedDiffusersModel
+
+
+class QuantizedDiTTransformer2DModel(QuantizedDiffusersModel):
+    base_class = DiTTransformer2DModel
+
+
+folder = snapshot_download("{{ repo_id }}")
+transformer = QuantizedDiTTransformer2DModel.from_pretrained(f"{folder}/transformer")._wrapped  # the nn.Module
+with open(f"{folder}/model_index.json", encoding="utf-8") as handle:
+    id2label = json.load(handle)["id2label"]
+pipe = DiTPipeline(
+    transformer=transformer.to("{{ device }}"),
+    vae=AutoencoderKL.from_pretrained(folder, subfolder="vae").to("{{ device }}"),
+    scheduler={{ scheduler_class }}.from_pretrained(folder, subfolder="scheduler"),
+    id2label=id2label,
+)
+generator = torch.Generator("cpu").manual_seed({{ sample.seed }})
+image = pipe(
+    class_labels=[{{ sample.class_id }}],
+    num_inference_steps={{ steps }},
+    guidance_scale={{ guidance_scale }},
+    generator=generator,
+).images[0]
+image.save("sample.png")
+```
+
+## Measured
+
+All numbers below were measured in the run that wrote this repo (`measurements.json` has them unrounded), on
+**{{ machine_line }}**: {{ steps }} steps of `{{ scheduler }}`, guidance {{ guidance_scale }}, batch {{ batch }}
+(classes {{ labels_text }}, seeds {{ seeds_text }}), latency = one timed end-to-end call after model load.
+
+### Size
+
+| | this repo ({{ recipe }}) | full-precision base |
+|---|---|---|
+| transformer checkpoint on disk | {{ size.transformer_checkpoint }} | {{ size.base_transformer_checkpoint }} |
+| transformer weights in memory | {{ size.weight_bytes }} | {{ size.base_weight_bytes }} |
+| whole pipeline repo on disk | {{ size.repo }} | |
+
+### Speed, memory and quality (same classes and seeds)
+
+{% for line in quality_table -%}
+{{ line }}
+{% endfor %}
+Ratios {{ recipe }} / reference: latency {{ ratios.latency }}, peak memory {{ ratios.peak_memory }},
+transformer weights {{ ratios.weight_bytes }}.
+
+### Samples
+
+Top row: full-precision reference; bottom row: {{ recipe }}; same class and seed per column.
+
+![reference vs {{ recipe }}](gallery.png)
+
+## Reproduce
+
+```bash
+{{ command }}
+```
+"""
+
+
+def build_card(measurements: dict) -> ModelCard:
+    """Render the card from the measured record written by `hub/push_quantized.py` (and nothing else)."""
+    m = measurements
+    base = m["base"]
+    recipe = m["recipe"]
+    rows_by_recipe = {row["recipe"]: row for row in m["rows"]}
+    ref, quant = rows_by_recipe[m["reference_recipe"]], rows_by_recipe[recipe]
+    digits = "digit_accuracy" in quant
+    tags = ["quanto", "optimum-quanto", *RECIPE_TAGS.get(recipe, []), "dit", "diffusion-transformer"]
+    tags += ["class-conditional", "diffusers", "quantized", "dit_demo"]
+    if base["base_model"] is None and m["source_kind"] == "random":
+        tags.append("random-weights")
+    data = ModelCardData(
+        base_model=base["base_model"],
+        base_model_relation="quantized" if base["base_model"] else None,
+        library_name="diffusers",
+        license=base["license"],
+        pipeline_tag=PIPELINE_TAG,
+        tags=tags,
+        dit_demo={"schema": CARD_SCHEMA_VERSION, "source": m["source"], "recipe": recipe},
+    )
+    report = m["quantization"]
+    calibration = report.get("calibration")
+    calibration_text = (
+        f"`Calibration(streamline=False, momentum={calibration['momentum']})` over the full sampling trajectory: "
+        f"classes {calibration['labels']}, seeds {calibration['seeds']}, {calibration['steps']} steps, "
+        f"guidance {calibration['guidance_scale']} (seeds disjoint from the sample seeds)"
+        if calibration
+        else "none (weight-only recipe: activations stay in full precision)"
+    )
+    header = ["variant", "latency", "per step", f"peak memory ({quant['memory_kind']})"]
+    header += ["PSNR vs reference", "SSIM vs reference"] + (["digit accuracy"] if digits else [])
+    quality_table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in (ref, quant):
+        name = f"{row['recipe']} (reference, {row['dtype']} on {row['device']})" if row is ref else row["recipe"]
+        cells = [name, fmt_seconds(row["latency_s"]), fmt_seconds(row["per_step_s"])]
+        cells += [fmt_bytes(row["peak_memory_bytes"]), fmt_db(row["psnr_db"]), fmt_plain(row["ssim"])]
+        cells += [fmt_plain(row.get("digit_accuracy"), 3)] if digits else []
+        quality_table.append("| " + " | ".join(cells) + " |")
+    sizes = m["sizes"]
+    sample = m["samples"][0]
+    request = m["request"]
+    return ModelCard.from_template(
+        data,
+        template_str=TEMPLATE,
+        repo_id=m["repo_id"],
+        repo_name=m["repo_id"].split("/")[-1],
+        recipe=recipe,
+        recipe_description=m["recipe_description"],
+        quanto_version=m["machine"].get("optimum-quanto", "0.2.7"),
+        base_description=base["description"],
+        random_weights=m["source_kind"] == "random",
+        num_quantized=report["num_quantized"],
+        num_kept=report["num_kept"],
+        exclude=report.get("exclude") or [],
+        calibration_text=calibration_text,
+        quantize_s=fmt_seconds(report["quantize_s"]),
+        calibrate_s=fmt_seconds(report["calibrate_s"]),
+        device=m["machine"]["device"].split(":")[0],
+        sample=sample,
+        steps=request["steps"],
+        guidance_scale=request["guidance_scale"],
+        scheduler=quant["scheduler"],
+        scheduler_class=m["scheduler_class"],
+        machine_line=machine_line(m["machine"]),
+        batch=len(request["seeds"]),
+        labels_text=", ".join(f"{n} ({i})" for n, i in zip(request["labels"], request["class_ids"])),
+        seeds_text=", ".join(str(s) for s in request["seeds"]),
+        size={
+            "transformer_checkpoint": fmt_bytes(sizes["transformer_checkpoint_bytes"]),
+            "base_transformer_checkpoint": fmt_bytes(sizes["base_transformer_checkpoint_bytes"]),
+            "weight_bytes": fmt_bytes(quant["weight_bytes"]),
+            "base_weight_bytes": fmt_bytes(ref["weight_bytes"]),
+            "repo": fmt_bytes(sizes["repo_bytes"]),
+        },
+        quality_table=quality_table,
+        ratios={
+            "latency": fmt_ratio(quant["latency_ratio"]),
+            "peak_memory": fmt_ratio(quant["peak_memory_ratio"]),
+            "weight_bytes": fmt_ratio(quant["weight_bytes_ratio"]),
+        },
+        command=m["command"],
+    )
+
+
+def card_identity(card: ModelCard) -> dict | None:
+    """(source, recipe) a card made by this project describes; None for any other card."""
+    meta = card.data.to_dict().get("dit_demo")
+    return meta if isinstance(meta, dict) and "recipe" in meta else None
+
+
+def validate_card(path: str | os.PathLike, measurements: dict | None = None) -> ModelCard:
+    """Re-read a written card through `huggingface_hub` and check what the Hub needs; raise `CardError` if not."""
+    try:
+        card = ModelCard.load(Path(path))
+    except Exception as exc:
+        raise CardError(f"{path}: the Hub could not parse this card ({exc}).") from exc
+    meta = card.data.to_dict()
+    problems = []
+    for key in ("library_name", "license", "pipeline_tag", "tags"):
+        if not meta.get(key):
+            problems.append(f"metadata `{key}` is missing")
+    if meta.get("library_name") != "diffusers":
+        problems.append("library_name must be diffusers (the Hub knows no 'quanto' library)")
+    if meta.get("base_model") and meta.get("base_model_relation") != "quantized":
+        problems.append("base_model_relation must be 'quantized' when base_model is set")
+    if "quanto" not in (meta.get("tags") or []):
+        problems.append("tag `quanto` is missing")
+    if card_identity(card) is None:
+        problems.append("the dit_demo identity block (source, recipe) is missing")
+    if measurements is not None:
+        if meta.get("license") != measurements["base"]["license"]:
+            problems.append(f"license {meta.get('license')} is not the base's {measurements['base']['license']}")
+        if meta.get("base_model") != measurements["base"]["base_model"]:
+            problems.append("base_model differs from the measured source")
+        for expected in (fmt_bytes(measurements["sizes"]["transformer_checkpoint_bytes"]), measurements["command"]):
+            if expected not in card.text:
+                problems.append(f"the card does not show {expected!r}")
+    if len(python_blocks(card.text)) < 2:
+        problems.append("the card needs its two load snippets")
+    if problems:
+        raise CardError(f"{path}: " + "; ".join(problems))
+    return card
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The ```python code blocks of a card, in order (tests execute them)."""
+    return [block.strip() + "\n" for block in re.findall(r"```python\n(.*?)```", markdown, flags=re.S)]
