@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 from . import compare as compare_module
 from .compare import Comparison, VariantCache
 from .errors import DemoError, InvalidRequestError
-from .generate import MAX_BATCH, MAX_SEED, Variant, validate_request
+from .generate import MAX_BATCH, MAX_SEED, Variant, generate, validate_request
 from .labels import choices, display_name, imagenet_id2label, parse_choice, resolve_labels
 from .metrics import amplified_difference
 from .models import (
@@ -64,6 +65,7 @@ QUEUE_SIZE = int(os.environ.get("DIT_DEMO_QUEUE_SIZE", "64"))
 MAX_VARIANTS = int(os.environ.get("DIT_DEMO_MAX_VARIANTS", "4"))
 COMPILE_MODE = "reduce-overhead"
 STRIP_TILE = 128  # smallest tile side in the downloadable PNG: 16-pixel digits are scaled up, pixel-exact
+STRIP_PAD, STRIP_HEADER, STRIP_SIDE = 8, 58, 120  # its margins: between tiles, label rows on top, row labels
 
 CSS = """
 #gallery img, #slider img, #diff img, #precomputed-grid img { image-rendering: pixelated; }
@@ -248,8 +250,16 @@ def fast_compile_available() -> bool:
 
 
 @_spaces_gpu(duration=180)
-def run_comparison(variants: dict[str, Variant], labels: list, *, reference: str, **kwargs) -> Comparison:
-    """The device-bound part of a request (the only function ZeroGPU needs to hold a GPU for)."""
+def run_comparison(
+    variants: dict[str, Variant], labels: list, *, reference: str, cold: Sequence[Variant] = (), **kwargs
+) -> Comparison:
+    """The device-bound part of a request (the only function ZeroGPU needs to hold a GPU for).
+
+    `cold` variants were never run: one 2-step image each first, so one-time costs (allocator, thread pools,
+    kernel selection) do not land on whichever recipe happens to run first and skew the latency comparison.
+    """
+    for variant in cold:
+        generate(variant, labels[:1], seed=0, steps=2, guidance_scale=kwargs.get("guidance_scale", 4.0))
     return compare_module.compare(variants, labels, reference=reference, **kwargs)
 
 
@@ -463,6 +473,12 @@ def hstrip(images: Sequence[Image.Image]) -> Image.Image:
     return canvas
 
 
+def display_scale(image: Image.Image, min_side: int = 256) -> Image.Image:
+    """Pixel-exact integer upscaling for on-page views: a 16-pixel digit stays crisp instead of a speck."""
+    factor = max(1, -(-min_side // max(image.size)))
+    return image if factor == 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
@@ -496,7 +512,7 @@ def comparison_strip(comparison: Comparison, gain: float = DIFF_GAIN) -> Image.I
     width, height = ref.images[0].size
     scale = max(1, -(-STRIP_TILE // max(width, height)))
     tile_w, tile_h = width * scale, height * scale
-    pad, header, side = 8, 58, 120
+    pad, header, side = STRIP_PAD, STRIP_HEADER, STRIP_SIDE
     font = _font(13)
     canvas = Image.new(
         "RGB",
@@ -546,6 +562,8 @@ class DemoService:
         self.max_batch = max_batch
         self._compiled: OrderedDict[tuple, Variant] = OrderedDict()
         self._compile_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._warm: weakref.WeakSet = weakref.WeakSet()  # pipelines that have run once (see run_comparison)
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="dit-demo-app-"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -580,14 +598,23 @@ class DemoService:
             return self._compiled[key]
 
     def preload(self, recipes: Sequence[str] = DEFAULT_RECIPES) -> None:
-        """Load the default model and build the default recipes ahead of the first visitor (run in a thread)."""
+        """Load the default model, build the default recipes and run each once, ahead of the first visitor.
+
+        Runs in a background thread after launch; a request arriving meanwhile waits on the same lock.
+        """
         try:
             start = time.perf_counter()
-            self.cache.get(self.default_model, REFERENCE_RECIPE)
-            for recipe in recipes:
-                if prequantized_recipe(self.default_model) is None:
-                    self.cache.get(self.default_model, recipe)
-            log.info("Preloaded %s (%s) in %.2f s", self.default_model, ", ".join(recipes), time.perf_counter() - start)
+            id2label, _ = peek_id2label(self.default_model)
+            request = Request(self.default_model, [min(id2label)], 0, 2, DEFAULT_GUIDANCE, None, list(recipes))
+            with self._run_lock:
+                _, variants = self.variants(request)
+                for variant in variants.values():
+                    if variant.pipe not in self._warm:
+                        generate(variant, request.labels, seed=0, steps=2, guidance_scale=DEFAULT_GUIDANCE)
+                        self._warm.add(variant.pipe)
+            log.info(
+                "Preloaded %s (%s) in %.2f s", self.default_model, ", ".join(variants), time.perf_counter() - start
+            )
         except Exception as exc:  # a failed preload is reported by the first request instead
             log.warning("Preloading %s failed: %s", self.default_model, exc)
 
@@ -600,17 +627,25 @@ class DemoService:
 
     def compare(self, request: Request, notify: Callable[[str], None] | None = None) -> Comparison:
         """Build (cached) and run one request; raises DemoError / OutOfMemoryError for the caller to map."""
+        with self._run_lock:  # one pipeline must never sample in two threads at once (stateful schedulers)
+            return self._compare_locked(request, notify)
+
+    def _compare_locked(self, request: Request, notify: Callable[[str], None] | None) -> Comparison:
         reference, variants = self.variants(request, notify)
-        return run_comparison(
+        cold = [] if request.compile else [v for v in variants.values() if v.pipe not in self._warm]
+        comparison = run_comparison(
             variants,
             request.labels,
             reference=reference,
+            cold=cold,
             seed=request.seed,
             steps=request.steps,
             guidance_scale=request.guidance_scale,
             scheduler=request.scheduler,
             warmup=request.compile,
         )
+        self._warm.update(v.pipe for v in cold)
+        return comparison
 
     def generate(
         self,
@@ -685,8 +720,8 @@ def views(state: ComparisonState | None) -> tuple:
     slider = diff = None
     if other is not None:
         quantized = comparison.results[other].images
-        slider = (hstrip(ref.images), hstrip(quantized))
-        diff = hstrip([amplified_difference(a, b, DIFF_GAIN) for a, b in zip(ref.images, quantized)])
+        slider = (display_scale(hstrip(ref.images)), display_scale(hstrip(quantized)))
+        diff = display_scale(hstrip([amplified_difference(a, b, DIFF_GAIN) for a, b in zip(ref.images, quantized)]))
     columns = gr.update(columns=len(comparison.results))
     return slider, diff, table_frame(state.rows), chart_frame(state.rows), columns
 
