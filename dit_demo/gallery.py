@@ -527,7 +527,7 @@ def write_gallery(gallery: Gallery, out: str | os.PathLike) -> dict[str, Path]:
                 diff.save(out / entry["diff"], optimize=True)
                 diffs.append(diff)
         diff_cells.append(diffs)
-    row_labels = [f"{j['class_name']} · seed {j['seed']}" for j in shown]
+    row_labels = [f"{j['class_name']}\nseed {j['seed']}" for j in shown]
     names = {"grid": "grid.png", "json": "results.json", "md": "results.md", "html": "index.html"}
     paths = {key: out / name for key, name in names.items()}
     grid = image_grid(

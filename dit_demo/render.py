@@ -146,8 +146,11 @@ def image_grid(
     for r, row in enumerate(cells):
         if row_labels:
             _, y = layout.cell(r, 0)
-            text = fit_text(str(row_labels[r]), label_width - 8, font_size)
-            draw.text((pad, y + tile // 2 - font_size // 2), text, fill="black", font=text_font)
+            lines = [fit_text(line, label_width - 8, font_size) for line in str(row_labels[r]).splitlines()]
+            line_height = font_size + 3
+            top = y + (tile - line_height * len(lines)) // 2
+            for k, line in enumerate(lines):
+                draw.text((pad, top + k * line_height), line, fill="black", font=text_font)
         for c, image in enumerate(row):
             if image is not None:
                 tile_image = upscale(image, tile)
@@ -387,12 +390,20 @@ def scatter_chart(
     ImageDraw.Draw(label_image).text((2, 0), y_label, fill="black", font=normal)
     rotated = label_image.rotate(90, expand=True)
     canvas.paste(rotated, (4, max(top, (top + height - bottom - rotated.height) // 2)))
+    placed: list[tuple[float, float, float, float]] = []
     for i, point in enumerate(usable):
         px, py = to_px(float(point[x]), float(point[y]))
         colour = PALETTE[i % len(PALETTE)]
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=colour, outline="black")
         if label:
             text = drawable(str(point.get(label, "")))
-            tx = px + 8 if px + 8 + text_width(text, 13) < width - right else px - 8 - text_width(text, 13)
-            draw.text((tx, py - 16), text, fill=colour, font=normal)
+            w = text_width(text, 13)
+            tx = px + 8 if px + 8 + w < width - right else px - 8 - w
+            # first vertical offset whose box overlaps no earlier label: close points stay readable
+            for dy in (-16, 4, -30, 18, -44, 32):
+                box = (tx, py + dy, tx + w, py + dy + 14)
+                if not any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3] for b in placed):
+                    break
+            placed.append(box)
+            draw.text((box[0], box[1]), text, fill=colour, font=normal)
     return canvas
