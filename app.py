@@ -96,9 +96,10 @@ def build_demo(default_model: str | None = None, service: logic.DemoService | No
                 label="Examples",
             )
         with gr.Tab("Pre-computed gallery"):
-            grid = logic.gallery_grid()
-            if grid:
-                gr.Image(value=grid, label="grid.png", format="png", elem_id="precomputed-grid")
+            for name in ("grid.png", "chart.png"):
+                picture = logic.gallery_grid(name=name)
+                if picture:
+                    gr.Image(value=picture, label=name, format="png", elem_id=f"precomputed-{name[:-4]}")
             gr.Markdown(logic.gallery_markdown())
         bench = logic.bench_markdown()
         if bench:

@@ -68,7 +68,7 @@ STRIP_TILE = 128  # smallest tile side in the downloadable PNG: 16-pixel digits 
 STRIP_PAD, STRIP_HEADER, STRIP_SIDE = 8, 58, 120  # its margins: between tiles, label rows on top, row labels
 
 CSS = """
-#gallery img, #slider img, #diff img, #precomputed-grid img { image-rendering: pixelated; }
+#gallery img, #slider img, #diff img, #precomputed-grid img, #precomputed-chart img { image-rendering: pixelated; }
 """
 
 INTRO = f"""# DiT × optimum-quanto: same seed, every recipe, measured
@@ -737,13 +737,15 @@ def gallery_markdown(folder: Path = GALLERY_DIR) -> str:
         return results.read_text(encoding="utf-8")
     return (
         "No pre-computed comparison yet. Create it (CPU, a few minutes) with\n\n"
-        "```bash\npython -m dit_demo.gallery --model embedded --out gallery/embedded\n```\n\n"
+        "```bash\npython -m dit_demo.gallery --model embedded --recipes bf16,int8,int8-a8 --labels all --seeds 0,1 "
+        "--steps 25 --guidance 4 --out gallery/embedded\n```\n\n"
         "It writes `grid.png`, `results.json`, `results.md` and `index.html` there; restart the app to show them."
     )
 
 
-def gallery_grid(folder: Path = GALLERY_DIR) -> str | None:
-    grid = folder / "grid.png"
+def gallery_grid(folder: Path = GALLERY_DIR, name: str = "grid.png") -> str | None:
+    """A picture of the pre-computed gallery (grid.png, chart.png), if it was made."""
+    grid = folder / name
     return str(grid) if grid.is_file() else None
 
 

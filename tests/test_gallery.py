@@ -323,6 +323,45 @@ def test_two_process_accelerate_gallery_equals_one_process(tiny_gallery, tmp_pat
             assert two["recipes"][recipe][key] == one["recipes"][recipe][key], (recipe, key)
 
 
+def _fake_digit(image: Image.Image) -> int:
+    return int(np.asarray(image, dtype=np.int64).sum()) % 10
+
+
+def test_digits_model_gets_accuracy_and_fid_per_recipe(tmp_path, monkeypatch):
+    """The digits path wired end to end on the tiny model renamed to ten digits, with a stand-in judge (the
+    real judge is exercised by the embedded test below once the model is trained)."""
+    from dit_demo.compare import DIGIT_NAMES
+    from dit_demo.embedded import quality
+    from dit_demo.generate import build_reference
+
+    calls = []
+    monkeypatch.setattr(
+        quality,
+        "digit_predictions",
+        lambda images: (np.array([_fake_digit(i) for i in images]), np.full(len(images), 0.5, dtype=np.float32)),
+    )
+    monkeypatch.setattr(quality, "fid", lambda images: calls.append(len(images)) or 12.5 + len(calls))
+    monkeypatch.setattr(quality, "heldout_digits", lambda: (None, list(range(360))))
+    reference = build_reference("tiny-random", device="cpu")
+    reference.pipe.register_to_config(id2label={str(i): name for i, name in enumerate(DIGIT_NAMES)})
+    config = gallery_cli.GalleryConfig(
+        source="tiny-digits", recipes=["int8", "bf16"], labels=None, seeds=[0], steps=2, batch_size=5
+    )
+    result = gallery_cli.run_gallery(config, progress=False, reference=reference)
+    assert result is not None and result.digits and result.recipes == ["bf16", "int8"]
+    gallery_cli.write_gallery(result, tmp_path)
+    data = check_gallery_files(tmp_path, ["bf16", "int8"], digits=True)
+    assert [i["class_id"] for i in data["images"]] == list(range(10))  # default labels: every digit
+    assert calls == [10, 10] and [data["recipes"][r]["fid"] for r in ("bf16", "int8")] == [13.5, 14.5]
+    for recipe, row in data["recipes"].items():
+        predicted = [_fake_digit(Image.open(tmp_path / i["recipes"][recipe]["image"])) for i in data["images"]]
+        assert [i["recipes"][recipe]["predicted_digit"] for i in data["images"]] == predicted
+        assert row["digit_accuracy"] == pytest.approx(np.mean(np.array(predicted) == np.arange(10)))
+        assert row["fid_reference"].endswith("(360)")
+    md = (tmp_path / "results.md").read_text()
+    assert "class accuracy" in md and "FID" in md and "10 generated images" in md
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_EMBEDDED, reason="the embedded digits model is not trained yet")
 def test_embedded_gallery_has_accuracy_and_fid(tmp_path):
