@@ -423,15 +423,26 @@ def digit_quality(images: Sequence[Image.Image], class_ids: Sequence[int]) -> di
     return scores
 
 
-def run_gallery(config: GalleryConfig, state=None, progress: bool = True) -> Gallery | None:
-    """Generate a gallery on this process's share and gather; the main process gets the Gallery, others None."""
+def run_gallery(
+    config: GalleryConfig, state=None, progress: bool = True, reference: Variant | None = None
+) -> Gallery | None:
+    """Generate a gallery on this process's share and gather; the main process gets the Gallery, others None.
+
+    `reference`: an already loaded full-precision variant to reuse (one process only; `config.source` is then
+    just its name in the results), so callers that hold a model need not load it twice.
+    """
     from accelerate.utils import gather_object
 
     state = state or make_state(config.device)
     device = torch.device("cpu") if state.device.type == "cpu" else state.device
     if config.scheduler and config.scheduler not in SCHEDULERS:
         raise InvalidRequestError(f"Unknown scheduler {config.scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
-    reference = build_reference(config.source, device=device, scheduler=config.scheduler)
+    if reference is None:
+        reference = build_reference(config.source, device=device, scheduler=config.scheduler)
+    elif state.num_processes > 1:
+        raise ValueError("A prebuilt reference cannot be shared across processes; let each process load the source.")
+    else:
+        device = reference.device
     recipes = ordered_recipes(config.recipes, reference.recipe)
     labels = config.labels if config.labels else default_labels(reference)
     class_ids = resolve_labels(labels, reference.id2label)
