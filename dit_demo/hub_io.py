@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +157,17 @@ def fetch_card(target: Target) -> RepoCard | None:
     return ModelCard(text) if target.repo_type == "model" else RepoCard(text)
 
 
-def publish_folder(folder: str | os.PathLike, target: Target, commit_message: str, space_sdk: str | None = None):
-    """Create the repo (exist_ok) and upload the whole folder as ONE commit; returns the `CommitInfo`."""
+def publish_folder(
+    folder: str | os.PathLike,
+    target: Target,
+    commit_message: str,
+    space_sdk: str | None = None,
+    before_upload: Callable[[HfApi], None] | None = None,
+):
+    """Create the repo (exist_ok) and upload the whole folder as ONE commit; returns the `CommitInfo`.
+
+    `before_upload(api)` runs once the repo exists and before any file is sent (Space settings), so its failure
+    leaves no files uploaded."""
     endpoint = target.endpoint or constants.ENDPOINT
     api = target.api()
     with hub_errors(f"push to {target.repo_id}", endpoint, target.token):
@@ -171,6 +180,8 @@ def publish_folder(folder: str | os.PathLike, target: Target, commit_message: st
         )
         if target.revision and target.revision != "main":
             api.create_branch(target.repo_id, branch=target.revision, repo_type=target.repo_type, exist_ok=True)
+        if before_upload is not None:
+            before_upload(api)
         return api.upload_folder(
             folder_path=str(folder),
             repo_id=target.repo_id,

@@ -1,0 +1,34 @@
+"""Hub tests: the real huggingface_hub client against the in-process Hub STAND-IN of `fake_hub.py` (not the Hub).
+
+The project's conftest sets HF_HUB_OFFLINE=1 for every test. `hub_env` switches the client online for one test
+only, by patching `huggingface_hub.constants` (HF_ENDPOINT is read at import, so the environment variable would
+come too late); monkeypatch restores everything afterwards, so every other test stays offline.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_hub import FakeHub  # noqa: E402
+from stand_in_env import TOKENS, point_client_at  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fake_hub():
+    with FakeHub(TOKENS) as hub:
+        yield hub
+
+
+@pytest.fixture
+def hub_env(fake_hub, tmp_path, monkeypatch):
+    """The client online against the stand-in for this test, with its own cache and no token unless set."""
+    point_client_at(monkeypatch, fake_hub.url, tmp_path / "hf-cache")
+    disable_progress_bars()
+    yield fake_hub
+    enable_progress_bars()
