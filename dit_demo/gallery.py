@@ -693,7 +693,10 @@ def render_html(gallery: Gallery, paths: dict[str, Path], tile: int) -> str:
             entry = row["recipes"][recipe]
             value = entry["psnr_db"]
             sort = "" if value is None else repr(value)
-            caption = ("identical" if value is None else f"{value:.1f} dB") + f" · {entry['ssim']:.3f}"
+            if recipe == gallery.reference:
+                caption = "reference"
+            else:
+                caption = ("identical" if value is None else f"{value:.1f} dB") + f" · {entry['ssim']:.4f}"
             if "predicted_digit" in entry:
                 ok = entry["predicted_digit"] == row["class_id"]
                 caption += f'<br><span class="{"" if ok else "bad"}">→ {entry["predicted_digit"]}</span>'
