@@ -78,7 +78,9 @@ def build_demo(default_model: str | None = None, service: logic.DemoService | No
                         diff = gr.Image(
                             label=f"Amplified difference (×{logic.DIFF_GAIN:g})", format="png", elem_id="diff"
                         )
-                    table = gr.Dataframe(label="Numbers per recipe", elem_id="table", wrap=True)
+                    table = gr.Dataframe(
+                        headers=logic.table_headers(), label="Numbers per recipe", elem_id="table", wrap=True
+                    )
                     chart = gr.ScatterPlot(
                         x="latency_s",
                         y="weights_mb",

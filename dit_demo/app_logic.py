@@ -397,6 +397,11 @@ TABLE_COLUMNS = {
 }
 
 
+def table_headers() -> list[str]:
+    """Column titles of the table before the first run (the digits column appears only for the digits model)."""
+    return [title for key, title in TABLE_COLUMNS.items() if key != "digits"]
+
+
 def table_frame(rows: Sequence[dict]) -> pd.DataFrame:
     """The per-recipe table shown under the images (human units; the JSON keeps raw numbers)."""
     records = []

@@ -96,3 +96,24 @@ def test_page_generates_a_comparison(driver, url: str) -> None:
     shot = ARTIFACTS / "app.png"
     driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_page_shows_a_clear_error(driver, url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    wait = WebDriverWait(driver, 60)
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate")))
+    classes = driver.find_element(By.CSS_SELECTOR, "#classes input")
+    classes.click()
+    classes.send_keys("zzqx-not-a-class", Keys.ENTER)
+    classes.send_keys(Keys.ESCAPE)  # close the option list, which covers the button
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#classes"), "zzqx-not-a-class"))
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate"))).click()
+    toast = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".toast-body.error")))
+    assert "Unknown class 'zzqx-not-a-class'" in toast.text
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "app-error.png"))
