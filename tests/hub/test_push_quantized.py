@@ -19,7 +19,7 @@ from stand_in_env import ALICE, BOB_READ, CAROL, point_client_at
 from dit_demo.card import CardError, base_model_info, build_card, python_blocks, validate_card
 from dit_demo.generate import build_reference, generate
 from dit_demo.hub_io import HubError, Target, publish_folder
-from dit_demo.models import load_pipeline
+from dit_demo.models import EMBEDDED_MODEL_DIR, load_pipeline
 from dit_demo.serialization import QuantizedDiTTransformer2DModel
 from hub import push_quantized
 
@@ -308,3 +308,22 @@ def test_cli_as_users_run_it_with_hf_endpoint(built, fake_hub, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "authenticated as alice" in proc.stdout and ALICE not in proc.stdout + proc.stderr
     assert fake_hub.files(REPO)["README.md"] == (built / "README.md").read_bytes()
+
+
+def test_digits_models_get_a_digit_accuracy_column(measured, tmp_path):
+    rows = [{**row, "digit_accuracy": 0.75 if row["recipe"] == "int8" else 1.0} for row in measured["rows"]]
+    build_card({**measured, "rows": rows}).save(tmp_path / "README.md")
+    table = table_rows((tmp_path / "README.md").read_text())
+    assert table["variant"][-1] == "digit accuracy" and table["int8"][-1] == "0.750"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (EMBEDDED_MODEL_DIR / "model_index.json").is_file(), reason="embedded model not trained yet")
+def test_embedded_digits_repo_card(tmp_path):
+    argv = ["--model", "embedded", "--recipe", "int8", "--repo-id", "alice/digits-int8", "--out", str(tmp_path / "r")]
+    assert push_quantized.main([*argv, "--labels", "three,seven", "--steps", "10"]) == 0
+    measured = json.loads((tmp_path / "r" / "measurements.json").read_text())
+    card = validate_card(tmp_path / "r" / "README.md", measured)
+    assert card.data.license == "apache-2.0" and "digit accuracy" in card.text
+    quant = next(r for r in measured["rows"] if r["recipe"] == "int8")
+    assert f"| {quant['digit_accuracy']:.3f} |" in card.text

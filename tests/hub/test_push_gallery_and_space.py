@@ -1,0 +1,121 @@
+"""hub/push_gallery.py (dataset repo) and hub/deploy_space.py (Gradio Space), dry run and through the stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import DatasetCard, HfApi, SpaceCard
+from stand_in_env import ALICE
+
+from dit_demo import gallery as gallery_cli
+from hub import deploy_space, push_gallery
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def gallery_dir(tmp_path_factory) -> Path:
+    """A real `python -m dit_demo.gallery` folder, as small as it gets."""
+    out = tmp_path_factory.mktemp("gallery") / "g"
+    argv = ["--model", "tiny-random", "--recipes", "bf16,int8", "--labels", "tench", "--seeds", "3"]
+    argv += ["--steps", "2", "--out", str(out), "--no-progress"]
+    assert gallery_cli.main(argv) == 0
+    return out
+
+
+def test_gallery_dry_run_writes_a_dataset_card_and_viewer_metadata(gallery_dir, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert push_gallery.main([str(gallery_dir), "--repo-id", "alice/gallery", "--out", str(out)]) == 0
+    assert "dry run" in capsys.readouterr().out
+    card = DatasetCard.load(out / "README.md")
+    meta = card.data.to_dict()
+    assert meta["license"] == "apache-2.0" and "dit_demo-gallery" in meta["tags"]
+    assert meta["task_categories"] == ["unconditional-image-generation"]
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert {r["recipe"] for r in rows} == {"bf16", "int8"} and all((out / r["file_name"]).is_file() for r in rows)
+    assert meta["configs"][0]["data_files"][0]["path"][-1] == "metadata.jsonl"
+    for path in gallery_dir.rglob("*.png"):
+        assert (out / path.relative_to(gallery_dir)).read_bytes() == path.read_bytes()
+
+
+def test_gallery_push_and_refusals(gallery_dir, hub_env, monkeypatch, tmp_path, capsys):
+    argv = [str(gallery_dir), "--repo-id", "alice/gallery", "--out", str(tmp_path / "ds"), "--push"]
+    assert push_gallery.main(argv) == 4  # no token
+    assert ("dataset", "alice/gallery") not in hub_env.repos
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    assert push_gallery.main(argv) == 0
+    files = hub_env.files("alice/gallery", repo_type="dataset")
+    assert "README.md" in files and "metadata.jsonl" in files and hub_env.commit_count("alice/gallery", "dataset") == 2
+    api = HfApi(endpoint=hub_env.url, token=ALICE)
+    api.create_repo("alice/other-data", repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\nnot ours\n",
+        path_in_repo="README.md",
+        repo_id="alice/other-data",
+        repo_type="dataset",
+    )
+    other = [str(gallery_dir), "--repo-id", "alice/other-data", "--out", str(tmp_path / "ds2"), "--push"]
+    assert push_gallery.main(other) == 7
+    assert "not made by push_gallery" in capsys.readouterr().err
+    assert push_gallery.main([*other, "--overwrite"]) == 0
+
+
+def test_gallery_without_images_is_refused(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.json").write_text("{}")
+    assert push_gallery.main([str(tmp_path / "empty"), "--repo-id", "a/b", "--out", str(tmp_path / "o")]) == 2
+    assert "no images" in capsys.readouterr().err
+
+
+def test_space_folder_front_matter_and_default_model(tmp_path):
+    out = tmp_path / "space"
+    assert deploy_space.main(["--repo-id", "alice/demo", "--model", "alice/tiny-dit-int8", "--out", str(out)]) == 0
+    for name in ("app.py", "space_app.py", "requirements.txt", "README.md", "dit_demo/models.py", "dit_demo/card.py"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("__pycache__"))
+    project = yaml.safe_load((ROOT / "README.md").read_text().split("---")[1])
+    meta = SpaceCard.load(out / "README.md").data.to_dict()
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == str(project["sdk_version"])
+    assert meta["python_version"] == "3.12" and meta["app_file"] == "space_app.py"
+    assert meta["models"] == ["alice/tiny-dit-int8"] and meta["preload_from_hub"] == ["alice/tiny-dit-int8"]
+    assert (out / "app.py").read_bytes() == (ROOT / "app.py").read_bytes()
+
+
+def test_space_entry_point_sets_the_default_and_a_variable_overrides_it(tmp_path):
+    out = tmp_path / "space"
+    assert deploy_space.main(["--repo-id", "alice/demo", "--model", "embedded", "--out", str(out)]) == 0
+    stub = tmp_path / "run"
+    stub.mkdir()
+    (stub / "space_app.py").write_bytes((out / "space_app.py").read_bytes())
+    (stub / "app.py").write_text(  # stands in for the real app: records what it would launch with
+        "import os, pathlib\npathlib.Path('seen.txt').write_text(__name__ + ' ' + os.environ['DIT_DEMO_MODEL'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DIT_DEMO_MODEL"}
+    subprocess.run([sys.executable, "space_app.py"], cwd=stub, env=env, check=True, timeout=60)
+    assert (stub / "seen.txt").read_text() == "__main__ embedded"
+    env["DIT_DEMO_MODEL"] = "tiny-random"  # what a Space variable set in Settings does
+    subprocess.run([sys.executable, "space_app.py"], cwd=stub, env=env, check=True, timeout=60)
+    assert (stub / "seen.txt").read_text() == "__main__ tiny-random"
+
+
+def test_space_push_sets_the_variable_and_uploads_one_commit(hub_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    argv = ["--repo-id", "alice/demo", "--model", "alice/tiny-dit-int8", "--out", str(tmp_path / "s"), "--push"]
+    assert deploy_space.main(argv) == 0
+    repo = hub_env.repos[("space", "alice/demo")]
+    assert repo.sdk == "gradio" and repo.variables == {"DIT_DEMO_MODEL": "alice/tiny-dit-int8"}
+    files = hub_env.files("alice/demo", repo_type="space")
+    assert {"app.py", "space_app.py", "README.md", "requirements.txt", "dit_demo/models.py"} <= set(files)
+    assert hub_env.commit_count("alice/demo", "space") == 2
+
+
+def test_space_refuses_an_unknown_model_source(tmp_path, capsys):
+    argv = ["--repo-id", "alice/demo", "--model", "not a model", "--out", str(tmp_path / "s")]
+    assert deploy_space.main(argv) == 2
+    assert "Unknown model source" in capsys.readouterr().err and not (tmp_path / "s").exists()
