@@ -189,3 +189,13 @@ def test_gallery_and_bench_tabs(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "grid.png")
     assert "int8 | 41.2" in logic.gallery_markdown(tmp_path)
     assert logic.gallery_grid(tmp_path) == str(tmp_path / "grid.png")
+
+
+def test_small_models_sample_on_one_cpu_thread(tiny_reference: Variant) -> None:
+    assert logic.cpu_threads([tiny_reference], {}) == 1
+    assert logic.cpu_threads([tiny_reference], {"DIT_DEMO_CPU_THREADS": "3"}) == 3
+    assert logic.cpu_threads([], {}) is None
+    before = torch.get_num_threads()
+    with logic.thread_budget([tiny_reference]):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
