@@ -220,7 +220,8 @@ image.save("sample.png")
 
 All numbers below were measured in the run that wrote this repo (`measurements.json` has them unrounded), on
 **{{ machine_line }}**: {{ steps }} steps of `{{ scheduler }}`, guidance {{ guidance_scale }}, batch {{ batch }}
-(classes {{ labels_text }}, seeds {{ seeds_text }}), latency = one timed end-to-end call after model load.
+(classes {{ labels_text }}, seeds {{ seeds_text }}); latency = one timed end-to-end call after model
+load{{ warmup_text }}.
 
 ### Size
 
@@ -229,6 +230,8 @@ All numbers below were measured in the run that wrote this repo (`measurements.j
 | transformer checkpoint on disk | {{ size.transformer_checkpoint }} | {{ size.base_transformer_checkpoint }} |
 | transformer weights in memory | {{ size.weight_bytes }} | {{ size.base_weight_bytes }} |
 | whole pipeline repo on disk | {{ size.repo }} | |
+
+Base checkpoint size measured from {{ size.base_how }}.
 
 ### Speed, memory and quality (same classes and seeds)
 
@@ -326,7 +329,9 @@ def build_card(measurements: dict) -> ModelCard:
             "weight_bytes": fmt_bytes(quant["weight_bytes"]),
             "base_weight_bytes": fmt_bytes(ref["weight_bytes"]),
             "repo": fmt_bytes(sizes["repo_bytes"]),
+            "base_how": sizes.get("base_transformer_checkpoint_measured_from", "the base model"),
         },
+        warmup_text=" and one warm-up run" if quant.get("warmup_s") is not None else "",
         quality_table=quality_table,
         ratios={
             "latency": fmt_ratio(quant["latency_ratio"]),
