@@ -155,7 +155,7 @@ This repository holds a **complete `DiTPipeline`** (`model_index.json` with clas
 |---|---|
 | recipe | `{{ recipe }}` — {{ recipe_description }} |
 | quantized modules | {{ num_quantized }} (`nn.Linear`/`nn.Conv2d` of the transformer) |
-| kept in full precision | {{ num_kept }} modules, matched by `{{ exclude | join("`, `") }}` |
+| kept in full precision | {{ kept_text }} |
 | calibration | {{ calibration_text }} |
 | quantize / calibrate time | {{ quantize_s }} / {{ calibrate_s }} |
 
@@ -238,6 +238,8 @@ Base checkpoint size measured from {{ size.base_how }}.
 {% for line in quality_table -%}
 {{ line }}
 {% endfor %}
+Peak memory is that of the whole process while both variants are loaded (they run one after the other in one
+process), so it is not the footprint of one variant alone; the transformer weight bytes above are.
 Ratios {{ recipe }} / reference: latency {{ ratios.latency }}, peak memory {{ ratios.peak_memory }},
 transformer weights {{ ratios.weight_bytes }}.
 
@@ -253,6 +255,18 @@ Top row: full-precision reference; bottom row: {{ recipe }}; same class and seed
 {{ command }}
 ```
 """
+
+
+def kept_text(report: dict) -> str:
+    """The modules left in full precision and why, short enough for a table cell."""
+    exclude = report.get("exclude") or []
+    patterns = ", ".join(f"`{p}`" for p in exclude if "*" in p) or "none"
+    weightless = sum("*" not in p for p in exclude)
+    text = f"{report['num_kept']} modules: " + (", ".join(f"`{m}`" for m in report.get("kept_modules") or []) or "-")
+    text += f" (exclusion patterns {patterns}"
+    if weightless:
+        text += f"; plus {weightless} weight-less LayerNorms, which quanto cannot save with int8 activations"
+    return text + ")"
 
 
 def build_card(measurements: dict) -> ModelCard:
@@ -309,7 +323,7 @@ def build_card(measurements: dict) -> ModelCard:
         random_weights=m["source_kind"] == "random",
         num_quantized=report["num_quantized"],
         num_kept=report["num_kept"],
-        exclude=report.get("exclude") or [],
+        kept_text=kept_text(report),
         calibration_text=calibration_text,
         quantize_s=fmt_seconds(report["quantize_s"]),
         calibrate_s=fmt_seconds(report["calibrate_s"]),
