@@ -66,6 +66,7 @@ def _free() -> None:
 def build_fresh(model: str, recipe: str, device: str | None, calibration: CalibrationConfig) -> Variant:
     """A variant alone on the device: the reference is loaded and quantized in place, never kept beside it."""
     variant = build_reference(model, device=device)
+    variant.pipe.set_progress_bar_config(disable=True)  # keep logs readable; timing is unaffected
     if recipe != REFERENCE_RECIPE:
         variant.report = quantize_pipeline(variant.pipe, recipe, calibration=calibration)
         variant.recipe = recipe
@@ -288,6 +289,7 @@ def run(args: argparse.Namespace) -> dict:
     modes = ["none"] + [m for m in modes if m != "none"]
     env = environment()
     rows: list[dict] = []
+    record, table = {}, ""
     for batch in batches:
         reference_images = None
         for mode in modes:
@@ -298,6 +300,13 @@ def run(args: argparse.Namespace) -> dict:
                 status = f"{row['latency_s']:.3f} s, {row['peak_memory_bytes'] / 1e9:.2f} GB" if row["ok"] else \
                     row["error"]
                 print(f"[bench]   -> {status}", flush=True)
+                record, table = write_outputs(rows, env, args)  # after every cell: a timeout keeps what ran
+    print(table, flush=True)
+    return record
+
+
+def write_outputs(rows: list[dict], env: dict, args: argparse.Namespace) -> tuple[dict, str]:
+    """results.json + results.md + latency_vs_memory.png in --out, with ratios recomputed over all rows."""
     add_ratios(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -306,8 +315,7 @@ def run(args: argparse.Namespace) -> dict:
     table = markdown(rows, env, args)
     (out / "results.md").write_text(table, encoding="utf-8")
     chart(rows, out / "latency_vs_memory.png", f"{args.model} on {device_label(env)}")
-    print(table, flush=True)
-    return record
+    return record, table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
