@@ -135,6 +135,20 @@ def plan_batches(jobs: Sequence[tuple[int, int]], batch_size: int) -> list[tuple
     return [(i // batch_size, list(jobs[i : i + batch_size])) for i in range(0, len(jobs), batch_size)]
 
 
+def shown_rows(jobs: Sequence[dict], limit: int) -> list[dict]:
+    """At most `limit` rows for the grid and page, taking seeds round-robin over classes (every class appears
+    before any gets a third seed), in row order. Metrics always cover every job; this only keeps pictures small
+    when an evaluation asks for many images per class (FID)."""
+    if limit >= len(jobs):
+        return list(jobs)
+    rank: dict[int, int] = {}
+    keyed = []
+    for job in jobs:
+        rank[job["class_id"]] = rank.get(job["class_id"], -1) + 1
+        keyed.append((rank[job["class_id"]], job["row"], job))
+    return sorted((job for _, _, job in sorted(keyed, key=lambda k: k[:2])[:limit]), key=lambda j: j["row"])
+
+
 def default_labels(reference: Variant) -> list[int]:
     """Every class of a small label set (the digits), else four classes spread over the label space."""
     ids = sorted(reference.id2label)
@@ -229,9 +243,13 @@ def generate_share(
     progress: bool = True,
 ) -> tuple[list[dict], dict]:
     """Generate this process's batches with every variant. Returns per-batch records (images as uint8 arrays,
-    picklable for `gather_object`) and this process's timings (wall clock per recipe, warm-up excluded)."""
+    picklable for `gather_object`) and this process's timings (seconds per recipe, warm-up excluded).
+
+    Recipes are interleaved batch by batch (batch 0 with every recipe, then batch 1, ...), so a burst of load
+    from anything else on the machine falls on all recipes alike instead of on whichever ran at that moment.
+    """
     records: list[dict] = []
-    per_recipe: dict[str, dict] = {}
+    per_recipe: dict[str, dict] = {recipe: {"images": 0, "wall_s": 0.0} for recipe in variants}
     total = len(variants) * sum(len(jobs) for _, jobs in batches)
     bar = tqdm(
         total=total,
@@ -241,31 +259,31 @@ def generate_share(
         disable=not progress or total == 0,
         leave=False,
     )
-    for recipe, variant in variants.items():
-        if config.warmup and batches:
-            _, jobs = batches[0]
-            _run(variant, jobs, config)
-        start = time.perf_counter()
-        count = 0
-        for index, jobs in batches:
+    if config.warmup and batches:
+        for variant in variants.values():
+            _run(variant, batches[0][1], config)
+    loop_start = time.perf_counter()
+    for index, jobs in batches:
+        for recipe, variant in variants.items():
+            start = time.perf_counter()
             result = _run(variant, jobs, config)
-            metrics = result.metrics()
+            per_recipe[recipe]["wall_s"] += time.perf_counter() - start
+            per_recipe[recipe]["images"] += len(jobs)
             records.append(
                 {
                     "recipe": recipe,
                     "batch": index,
                     "process": process_index,
                     "images": [np.asarray(image.convert("RGB")) for image in result.images],
-                    "metrics": metrics,
+                    "metrics": result.metrics(),
                 }
             )
-            count += len(jobs)
             bar.update(len(jobs))
-        wall = time.perf_counter() - start
-        per_recipe[recipe] = {"images": count, "wall_s": round(wall, 6)}
+    wall = time.perf_counter() - loop_start
     bar.close()
+    for entry in per_recipe.values():
+        entry["wall_s"] = round(entry["wall_s"], 6)
     images = sum(v["images"] for v in per_recipe.values())
-    wall = sum(v["wall_s"] for v in per_recipe.values())
     timing = {
         "process_index": process_index,
         "device": str(next(iter(variants.values())).device) if variants else None,
@@ -353,6 +371,8 @@ def assemble(
             "num_images": len(jobs),
             "num_batches": len(batch_metrics),
             "latency_s": _mean([m["latency_s"] for m in batch_metrics]),
+            "latency_median_s": round(float(np.median([m["latency_s"] for m in batch_metrics])), 6),
+            "batch_latencies_s": [round(m["latency_s"], 4) for m in batch_metrics],
             "latency_per_image_s": round(total_latency / len(jobs), 6),
             "per_step_s": _mean([m["per_step_s"] for m in batch_metrics]),
             "denoise_s": _mean([m["denoise_s"] for m in batch_metrics]),
@@ -476,6 +496,7 @@ def _slug(text: str) -> str:
 METRIC_COLUMNS: list[tuple[str, str]] = [
     ("recipe", "recipe"),
     ("latency_s", "latency / batch (s)"),
+    ("latency_median_s", "median (s)"),
     ("per_step_s", "per step"),
     ("latency_per_image_s", "per image (s)"),
     ("images_per_s", "images/s"),
@@ -501,6 +522,7 @@ def metric_formats() -> dict:
         "digit_accuracy": lambda v: f"{100 * v:.1f} %",
         "fid": lambda v: f"{v:.2f}",
         "latency_s": lambda v: f"{v:.3f}",
+        "latency_median_s": lambda v: f"{v:.3f}",
         "per_step_s": lambda v: f"{1000 * v:.1f} ms",
         "latency_per_image_s": lambda v: f"{v:.4f}",
         "images_per_s": lambda v: f"{v:.2f}",
@@ -514,7 +536,7 @@ def write_gallery(gallery: Gallery, out: str | os.PathLike) -> dict[str, Path]:
     for sub in ("images", "diffs"):
         shutil.rmtree(out / sub, ignore_errors=True)
     config = gallery.config
-    shown = gallery.jobs[: config.max_rows_shown]
+    shown = shown_rows(gallery.jobs, config.max_rows_shown)
     side = max(gallery.images[gallery.reference][0].size)
     tile = tile_size(side, config.min_tile)
     ref = gallery.reference
@@ -599,11 +621,19 @@ def _notes(gallery: Gallery) -> list[str]:
     notes = [
         f"Reference: `{gallery.reference}` ({ref_row['dtype']} on {ref_row['device']}). PSNR/SSIM compare each "
         "image with the reference's image of the same class and seed; a missing PSNR means identical images.",
-        f"Latency: mean wall time of one batch (up to {gallery.config.batch_size} images, CFG doubles the rows), "
-        "warm-up excluded; per step = denoising time / steps; images/s = images / slowest process's wall time.",
+        f"Latency: mean (and median) wall time of one batch (up to {gallery.config.batch_size} images, CFG doubles "
+        "the rows), warm-up excluded, recipes interleaved batch by batch; per step = denoising time / steps; "
+        "images/s = images / the slowest process's time on that recipe (top line: all images / slowest process's "
+        "wall time).",
         f"Peak memory: {ref_row['memory_kind']} (on CPU the whole process, all loaded variants included).",
         "Checkpoint: measured bytes of the saved transformer folder (safetensors + config + quanto map).",
     ]
+    disturbed = [r for r, row in gallery.recipe_rows.items() if row["latency_s"] > 1.5 * row["latency_median_s"] > 0]
+    if disturbed:
+        notes.append(
+            f"Timing warning: for {', '.join(disturbed)} the mean batch latency exceeds 1.5× the median — some "
+            "batches were slowed by other load on the machine; the median is the better estimate here."
+        )
     if gallery.digits:
         n = ref_row.get("fid_num_images")
         notes.append(
@@ -674,7 +704,7 @@ def render_html(gallery: Gallery, paths: dict[str, Path], tile: int) -> str:
     ]
     if "chart" in paths:
         parts.append(f'<p><img src="{paths["chart"].name}" alt="latency vs transformer weights"></p>')
-    shown = gallery.jobs[: gallery.config.max_rows_shown]
+    shown = shown_rows(gallery.jobs, gallery.config.max_rows_shown)
     parts.append(
         f"<h2>Images</h2><p>{len(shown)} of {len(gallery.jobs)} rows shown; under each image: PSNR/SSIM vs "
         f"{esc(gallery.reference)}"

@@ -33,6 +33,7 @@ HAS_EMBEDDED = (EMBEDDED_MODEL_DIR / "model_index.json").is_file()
 # Every per-recipe metric the issue asks for (timings, memory, sizes, paired quality) and the multi-GPU fields.
 RECIPE_METRICS = (
     "latency_s",
+    "latency_median_s",
     "per_step_s",
     "latency_per_image_s",
     "images_per_s",
@@ -256,6 +257,13 @@ def test_tiny_gallery_writes_grid_html_json_md(tiny_gallery):
     first = Image.open(tiny_gallery / data["images"][0]["recipes"]["bf16"]["image"]).convert("RGB")
     x, y = GridLayout(rows=4, cols=3, tile=96).cell(0, 0)
     assert np.array_equal(np.asarray(grid.crop((x, y, x + 96, y + 96))), np.asarray(upscale(first, 96)))
+
+
+def test_shown_rows_cover_every_class_first():
+    jobs = [{"row": i, "class_id": c, "seed": s} for i, (c, s) in enumerate(gallery_cli.plan_jobs([5, 7, 9], range(4)))]
+    shown = gallery_cli.shown_rows(jobs, 7)
+    assert [(j["class_id"], j["seed"]) for j in shown] == [(5, 0), (5, 1), (5, 2), (7, 0), (7, 1), (9, 0), (9, 1)]
+    assert gallery_cli.shown_rows(jobs, 100) == jobs
 
 
 def test_bad_request_exits_2(tmp_path, capsys):
