@@ -628,7 +628,7 @@ class DemoService:
             if key not in self._compiled:
                 if notify:
                     notify(f"Compiling {recipe} ({COMPILE_MODE}); the first run includes a warm-up.")
-                self._compiled[key] = fast.compile_variant(variant, COMPILE_MODE)
+                self._compiled[key] = fast.compile_variant(variant, COMPILE_MODE, inplace=False)
                 while len(self._compiled) > self.cache.max_variants:
                     self._compiled.popitem(last=False)
             self._compiled.move_to_end(key)

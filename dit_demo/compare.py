@@ -27,10 +27,16 @@ def is_digits_model(variant: Variant) -> bool:
 
 
 def digit_scores(result: GenerationResult) -> dict:
-    """Predicted digit, confidence and accuracy for images of the digits model (its shipped classifier)."""
+    """Predicted digit, confidence and accuracy for images of the digits model (its shipped classifier).
+
+    Empty when the classifier is not installed (a trimmed copy of the package): quality then falls back to PSNR/SSIM.
+    """
     from .embedded.quality import digit_predictions
 
-    predicted, confidence = digit_predictions(result.images)
+    try:
+        predicted, confidence = digit_predictions(result.images)
+    except (FileNotFoundError, OSError):
+        return {}
     return {
         "predicted_digits": [int(p) for p in predicted],
         "confidences": [round(float(c), 4) for c in confidence],
@@ -58,6 +64,7 @@ class Comparison:
             row = {**result.metrics(), **self.quality.get(recipe, {})}
             row["latency_ratio"] = round(result.latency_s / ref.latency_s, 4) if ref.latency_s else None
             row["weight_bytes_ratio"] = round(result.weight_bytes / ref.weight_bytes, 4) if ref.weight_bytes else None
+            row["run_memory_bytes"] = result.peak_memory_bytes - result.memory_before_bytes
             row["peak_memory_ratio"] = (
                 round(result.peak_memory_bytes / ref.peak_memory_bytes, 4) if ref.peak_memory_bytes else None
             )
@@ -112,9 +119,13 @@ def compare(
 class VariantCache:
     """Built variants keyed by (source, recipe, options), least recently used evicted beyond `max_variants`.
 
-    The reference of a source is kept while any of its variants is cached (they share its VAE). Thread-safe:
-    concurrent requests for the same variant build it once.
+    Each source's reference (whatever it was loaded as: bf16, or the recipe of a pre-quantized folder) is stored under
+    `REFERENCE_KEY` and evicted last (quantized variants share its VAE). Building is thread-safe: concurrent requests
+    for the same variant build it once. *Running* a cached pipeline is not: its scheduler keeps per-run state, so
+    callers must not sample with the same variant from two threads at once (the app serializes requests).
     """
+
+    REFERENCE_KEY = "__reference__"
 
     def __init__(
         self,
@@ -152,15 +163,8 @@ class VariantCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            ref_key = self.key(source, REFERENCE_RECIPE, (), scheduler)
-            reference = self._items.get(ref_key)
-            if reference is None:
-                if on_build:
-                    on_build(f"Loading {source or 'embedded'}…")
-                reference = build_reference(source, device=self.device, scheduler=scheduler)
-                ref_key = self.key(source, reference.recipe, (), scheduler)
-                self._store(ref_key, reference)
-            if key == ref_key:
+            reference = self.reference(source, scheduler=scheduler, on_build=on_build)
+            if recipe == reference.recipe and not keep:
                 return reference
             if on_build:
                 from .quantize import get_recipe
@@ -171,12 +175,26 @@ class VariantCache:
             self._store(key, variant)
             return variant
 
+    def reference(self, source: str | None, *, scheduler: str | None = None,
+                  on_build: Callable[[str], None] | None = None) -> Variant:
+        """The source as loaded (built on first use)."""
+        with self._lock:
+            ref_key = self.key(source, self.REFERENCE_KEY, (), scheduler)
+            if ref_key in self._items:
+                self._items.move_to_end(ref_key)
+                return self._items[ref_key]
+            if on_build:
+                on_build(f"Loading {source or 'embedded'}…")
+            reference = build_reference(source, device=self.device, scheduler=scheduler)
+            self._store(ref_key, reference)
+            return reference
+
     def _store(self, key: tuple, variant: Variant) -> None:
         self._items[key] = variant
         self._items.move_to_end(key)
         while len(self._items) > self.max_variants:
             # evict the least recently used non-reference first; references go last
-            victim = next((k for k in self._items if k[1] != REFERENCE_RECIPE), next(iter(self._items)))
+            victim = next((k for k in self._items if k[1] != self.REFERENCE_KEY), next(iter(self._items)))
             if victim == key:
                 break
             del self._items[victim]

@@ -11,6 +11,8 @@ Here, after quantization (the saved format stays quanto's), each frozen qint8 `Q
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -96,14 +98,30 @@ def convert_to_fast_linears(module: torch.nn.Module) -> int:
     return len(targets)
 
 
-def compile_variant(variant: Variant, mode: str = "reduce-overhead", *, fast_linears: bool = True,
-                    fullgraph: bool = False) -> Variant:
-    """Make a variant fast in place: int8 linears (int8 / int8-a8) then `torch.compile` of the transformer.
+def structural_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A new module tree sharing every parameter and buffer: swapping layers or compiling it leaves `module` as it
+    was, at no memory cost (quanto's weight tensors cannot be deep-copied anyway)."""
+    memo = {id(t): t for t in [*module.parameters(), *module.buffers()]}
+    return copy.deepcopy(module, memo)
 
-    The first call afterwards compiles (tens of seconds on a GPU host); run `warm_up` to pay that up front.
+
+def compile_variant(variant: Variant, mode: str = "reduce-overhead", *, fast_linears: bool = True,
+                    fullgraph: bool = False, inplace: bool = True) -> Variant:
+    """Make a variant fast: int8 linears (int8 / int8-a8) then `torch.compile` of the transformer.
+
+    `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with its own transformer
+    and scheduler (the VAE is shared). The first call afterwards compiles (tens of seconds on a GPU host); run
+    `warm_up` to pay that up front.
     """
     if mode not in COMPILE_MODES:
         raise InvalidRequestError(f"Unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}.")
+    if not inplace:
+        pipe = variant.pipe
+        sibling = type(pipe)(transformer=structural_copy(pipe.transformer), vae=pipe.vae,
+                             scheduler=copy.deepcopy(pipe.scheduler), id2label=dict(pipe.config.get("id2label") or {}))
+        sibling.register_to_config(id2label=dict(pipe.config.get("id2label") or {}))
+        sibling.set_progress_bar_config(leave=False)
+        variant = dataclasses.replace(variant, pipe=sibling)
     transformer = variant.pipe.transformer
     converted = convert_to_fast_linears(transformer) if fast_linears else 0
     if mode != "none":

@@ -73,6 +73,7 @@ class GenerationResult:
     decode_s: float
     peak_memory_bytes: int
     memory_kind: str
+    memory_before_bytes: int  # in use when the run started (other resident models included): peak − this = the run
     weight_bytes: int
     load_s: float
     quantize_s: float
@@ -125,6 +126,20 @@ def reset_peak_memory(device: torch.device) -> None:
             handle.write("5")
     except OSError:
         pass
+
+
+def memory_in_use(device: torch.device) -> int:
+    """Allocated device memory (CUDA) or resident set size (CPU) right now."""
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def peak_memory(device: torch.device) -> tuple[int, str]:
@@ -280,6 +295,7 @@ def generate(
         warmup_s = time.perf_counter() - start
         variant.warmup_s = warmup_s
     reset_peak_memory(device)
+    memory_before = memory_in_use(device)
     _sync(device)
     with _decode_clock(pipe, device) as marks:
         start = time.perf_counter()
@@ -304,6 +320,7 @@ def generate(
         decode_s=end - marks.get("decode", end),
         peak_memory_bytes=peak,
         memory_kind=memory_kind,
+        memory_before_bytes=memory_before,
         weight_bytes=module_weight_bytes(pipe.transformer),
         load_s=variant.load_s,
         quantize_s=variant.report.quantize_s,

@@ -176,7 +176,7 @@ def test_fast_path_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "dit_demo.fast", types.ModuleType("dit_demo.fast"))
     assert logic.fast_module() is None and not logic.fast_compile_available()
     fast = types.ModuleType("dit_demo.fast")
-    fast.compile_variant = lambda variant, mode: variant
+    fast.compile_variant = lambda variant, mode, **options: variant
     monkeypatch.setitem(sys.modules, "dit_demo.fast", fast)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert logic.fast_module() is fast and logic.fast_compile_available()

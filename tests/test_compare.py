@@ -28,5 +28,6 @@ def test_cache_builds_once_and_stays_bounded():
     assert messages == ["Loading tiny-random…", "Quantizing to int8…"]
     cache.get("tiny-random", "fp8")
     assert len(cache) == 2
-    assert cache.key("tiny-random", "bf16") in cache  # the reference outlives its variants
+    assert cache.key("tiny-random", VariantCache.REFERENCE_KEY) in cache  # the reference outlives its variants
+    assert cache.get("tiny-random", "bf16") is cache.reference("tiny-random")
     assert cache.key("tiny-random", "fp8") in cache and cache.key("tiny-random", "int8") not in cache

@@ -78,3 +78,15 @@ def test_compiled_fast_path_on_cuda(recipe):
     ref = generate(reference, LABELS, seed=1, steps=6)
     assert psnr(eager.images, fast.images) >= 35
     assert psnr(ref.images, fast.images) >= (35 if recipe == "int8" else 25)
+
+
+def test_compiling_a_copy_keeps_the_eager_variant():
+    _, variant = _fresh("int8")
+    sibling = compile_variant(variant, "none", inplace=False)
+    assert sibling is not variant and sibling.pipe.vae is variant.pipe.vae
+    assert isinstance(sibling.pipe.transformer.transformer_blocks[0].attn1.to_q, Int8Linear)
+    assert not isinstance(variant.pipe.transformer.transformer_blocks[0].attn1.to_q, Int8Linear)
+    assert variant.compile_mode == "none" and sibling.compile_mode == "none+int8-linears"
+    assert sibling.pipe.labels == variant.pipe.labels
+    original = variant.pipe.transformer.transformer_blocks[0].attn1.to_q.weight
+    assert sibling.pipe.transformer.transformer_blocks[0].attn1.to_q.weight.data_ptr() == original._data.data_ptr()
