@@ -10,7 +10,9 @@ pipeline code path runs it. Usage::
 Data: the 1,797 8x8 digits, upsampled bilinearly to 16x16, RGB-replicated, scaled to [-1, 1]. A fixed
 stratified split (`SPLIT_SEED`, independent of `--seed`): 80 % *train* (VAE, DiT and classifier train on it),
 20 % *held-out* (never trained on; the classifier's honest accuracy and the FID reference). Everything is
-seeded and runs with `torch.set_num_threads(2)`.
+seeded and runs with `torch.set_num_threads(2)` (`--threads`; results are reproducible for a given thread count:
+float reductions split differently across threads). On a machine whose 2 cores are shared with other jobs, 2 threads
+can run 20x slower than 1 (OpenMP barriers wait on descheduled threads): use `--threads 1` there.
 
 Writes under `--out`: `digits/` (the DiTPipeline folder, safetensors, plus `training.json`), `classifier/`
 (`model.safetensors`, `config.json`, `heldout.safetensors` with the held-out images so that run-time code
@@ -264,10 +266,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vae-steps", type=int, default=500)
     parser.add_argument("--classifier-steps", type=int, default=600)
     parser.add_argument("--check-samples", type=int, default=100, help="generated digits to score at the end")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads; 1 is far faster when other jobs share the 2 cores"
+    )
     parser.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="dtype of saved weights")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormals from the zero-initialised adaLN layers made CPU steps ~3x slower
     torch.manual_seed(args.seed)
     t_start = time.perf_counter()

@@ -22,7 +22,6 @@ SEEDS = list(range(100, 120))  # not the seeds of the README table (0..499)
 def reference():
     from dit_demo.generate import build_reference
 
-    torch.set_num_threads(2)
     return build_reference("embedded", device="cpu")
 
 
@@ -142,20 +141,12 @@ def test_training_script_end_to_end(tmp_path):
     from dit_demo.embedded import train
     from dit_demo.models import load_pipeline
 
-    summary = train.main(
-        [
-            "--out",
-            str(tmp_path),
-            "--dit-steps",
-            "3",
-            "--vae-steps",
-            "2",
-            "--classifier-steps",
-            "3",
-            "--check-samples",
-            "2",
-        ]
-    )
+    threads = torch.get_num_threads()
+    args = ["--dit-steps", "3", "--vae-steps", "2", "--classifier-steps", "3", "--check-samples", "2", "--threads", "1"]
+    try:
+        summary = train.main(["--out", str(tmp_path), *args])
+    finally:
+        torch.set_num_threads(threads)
     assert summary["steps"]["dit"] == 3 and summary["split"] == {"seed": 0, "train": 1437, "heldout": 360}
     pipe = load_pipeline(str(tmp_path / "digits"), device="cpu")
     assert pipe.config.id2label["3"] == "three"
