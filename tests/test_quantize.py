@@ -80,3 +80,23 @@ def test_fp8_and_int4_run(tiny_reference):
         out = generate(variant, labels, seed=0, steps=4)
         assert out.weight_bytes < ref.weight_bytes
         assert psnr(ref.images, out.images) >= min_psnr, recipe
+
+
+def test_int8_a8_keeps_float_activations_for_the_conditioning_layers(tiny_variants):
+    from optimum.quanto import quantization_map
+
+    qmap = quantization_map(tiny_variants["int8-a8"].pipe.transformer)
+    assert qmap["transformer_blocks.0.norm1.linear"] == {"weights": "qint8", "activations": "none"}
+    assert qmap["transformer_blocks.0.norm1.emb.timestep_embedder.linear_1"]["activations"] == "none"
+    assert qmap["transformer_blocks.0.attn1.to_q"] == {"weights": "qint8", "activations": "qint8"}
+    report = tiny_variants["int8-a8"].report
+    assert "transformer_blocks.1.norm1.linear" in report.weights_only
+    assert "transformer_blocks.1.norm1.linear" in report.quantized_modules
+
+
+def test_keep_overrides_the_weights_only_pass(tiny_reference):
+    from dit_demo.quantize import CalibrationConfig
+
+    calibration = CalibrationConfig(steps=2, seeds=(1000,), num_labels=2)
+    variant = build_variant(tiny_reference, "int8-a8", keep=["adaln"], calibration=calibration)
+    assert "transformer_blocks.0.norm1.linear" in variant.report.kept_modules
