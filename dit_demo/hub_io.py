@@ -213,3 +213,17 @@ def describe_push(folder: str | os.PathLike, target: Target, extra: list[str] | 
         *(extra or []),
     ]
     return "\n".join(lines)
+
+
+def run_cli(run: Callable[[object], int], args: object) -> int:
+    """The hub scripts' shared exit policy: Hub failures exit with their own code, bad input with 2, no traceback."""
+    import sys
+
+    try:
+        return run(args)
+    except HubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (DemoError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -32,12 +32,12 @@ from huggingface_hub import SpaceCard, SpaceCardData
 
 from dit_demo.errors import DemoError
 from dit_demo.hub_io import (
-    HubError,
     Target,
     check_write_access,
     describe_push,
     publish_folder,
     resolve_token,
+    run_cli,
 )
 from dit_demo.models import resolve_source
 
@@ -181,15 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from dit_demo.hub_io import (
     fetch_card,
     publish_folder,
     resolve_token,
+    run_cli,
 )
 from dit_demo.labels import display_name, spread_ids
 from dit_demo.models import QMAP_NAME, download_pipeline, resolve_source
@@ -311,15 +312,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (DemoError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":
