@@ -11,7 +11,8 @@ from disk), `results.json` (config, environment, per-recipe and per-image metric
 Why multi-process: FID needs thousands of images. Under Hugging Face Accelerate every process takes a disjoint
 share of fixed-size batches of (class, seed) jobs, builds its own variants on its own device, and the main
 process gathers and writes. Batches are laid out before splitting and every image has its own seed, so the
-gathered images equal a one-process run's (bit-identical on CPU); only timings differ. On GPUs::
+gathered images equal a one-process run's (bit-identical on CPU with the same torch threads per process:
+CPU kernels split reductions by thread count); only timings differ. On GPUs::
 
     accelerate launch --multi_gpu --num_processes 4 -m dit_demo.gallery --per-class 100 --out DIR
 
@@ -432,12 +433,15 @@ def digit_quality(images: Sequence[Image.Image], class_ids: Sequence[int]) -> di
     scores: dict = {
         "digit_accuracy": round(float((predicted == np.asarray(class_ids)).mean()), 6),
         "fid_num_images": len(images),
+        "fid_feature_dim": quality.get_classifier().feature_dim,
         "fid_reference": f"held-out real digits ({len(quality.heldout_digits()[1])})",
         "_predicted": [int(p) for p in predicted],
         "_confidence": [round(float(c), 4) for c in confidence],
     }
     try:
-        scores["fid"] = round(quality.fid(images), 4)
+        scores["fid"] = finite_or_none(quality.fid(images))
+        if scores["fid"] is None:
+            scores["fid_error"] = "not finite (too few images for the feature covariance)"
     except (ValueError, RuntimeError) as exc:  # torchmetrics needs ≥ 2 images
         scores["fid"], scores["fid_error"] = None, str(exc)
     return scores
@@ -478,6 +482,10 @@ def run_gallery(
     if state.num_processes > 1:
         records = gather_object(records)
         timings = gather_object([timing])
+        # Everything left is the main process's alone. Leave the process group, or torchmetrics' FID would try
+        # to sync its state with processes that have already finished (gloo: "Connection closed by peer").
+        state.wait_for_everyone()
+        state.destroy_process_group()
     else:
         timings = [timing]
     if not state.is_main_process:
@@ -641,6 +649,12 @@ def _notes(gallery: Gallery) -> list[str]:
             f"the {n} generated images per recipe against {ref_row.get('fid_reference')}; it depends on the "
             "sample count — compare only runs of the same size (ask for more with --per-class N)."
         )
+        dim = ref_row.get("fid_feature_dim") or 0
+        if n is not None and n <= dim:
+            notes.append(
+                f"FID warning: {n} images per recipe are not more than the judge's {dim} features, so the feature "
+                "covariance is singular and FID is ill-conditioned (indicative only; use more images)."
+            )
     return notes
 
 
@@ -788,6 +802,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-rows-shown", type=int, default=50, help="rows in the grid and page (metrics: all)")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: accelerate's device for this process)")
     parser.add_argument("--machine", default=None, help="machine name for the results (default: detected)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per process (CPU results are bit-identical "
+        "between runs with the same thread count; default: torch's / OMP_NUM_THREADS)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", required=True, help="output folder")
     return parser
@@ -822,6 +843,9 @@ def config_from_args(args: argparse.Namespace) -> GalleryConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threads = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
     try:
         config = config_from_args(args)
         gallery = run_gallery(config, progress=not args.no_progress)
@@ -831,6 +855,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)
     rows = list(gallery.recipe_rows.values())
     print(markdown_table(rows, metric_columns(gallery.digits), metric_formats()))
     print(f"{gallery.num_processes} process(es), {gallery.images_per_s} images/s; wrote {paths['html']}")

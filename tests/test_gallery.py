@@ -9,9 +9,11 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dit_demo import gallery as gallery_cli
@@ -29,6 +31,7 @@ from dit_demo.render import (
     upscale,
 )
 
+THREADS = torch.get_num_threads()
 HAS_EMBEDDED = (EMBEDDED_MODEL_DIR / "model_index.json").is_file()
 # Every per-recipe metric the issue asks for (timings, memory, sizes, paired quality) and the multi-GPU fields.
 RECIPE_METRICS = (
@@ -282,8 +285,17 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_process_accelerate_gallery_equals_one_process(tiny_gallery, tmp_path):
-    out = tmp_path / "two"
+def test_two_process_accelerate_gallery_equals_one_process(tmp_path):
+    """The trained digits model when present (so class accuracy and FID are compared too), else the tiny one.
+    70 digits: FID from fewer images than the judge's 64 features is ill-conditioned (NaN or not, by rounding)."""
+    labels = "all" if HAS_EMBEDDED else "1,7"
+    args = [*TINY_ARGS, "--labels", labels, "--seeds", "0,1,2,3,4,5,6", "--batch-size", "8", "--steps", "4"]
+    args += ["--max-rows-shown", "100"]
+    args[args.index("tiny-random")] = "embedded" if HAS_EMBEDDED else "tiny-random"  # later flags win
+    one_dir, out = tmp_path / "one", tmp_path / "two"
+    # CPU kernels split reductions by thread count: same threads per process as the launched run, same bits
+    assert gallery_cli.main([*args, "--threads", "1", "--out", str(one_dir)]) == 0
+    assert torch.get_num_threads() == THREADS  # --threads is restored afterwards
     env = {
         **os.environ,
         "ACCELERATE_USE_CPU": "1",  # PartialState(cpu=True) → MULTI_CPU over gloo
@@ -308,27 +320,30 @@ def test_two_process_accelerate_gallery_equals_one_process(tiny_gallery, tmp_pat
         str(_free_port()),
         "-m",
         "dit_demo.gallery",
-        *TINY_ARGS,
+        *args,
         "--out",
         str(out),
     ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    one = json.loads((tiny_gallery / "results.json").read_text())
+    one = json.loads((one_dir / "results.json").read_text())
     two = json.loads((out / "results.json").read_text())
     assert two["num_processes"] == 2 and [p["process_index"] for p in two["processes"]] == [0, 1]
-    assert sum(p["images"] for p in two["processes"]) == 4 * 3  # 4 jobs × 3 recipes, split without overlap
+    jobs = len(one["images"])
+    assert sum(p["images"] for p in two["processes"]) == jobs * 3  # every job × 3 recipes, split without overlap
     assert all(p["images"] > 0 for p in two["processes"]) and two["images_per_s"] > 0
     for a, b in zip(one["images"], two["images"], strict=True):
         assert (a["class_id"], a["seed"]) == (b["class_id"], b["seed"])
         for recipe, entry in a["recipes"].items():
-            x = np.asarray(Image.open(tiny_gallery / entry["image"]))
+            x = np.asarray(Image.open(one_dir / entry["image"]))
             y = np.asarray(Image.open(out / b["recipes"][recipe]["image"]))
             assert np.array_equal(x, y), f"{recipe} row {a['row']} differs between 1 and 2 processes"
-            assert b["recipes"][recipe]["psnr_db"] == entry["psnr_db"] and b["recipes"][recipe]["ssim"] == entry["ssim"]
+            assert {k: v for k, v in b["recipes"][recipe].items()} == entry  # PSNR, SSIM, predicted digit, files
+    quality_keys = ("psnr_db", "ssim", "weight_bytes", "checkpoint_bytes", "num_images", "digit_accuracy", "fid")
     for recipe in one["recipes"]:
-        for key in ("psnr_db", "ssim", "weight_bytes", "checkpoint_bytes", "num_images"):
-            assert two["recipes"][recipe][key] == one["recipes"][recipe][key], (recipe, key)
+        for key in quality_keys:
+            assert two["recipes"][recipe].get(key) == one["recipes"][recipe].get(key), (recipe, key)
+    assert ("fid" in one["recipes"]["bf16"]) == HAS_EMBEDDED
 
 
 def _fake_digit(image: Image.Image) -> int:
@@ -350,6 +365,7 @@ def test_digits_model_gets_accuracy_and_fid_per_recipe(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(quality, "fid", lambda images: calls.append(len(images)) or 12.5 + len(calls))
     monkeypatch.setattr(quality, "heldout_digits", lambda: (None, list(range(360))))
+    monkeypatch.setattr(quality, "get_classifier", lambda: SimpleNamespace(feature_dim=64))
     reference = build_reference("tiny-random", device="cpu")
     reference.pipe.register_to_config(id2label={str(i): name for i, name in enumerate(DIGIT_NAMES)})
     config = gallery_cli.GalleryConfig(
