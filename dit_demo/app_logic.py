@@ -46,6 +46,7 @@ from .models import (
     resolve_source,
 )
 from .quantize import RECIPES, REFERENCE_RECIPE
+from .render import hstrip
 
 log = logging.getLogger("dit_demo.app")
 
@@ -499,17 +500,6 @@ def summary_markdown(numbers: dict) -> str:
     )
 
 
-def hstrip(images: Sequence[Image.Image]) -> Image.Image:
-    """Images side by side (one per requested class), for the slider and difference views."""
-    width, height = sum(i.width for i in images), max(i.height for i in images)
-    canvas = Image.new("RGB", (width, height), "black")
-    x = 0
-    for image in images:
-        canvas.paste(image.convert("RGB"), (x, 0))
-        x += image.width
-    return canvas
-
-
 def display_scale(image: Image.Image, min_side: int = 256) -> Image.Image:
     """Pixel-exact integer upscaling for on-page views: a 16-pixel digit stays crisp instead of a speck."""
     factor = max(1, -(-min_side // max(image.size)))
@@ -759,8 +749,9 @@ def views(state: ComparisonState | None) -> tuple:
     slider = diff = None
     if other is not None:
         quantized = comparison.results[other].images
-        slider = (display_scale(hstrip(ref.images)), display_scale(hstrip(quantized)))
-        diff = display_scale(hstrip([amplified_difference(a, b, DIFF_GAIN) for a, b in zip(ref.images, quantized)]))
+        slider = (display_scale(hstrip(ref.images, "black")), display_scale(hstrip(quantized, "black")))
+        diffs = [amplified_difference(a, b, DIFF_GAIN) for a, b in zip(ref.images, quantized)]
+        diff = display_scale(hstrip(diffs, "black"))
     columns = gr.update(columns=len(comparison.results))
     return slider, diff, table_frame(state.rows), chart_frame(state.rows), columns
 

@@ -11,45 +11,26 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import platform
 import statistics
 import sys
 import time
 import traceback
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
+from .environment import environment
 from .fast import COMPILE_MODES, compile_variant, warm_up
 from .generate import Variant, build_reference, generate
 from .metrics import finite_or_none, psnr
+from .models import default_device
 from .quantize import REFERENCE_RECIPE, CalibrationConfig, QuantizationReport, get_recipe, quantize_pipeline
-
-
-def environment() -> dict:
-    """What the numbers were measured on."""
-    import diffusers
-    import optimum.quanto
-
-    env = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "optimum_quanto": getattr(optimum.quanto, "__version__", "unknown"),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": __import__("os").cpu_count(),
-    }
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-        env["cuda"] = torch.version.cuda
-    return env
+from .render import scatter_chart
 
 
 def device_label(env: dict) -> str:
-    return env.get("gpu") or f"CPU ({env['cpu']}, {env['cpu_count']} cores)"
+    return env["machine"]
 
 
 def _sync() -> None:
@@ -71,8 +52,11 @@ def build_fresh(model: str, recipe: str, device: str | None, calibration: Calibr
         variant.report = quantize_pipeline(variant.pipe, recipe, calibration=calibration)
         variant.recipe = recipe
     else:
-        variant.report = QuantizationReport(recipe=recipe, weight_bytes_before=variant.report.weight_bytes_after,
-                                            weight_bytes_after=variant.report.weight_bytes_after)
+        variant.report = QuantizationReport(
+            recipe=recipe,
+            weight_bytes_before=variant.report.weight_bytes_after,
+            weight_bytes_after=variant.report.weight_bytes_after,
+        )
     return variant
 
 
@@ -108,8 +92,9 @@ def time_transformer_forward(variant: Variant, batch: int, guidance_scale: float
     return statistics.median(times)
 
 
-def bench_one(model: str, recipe: str, compile_mode: str, batch: int, args: argparse.Namespace,
-              reference_images: list | None) -> tuple[dict, list | None]:
+def bench_one(
+    model: str, recipe: str, compile_mode: str, batch: int, args: argparse.Namespace, reference_images: list | None
+) -> tuple[dict, list | None]:
     """Build, warm up, time and measure one (recipe, compile mode, batch) cell."""
     row: dict = {"recipe": recipe, "compile": compile_mode, "batch": batch, "model": model}
     labels = [(7 * i + 1) % 1000 for i in range(batch)]
@@ -126,8 +111,9 @@ def bench_one(model: str, recipe: str, compile_mode: str, batch: int, args: argp
         row["memory_after_load_bytes"] = torch.cuda.memory_allocated() if torch.cuda.is_available() else None
 
         def request():
-            return generate(variant, labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance,
-                            max_batch=max(batch, 1))
+            return generate(
+                variant, labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance, max_batch=max(batch, 1)
+            )
 
         row["warmup_s"] = warm_up(variant, request, runs=args.warmup_runs)
         results = [request() for _ in range(args.runs)]
@@ -198,8 +184,9 @@ def markdown(rows: list[dict], env: dict, args: argparse.Namespace) -> str:
     ]
     for r in rows:
         if not r["ok"]:
-            lines.append(f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} "
-                         "| | | | | | | | | | |")
+            lines.append(
+                f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} | | | | | | | | | | |"
+            )
             continue
         psnr_text = "identical" if r.get("psnr_vs_bf16_db") is None else f"{r['psnr_vs_bf16_db']:.1f}"
         lines.append(
@@ -214,39 +201,27 @@ def markdown(rows: list[dict], env: dict, args: argparse.Namespace) -> str:
 
 
 def chart(rows: list[dict], path: Path, title: str) -> None:
-    """Latency vs peak memory, one point per (recipe, compile, batch): a PNG drawn with PIL (no plotting deps)."""
-    from PIL import Image, ImageDraw
-
-    ok = [r for r in rows if r["ok"]]
-    width, height, margin = 900, 560, 70
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((margin, 15), title, fill="black")
-    if not ok:
-        image.save(path)
-        return
-    xs = [r["peak_memory_bytes"] / 1e9 for r in ok]
-    ys = [r["latency_s"] for r in ok]
-    x_max, y_max = max(xs) * 1.1, max(ys) * 1.1
-    draw.line([(margin, height - margin), (width - 20, height - margin)], fill="black")
-    draw.line([(margin, 40), (margin, height - margin)], fill="black")
-    for i in range(6):
-        gx = margin + i * (width - 20 - margin) / 5
-        gy = height - margin - i * (height - margin - 40) / 5
-        draw.text((gx - 10, height - margin + 6), f"{x_max * i / 5:.2f}", fill="gray")
-        draw.text((10, gy - 6), f"{y_max * i / 5:.2f}", fill="gray")
-    draw.text((width // 2 - 60, height - 30), "peak memory (GB)", fill="black")
-    draw.text((10, 25), "end-to-end latency (s)", fill="black")
-    palette = {"bf16": "#444444", "int8": "#1f77b4", "int8-a8": "#2ca02c", "fp8": "#d62728", "int4": "#9467bd"}
-    for r, x, y in zip(ok, xs, ys):
-        px = margin + x / x_max * (width - 20 - margin)
-        py = height - margin - y / y_max * (height - margin - 40)
-        color = palette.get(r["recipe"], "black")
-        marker = 5 if r["compile"] == "none" else 7
-        draw.ellipse([px - marker, py - marker, px + marker, py + marker], outline=color,
-                     fill=None if r["compile"] == "none" else color)
-        draw.text((px + 8, py - 6), f"{r['recipe']} {r['compile']} b{r['batch']}", fill=color)
-    image.save(path)
+    """Latency vs peak memory, one labelled point per (recipe, compile mode, batch)."""
+    points = [
+        {
+            "memory_gb": r["peak_memory_bytes"] / 1e9,
+            "latency_s": r["latency_s"],
+            "label": f"{r['recipe']} {r['compile']} b{r['batch']}",
+        }
+        for r in rows
+        if r["ok"]
+    ]
+    if points:
+        scatter_chart(
+            points,
+            x="memory_gb",
+            y="latency_s",
+            label="label",
+            title=title,
+            x_label="peak memory (GB)",
+            y_label="end-to-end latency (s)",
+            size=(900, 560),
+        ).save(path)
 
 
 def parse_list(text: str, cast=str) -> list:
@@ -254,13 +229,15 @@ def parse_list(text: str, cast=str) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dit_demo.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m dit_demo.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="dit-xl-2-256-random")
     parser.add_argument("--recipes", default="bf16,int8,int8-a8")
     parser.add_argument("--batch", default="1")
-    parser.add_argument("--compile", default="none,reduce-overhead",
-                        help=f"comma-separated: {', '.join(COMPILE_MODES)}")
+    parser.add_argument(
+        "--compile", default="none,reduce-overhead", help=f"comma-separated: {', '.join(COMPILE_MODES)}"
+    )
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -268,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-runs", type=int, default=2)
     parser.add_argument("--forward-runs", type=int, default=20)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--no-fast-linears", action="store_true",
-                        help="compile quanto's own modules instead of swapping in Int8Linear")
+    parser.add_argument(
+        "--no-fast-linears", action="store_true", help="compile quanto's own modules instead of swapping in Int8Linear"
+    )
     parser.add_argument("--fullgraph", action="store_true", help="fail instead of allowing graph breaks")
     parser.add_argument("--out", default="bench-out")
     return parser
@@ -287,7 +265,7 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit("error: the bf16 eager baseline must be part of the run (ratios are to it)")
     recipes = [REFERENCE_RECIPE] + [r for r in recipes if r != REFERENCE_RECIPE]
     modes = ["none"] + [m for m in modes if m != "none"]
-    env = environment()
+    env = environment(torch.device(args.device) if args.device else default_device(), num_processes=1)
     rows: list[dict] = []
     record, table = {}, ""
     for batch in batches:
@@ -297,8 +275,9 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"[bench] batch {batch} {recipe} compile={mode} ...", flush=True)
                 row, reference_images = bench_one(args.model, recipe, mode, batch, args, reference_images)
                 rows.append(row)
-                status = f"{row['latency_s']:.3f} s, {row['peak_memory_bytes'] / 1e9:.2f} GB" if row["ok"] else \
-                    row["error"]
+                status = (
+                    f"{row['latency_s']:.3f} s, {row['peak_memory_bytes'] / 1e9:.2f} GB" if row["ok"] else row["error"]
+                )
                 print(f"[bench]   -> {status}", flush=True)
                 record, table = write_outputs(rows, env, args)  # after every cell: a timeout keeps what ran
     print(table, flush=True)

@@ -8,13 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image
-
 from .errors import DemoError
 from .generate import GenerationResult, build_reference, build_variant, generate
 from .metrics import finite_or_none, psnr, ssim
 from .models import SCHEDULERS
 from .quantize import KEEP_GROUPS, RECIPES, CalibrationConfig
+from .render import hstrip
 
 
 def human_bytes(value: int) -> str:
@@ -23,17 +22,6 @@ def human_bytes(value: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
         value /= 1024
     return f"{value:.2f} GB"
-
-
-def strip(images: Sequence[Image.Image]) -> Image.Image:
-    """Several images side by side in one PNG."""
-    width, height = sum(i.width for i in images), max(i.height for i in images)
-    canvas = Image.new("RGB", (width, height), "white")
-    x = 0
-    for image in images:
-        canvas.paste(image.convert("RGB"), (x, 0))
-        x += image.width
-    return canvas
 
 
 def summary_lines(result: GenerationResult) -> list[str]:
@@ -81,7 +69,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    strip(result.images).save(out)
+    hstrip(result.images).save(out)
     print("\n".join(summary_lines(result)))
     record = {"result": result.metrics(), "report": variant.report.to_dict()}
     if args.compare:

@@ -26,11 +26,9 @@ use the torchrun launcher with the CPU flag in the environment::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import html
 import json
 import os
-import platform
 import re
 import shutil
 import sys
@@ -38,7 +36,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +45,7 @@ from tqdm.auto import tqdm
 
 from .cli import human_bytes
 from .compare import is_digits_model
+from .environment import environment
 from .errors import DemoError, InvalidRequestError
 from .generate import MAX_BATCH, Variant, build_reference, build_variant, generate
 from .labels import display_name, resolve_labels, spread_ids
@@ -166,52 +164,6 @@ def ordered_recipes(recipes: Sequence[str], reference: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ environment
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_name()} ({os.cpu_count()} logical cores)"
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def environment(device: torch.device, num_processes: int, machine: str | None = None) -> dict:
-    """Where the numbers come from: timings mean nothing without the machine and the library versions."""
-    name = device_name(device)
-    return {
-        "machine": machine or (f"{num_processes}× {name}" if num_processes > 1 and device.type == "cuda" else name),
-        "device_type": device.type,
-        "device_name": name,
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_num_threads": torch.get_num_threads(),
-        "num_processes": num_processes,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "diffusers": _version("diffusers"),
-        "optimum_quanto": _version("optimum-quanto"),
-        "accelerate": _version("accelerate"),
-        "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-    }
 
 
 def make_state(device: str | None = None):

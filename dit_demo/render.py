@@ -106,6 +106,17 @@ class GridLayout:
         return x, y
 
 
+def hstrip(images: Sequence[Image.Image], background: str = "white") -> Image.Image:
+    """Images side by side at native size (one per requested class), e.g. for a CLI output or a slider view."""
+    width, height = sum(i.width for i in images), max(i.height for i in images)
+    canvas = Image.new("RGB", (width, height), background)
+    x = 0
+    for image in images:
+        canvas.paste(image.convert("RGB"), (x, 0))
+        x += image.width
+    return canvas
+
+
 def image_grid(
     cells: Sequence[Sequence[Image.Image | None]],
     *,
