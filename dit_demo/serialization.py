@@ -135,6 +135,18 @@ def save_transformer(transformer: DiTTransformer2DModel, folder: Path) -> None:
         (folder / QMAP_NAME).write_text(json.dumps(quantization_map(transformer), indent=2), encoding="utf-8")
 
 
+def swap_in_folder(complete: Path, target: Path) -> None:
+    """Move a fully written folder to `target`, replacing what was there only once the new one is complete."""
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old")
+        shutil.rmtree(backup, ignore_errors=True)
+        target.rename(backup)
+        complete.rename(target)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        complete.rename(target)
+
+
 def save_pipeline(
     pipe: DiTPipeline, folder: str | os.PathLike, *, metadata: dict | None = None, overwrite: bool = False
 ) -> Path:
@@ -162,14 +174,7 @@ def save_pipeline(
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
         if metadata is not None:
             (tmp / METADATA_NAME).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
-        if folder.exists():
-            backup = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            folder.rename(backup)
-            tmp.rename(folder)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            tmp.rename(folder)
+        swap_in_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -186,6 +191,7 @@ __all__ = [
     "QuantizedDiTTransformer2DModel",
     "save_pipeline",
     "save_transformer",
+    "swap_in_folder",
     "read_metadata",
     "is_quantized",
     "CheckpointError",

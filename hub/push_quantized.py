@@ -43,7 +43,7 @@ from dit_demo.hub_io import (
 from dit_demo.labels import display_name, spread_ids
 from dit_demo.models import QMAP_NAME, download_pipeline, resolve_source
 from dit_demo.quantize import KEEP_GROUPS, RECIPES, REFERENCE_RECIPE, CalibrationConfig, get_recipe
-from dit_demo.serialization import save_pipeline, save_transformer
+from dit_demo.serialization import save_pipeline, save_transformer, swap_in_folder
 
 MEASUREMENTS_NAME = "measurements.json"
 GALLERY_NAME = "gallery.png"
@@ -216,14 +216,7 @@ def build_repo_folder(args: argparse.Namespace, out: Path) -> dict:
         (folder / MEASUREMENTS_NAME).write_text(json.dumps(measurements, indent=2), encoding="utf-8")
         build_card(measurements).save(folder / "README.md")
         validate_card(folder / "README.md", measurements)
-        if out.exists():  # --overwrite: swap in only once the new folder is complete
-            backup = out.with_name(f".{out.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            out.rename(backup)
-            folder.rename(out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            folder.rename(out)
+        swap_in_folder(folder, out)  # --overwrite: the old folder goes only once the new one is complete
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return measurements
