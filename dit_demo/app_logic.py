@@ -424,6 +424,8 @@ TABLE_COLUMNS = {
     "peak_memory_mb": "peak MB",
     "quantize_s": "quantize s",
     "calibrate_s": "calibrate s",
+    "compile_mode": "compile",
+    "warmup_s": "warm-up s",
     "psnr_db": "PSNR dB",
     "ssim": "SSIM",
     "digits": "predicted digit (confidence)",
@@ -447,6 +449,8 @@ def table_frame(rows: Sequence[dict]) -> pd.DataFrame:
             "peak_memory_mb": _mb(row["peak_memory_bytes"]),
             "quantize_s": round(row["quantize_s"], 3),
             "calibrate_s": round(row["calibrate_s"], 3),
+            "compile_mode": row.get("compile_mode", "none"),
+            "warmup_s": None if row.get("warmup_s") is None else round(row["warmup_s"], 2),
             "psnr_db": row.get("psnr_db"),
             "ssim": row.get("ssim"),
         }

@@ -194,7 +194,7 @@ def markdown(rows: list[dict], env: dict, args: argparse.Namespace) -> str:
             f"| {_fmt(r.get('latency_vs_bf16_eager'), '.2f')} | {_fmt(r.get('latency_vs_bf16_same_mode'), '.2f')} "
             f"| {_fmt(r.get('latency_vs_bf16_best_compiled'), '.2f')} | {r['forward_s'] * 1000:.2f} "
             f"| {r['per_step_s'] * 1000:.1f} | {r['peak_memory_bytes'] / 1e9:.2f} "
-            f"| {_fmt(r.get('peak_memory_vs_bf16_same_mode'), '.2f')} | {r['weight_bytes'] / 1e6:.0f} "
+            f"| {_fmt(r.get('peak_memory_vs_bf16_same_mode'), '.2f')} | {r['weight_bytes'] / 1e6:.1f} "
             f"| {psnr_text} | {r['warmup_s']:.1f} |"
         )
     return "\n".join(lines) + "\n"

@@ -199,3 +199,23 @@ def test_small_models_sample_on_one_cpu_thread(tiny_reference: Variant) -> None:
     with logic.thread_budget([tiny_reference]):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_table_shows_the_fast_path_and_its_warm_up() -> None:
+    row = {
+        "recipe": "int8",
+        "latency_s": 0.17,
+        "per_step_s": 0.006,
+        "weight_bytes": 788_000_000,
+        "peak_memory_bytes": 1_190_000_000,
+        "quantize_s": 1.0,
+        "calibrate_s": 0.0,
+        "psnr_db": 49.1,
+        "ssim": 0.99,
+        "compile_mode": "reduce-overhead+int8-linears",
+        "warmup_s": 53.4,
+    }
+    frame = logic.table_frame([row])
+    assert frame["compile"][0] == "reduce-overhead+int8-linears" and frame["warm-up s"][0] == 53.4
+    eager = logic.table_frame([{**row, "compile_mode": "none", "warmup_s": None}])
+    assert eager["compile"][0] == "none" and eager["warm-up s"].isna()[0]
