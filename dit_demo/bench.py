@@ -25,7 +25,7 @@ from .fast import COMPILE_MODES, compile_variant, warm_up
 from .generate import Variant, build_reference, generate
 from .metrics import finite_or_none, psnr
 from .models import default_device
-from .quantize import REFERENCE_RECIPE, CalibrationConfig, QuantizationReport, get_recipe, quantize_pipeline
+from .quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe, quantize_pipeline
 from .render import scatter_chart
 
 
@@ -48,15 +48,9 @@ def build_fresh(model: str, recipe: str, device: str | None, calibration: Calibr
     """A variant alone on the device: the reference is loaded and quantized in place, never kept beside it."""
     variant = build_reference(model, device=device)
     variant.pipe.set_progress_bar_config(disable=True)  # keep logs readable; timing is unaffected
-    if recipe != REFERENCE_RECIPE:
+    if recipe != REFERENCE_RECIPE:  # the reference's own report already says bf16, weights before = after
         variant.report = quantize_pipeline(variant.pipe, recipe, calibration=calibration)
         variant.recipe = recipe
-    else:
-        variant.report = QuantizationReport(
-            recipe=recipe,
-            weight_bytes_before=variant.report.weight_bytes_after,
-            weight_bytes_after=variant.report.weight_bytes_after,
-        )
     return variant
 
 

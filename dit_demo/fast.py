@@ -22,6 +22,7 @@ from optimum.quanto.nn import QLinear
 
 from .errors import InvalidRequestError
 from .generate import Variant
+from .models import sibling_pipeline
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
@@ -35,8 +36,14 @@ def _fake_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 class Int8Linear(torch.nn.Module):
     """A frozen qint8 linear as plain tensor ops; numerically the quanto module it replaces, up to fp rounding."""
 
-    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-                 input_scale: torch.Tensor | None = None, output_scale: torch.Tensor | None = None):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        input_scale: torch.Tensor | None = None,
+        output_scale: torch.Tensor | None = None,
+    ):
         super().__init__()
         if weight.dtype != torch.int8:
             raise TypeError(f"Int8Linear needs int8 weights, got {weight.dtype}")
@@ -53,8 +60,13 @@ class Int8Linear(torch.nn.Module):
         # quanto's WeightQBytesTensor keeps int8 data and per-output-channel scales in `_data` / `_scale`.
         data, scale = weight._data, weight._scale
         activations = module.activation_qtype is not None
-        return cls(data, scale, module.bias,
-                   module.input_scale if activations else None, module.output_scale if activations else None)
+        return cls(
+            data,
+            scale,
+            module.bias,
+            module.input_scale if activations else None,
+            module.output_scale if activations else None,
+        )
 
     @property
     def activations_quantized(self) -> bool:
@@ -87,8 +99,11 @@ class Int8Linear(torch.nn.Module):
 def convert_to_fast_linears(module: torch.nn.Module) -> int:
     """Swap every frozen qint8 `QLinear` in `module` for an `Int8Linear`, in place; returns how many."""
     targets = [
-        (name, child) for name, child in module.named_modules()
-        if isinstance(child, QLinear) and child.weight_qtype == qint8 and child.frozen
+        (name, child)
+        for name, child in module.named_modules()
+        if isinstance(child, QLinear)
+        and child.weight_qtype == qint8
+        and child.frozen
         and child.activation_qtype in (None, qint8)
     ]
     for name, child in targets:
@@ -105,8 +120,14 @@ def structural_copy(module: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(module, memo)
 
 
-def compile_variant(variant: Variant, mode: str = "reduce-overhead", *, fast_linears: bool = True,
-                    fullgraph: bool = False, inplace: bool = True) -> Variant:
+def compile_variant(
+    variant: Variant,
+    mode: str = "reduce-overhead",
+    *,
+    fast_linears: bool = True,
+    fullgraph: bool = False,
+    inplace: bool = True,
+) -> Variant:
     """Make a variant fast: int8 linears (int8 / int8-a8) then `torch.compile` of the transformer.
 
     `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with its own transformer
@@ -116,10 +137,7 @@ def compile_variant(variant: Variant, mode: str = "reduce-overhead", *, fast_lin
     if mode not in COMPILE_MODES:
         raise InvalidRequestError(f"Unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}.")
     if not inplace:
-        pipe = variant.pipe
-        sibling = type(pipe)(transformer=structural_copy(pipe.transformer), vae=pipe.vae,
-                             scheduler=copy.deepcopy(pipe.scheduler), id2label=dict(pipe.config.get("id2label") or {}))
-        sibling.register_to_config(id2label=dict(pipe.config.get("id2label") or {}))
+        sibling = sibling_pipeline(variant.pipe, structural_copy(variant.pipe.transformer))
         sibling.set_progress_bar_config(leave=False)
         variant = dataclasses.replace(variant, pipe=sibling)
     transformer = variant.pipe.transformer

@@ -196,17 +196,7 @@ def build_reference(
     if is_quantized(pipe.transformer):
         metadata = (read_metadata(info.path) if info.path else None) or {}
         recipe = metadata.get("recipe", "prequantized")
-        report = (
-            QuantizationReport(
-                **{
-                    k: v
-                    for k, v in (metadata.get("report") or {}).items()
-                    if k in QuantizationReport.__dataclass_fields__
-                }
-            )
-            if metadata.get("report")
-            else QuantizationReport(recipe=recipe)
-        )
+        report = QuantizationReport.from_dict({"recipe": recipe, **(metadata.get("report") or {})})
     report.weight_bytes_after = module_weight_bytes(pipe.transformer)
     if not report.weight_bytes_before:
         report.weight_bytes_before = report.weight_bytes_after

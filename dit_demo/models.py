@@ -6,6 +6,7 @@ Everything returns a plain `DiTPipeline` so one generation path serves every sou
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -103,6 +104,23 @@ def set_scheduler(pipe: DiTPipeline, name: str) -> None:
     pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
 
 
+def assemble_pipeline(
+    transformer: torch.nn.Module, vae: torch.nn.Module, scheduler: SchedulerMixin, id2label: dict | None
+) -> DiTPipeline:
+    """A `DiTPipeline` whose class names survive `save_pretrained` (it drops `id2label` unless registered)."""
+    id2label = {str(k): v for k, v in (id2label or {}).items()} or None
+    pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=scheduler, id2label=id2label)
+    if id2label:
+        pipe.register_to_config(id2label=id2label)
+    return pipe
+
+
+def sibling_pipeline(pipe: DiTPipeline, transformer: torch.nn.Module) -> DiTPipeline:
+    """Another transformer beside `pipe`'s: shared VAE (never quantized), own scheduler (it keeps per-run state),
+    same labels."""
+    return assemble_pipeline(transformer, pipe.vae, copy.deepcopy(pipe.scheduler), pipe.config.get("id2label"))
+
+
 def _tiny_configs() -> tuple[dict, dict]:
     """A DiT and VAE small enough for unit tests (milliseconds per step), same code paths as XL/2."""
     transformer = dict(DIT_XL_2, num_attention_heads=2, attention_head_dim=16, num_layers=2, sample_size=8)
@@ -135,14 +153,7 @@ def random_pipeline(name: str, *, device: torch.device, dtype: torch.dtype, seed
             vae = AutoencoderKL(**vae_cfg)
     finally:
         torch.set_default_dtype(previous_dtype)
-    pipe = DiTPipeline(
-        transformer=transformer.eval(),
-        vae=vae.eval(),
-        scheduler=make_scheduler("dpm"),
-        id2label={str(k): v for k, v in imagenet_id2label().items()},
-    )
-    pipe.register_to_config(id2label={str(k): v for k, v in imagenet_id2label().items()})
-    return pipe
+    return assemble_pipeline(transformer.eval(), vae.eval(), make_scheduler("dpm"), imagenet_id2label())
 
 
 def _read_model_index(folder: Path) -> dict:
@@ -200,18 +211,11 @@ def load_pipeline_folder(
             f"{folder}: the transformer has num_embeds_ada_norm={transformer.config.num_embeds_ada_norm}, but "
             f"DiTPipeline uses class {NULL_CLASS_ID} as its guidance null class; train with num_embeds_ada_norm=1000."
         )
-    id2label = index.get("id2label") or {str(k): v for k, v in imagenet_id2label().items()}
+    id2label = index.get("id2label") or imagenet_id2label()
     sched_name = scheduler or next(
         (short for short, cls in SCHEDULERS.items() if cls.__name__ == sched_cls_name), "dpm"
     )
-    pipe = DiTPipeline(
-        transformer=transformer.eval(),
-        vae=vae.eval(),
-        scheduler=make_scheduler(sched_name, sched_config),
-        id2label=id2label,
-    )
-    pipe.register_to_config(id2label=id2label)
-    return pipe
+    return assemble_pipeline(transformer.eval(), vae.eval(), make_scheduler(sched_name, sched_config), id2label)
 
 
 def _hub_error(source: str, exc: Exception) -> ModelLoadError:

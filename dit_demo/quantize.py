@@ -15,6 +15,7 @@ from optimum.quanto.tensor import QTensor
 
 from .errors import InvalidRequestError
 from .labels import spread_ids
+from .models import sibling_pipeline
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ class QuantizationReport:
     @property
     def compression(self) -> float:
         return self.weight_bytes_before / max(self.weight_bytes_after, 1)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> QuantizationReport:
+        """Inverse of `to_dict` (derived keys such as `compression` are dropped), e.g. from a saved folder."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -263,15 +269,6 @@ def derive_pipeline(pipe: DiTPipeline, recipe: str, **kwargs) -> tuple[DiTPipeli
 
     The reference pipeline is left untouched, so an app can show both side by side.
     """
-    transformer = copy.deepcopy(pipe.transformer)
-    id2label = dict(pipe.config.get("id2label") or {})
-    sibling = DiTPipeline(
-        transformer=transformer,
-        vae=pipe.vae,
-        scheduler=copy.deepcopy(pipe.scheduler),
-        id2label=id2label or None,
-    )
-    if id2label:
-        sibling.register_to_config(id2label=id2label)
+    sibling = sibling_pipeline(pipe, copy.deepcopy(pipe.transformer))
     report = quantize_pipeline(sibling, recipe, **kwargs)
     return sibling, report

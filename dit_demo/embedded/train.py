@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dit_demo.embedded.classifier import DIGIT_NAMES, DigitClassifier, save_classifier
+from dit_demo.models import assemble_pipeline
 
 SPLIT_SEED = 0
 HELDOUT_FRACTION = 0.2
@@ -303,8 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # .half()/.float() rather than .to(dtype): diffusers' ModelMixin.to warns on any dtype cast.
     cast = (lambda m: m.half()) if args.dtype == "float16" else (lambda m: m.float())
-    pipe = DiTPipeline(transformer=cast(transformer), vae=cast(vae), scheduler=make_scheduler(), id2label=ID2LABEL)
-    pipe.register_to_config(id2label=ID2LABEL)  # save_pretrained drops it otherwise
+    pipe = assemble_pipeline(cast(transformer), cast(vae), make_scheduler(), ID2LABEL)
     out_pipe = args.out / "digits"
     pipe.save_pretrained(out_pipe, safe_serialization=True)
     out_clf = args.out / "classifier"
