@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .environment import environment
-from .fast import COMPILE_MODES, compile_variant, warm_up
+from .fast import COMPILE_MODES, LINEAR_KERNELS, compile_variant, warm_up
 from .generate import Variant, build_reference, generate
 from .metrics import finite_or_none, psnr
 from .models import default_device
@@ -54,43 +54,91 @@ def build_fresh(model: str, recipe: str, device: str | None, calibration: Calibr
     return variant
 
 
+def forward_inputs(variant: Variant, batch: int, guidance_scale: float) -> dict:
+    """One transformer call's inputs with the request's real shapes (CFG doubles the rows)."""
+    transformer = variant.pipe.transformer
+    config = transformer.config
+    rows = batch * (2 if guidance_scale > 1 else 1)
+    device, dtype = transformer.device, transformer.dtype
+    generator = torch.Generator("cpu").manual_seed(0)
+    latents = torch.randn(rows, config.in_channels, config.sample_size, config.sample_size, generator=generator)
+    return {
+        "hidden_states": latents.to(device=device, dtype=dtype),
+        "timestep": torch.full((rows,), 500, device=device, dtype=torch.long),
+        "class_labels": torch.arange(rows, device=device) % 1000,
+    }
+
+
+def _mark_step() -> None:
+    if hasattr(torch.compiler, "cudagraph_mark_step_begin"):
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def time_transformer_forward(variant: Variant, batch: int, guidance_scale: float, runs: int = 20) -> float:
     """Median seconds of one transformer forward with the request's real shapes (CFG doubles the rows)."""
     pipe = variant.pipe
-    config = pipe.transformer.config
-    rows = batch * (2 if guidance_scale > 1 else 1)
-    device, dtype = pipe.transformer.device, pipe.transformer.dtype
-    generator = torch.Generator("cpu").manual_seed(0)
-    latents = torch.randn(rows, config.in_channels, config.sample_size, config.sample_size, generator=generator)
-    latents = latents.to(device=device, dtype=dtype)
-    timestep = torch.full((rows,), 500, device=device, dtype=torch.long)
-    labels = torch.arange(rows, device=device) % 1000
+    inputs = forward_inputs(variant, batch, guidance_scale)
+    device = pipe.transformer.device
     times = []
     with torch.no_grad():
         for i in range(runs + 3):
-            if hasattr(torch.compiler, "cudagraph_mark_step_begin"):
-                torch.compiler.cudagraph_mark_step_begin()
+            _mark_step()
             if device.type == "cuda":
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
-                pipe.transformer(latents, timestep=timestep, class_labels=labels)
+                pipe.transformer(**inputs)
                 end.record()
                 end.synchronize()
                 elapsed = start.elapsed_time(end) / 1000
             else:
                 t0 = time.perf_counter()
-                pipe.transformer(latents, timestep=timestep, class_labels=labels)
+                pipe.transformer(**inputs)
                 elapsed = time.perf_counter() - t0
             if i >= 3:
                 times.append(elapsed)
     return statistics.median(times)
 
 
+def profile_transformer_forward(variant: Variant, batch: int, guidance_scale: float, runs: int, path: Path) -> list:
+    """Where a forward's device time goes: torch.profiler over `runs` forwards, the kernel table written to `path`,
+    the top kernels (name, share of device time, µs per forward) returned for results.json."""
+    from torch.profiler import ProfilerActivity, profile
+
+    inputs = forward_inputs(variant, batch, guidance_scale)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with torch.no_grad(), profile(activities=activities) as prof:
+        for _ in range(runs):
+            _mark_step()
+            variant.pipe.transformer(**inputs)
+        _sync()
+    key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    total = sum(getattr(e, key) for e in events) or 1.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=90), encoding="utf-8")
+    return [
+        {
+            "name": e.key[:120],
+            "share": round(getattr(e, key) / total, 4),
+            "us_per_forward": round(getattr(e, key) / runs, 1),
+            "calls_per_forward": round(e.count / runs, 1),
+        }
+        for e in events[:12]
+    ]
+
+
 def bench_one(
-    model: str, recipe: str, compile_mode: str, batch: int, args: argparse.Namespace, reference_images: list | None
+    model: str,
+    recipe: str,
+    compile_mode: str,
+    batch: int,
+    args: argparse.Namespace,
+    reference_images: list | None,
+    kernel: str = "auto",
 ) -> tuple[dict, list | None]:
-    """Build, warm up, time and measure one (recipe, compile mode, batch) cell."""
-    row: dict = {"recipe": recipe, "compile": compile_mode, "batch": batch, "model": model}
+    """Build, warm up, time and measure one (recipe, compile mode, batch, int8 kernel) cell."""
+    row: dict = {"recipe": recipe, "compile": compile_mode, "batch": batch, "model": model, "kernel": kernel}
     labels = [(7 * i + 1) % 1000 for i in range(batch)]
     calibration = CalibrationConfig(steps=args.steps, guidance_scale=args.guidance)
     variant = None
@@ -100,7 +148,9 @@ def bench_one(
         _sync()
         row["build_s"] = time.perf_counter() - start
         if compile_mode != "none":
-            compile_variant(variant, compile_mode, fast_linears=not args.no_fast_linears, fullgraph=args.fullgraph)
+            compile_variant(
+                variant, compile_mode, fast_linears=not args.no_fast_linears, kernel=kernel, fullgraph=args.fullgraph
+            )
         row["compile_mode"] = variant.compile_mode
         row["memory_after_load_bytes"] = torch.cuda.memory_allocated() if torch.cuda.is_available() else None
 
@@ -126,6 +176,12 @@ def bench_one(
             dtype=results[0].dtype,
         )
         row["forward_s"] = time_transformer_forward(variant, batch, args.guidance, runs=args.forward_runs)
+        if args.profile:
+            name = f"profile-b{batch}-{recipe}-{variant.compile_mode}.txt".replace("+", "-")
+            row["profile_file"] = name
+            row["profile_top"] = profile_transformer_forward(
+                variant, batch, args.guidance, args.profile, Path(args.out) / name
+            )
         images = results[-1].images
         if reference_images is None:
             reference_images = images
@@ -242,14 +298,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-fast-linears", action="store_true", help="compile quanto's own modules instead of swapping in Int8Linear"
     )
+    parser.add_argument(
+        "--kernels",
+        default="auto",
+        help="comma-separated int8 linear kernels for the compiled int8 cells "
+        f"({', '.join(LINEAR_KERNELS)}; auto = fused Triton on CUDA): one cell each",
+    )
     parser.add_argument("--fullgraph", action="store_true", help="fail instead of allowing graph breaks")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also profile N forwards per cell (kernel tables in --out)"
+    )
     parser.add_argument("--out", default="bench-out")
     return parser
 
 
 def run(args: argparse.Namespace) -> dict:
     recipes, batches = parse_list(args.recipes), parse_list(args.batch, int)
-    modes = parse_list(args.compile)
+    modes, kernel_choices = parse_list(args.compile), parse_list(args.kernels)
+    for kernel in kernel_choices:
+        if kernel not in LINEAR_KERNELS:
+            raise SystemExit(f"error: unknown kernel {kernel!r}; choose from {', '.join(LINEAR_KERNELS)}")
     for recipe in recipes:
         get_recipe(recipe)
     for mode in modes:
@@ -266,14 +334,20 @@ def run(args: argparse.Namespace) -> dict:
         reference_images = None
         for mode in modes:
             for recipe in recipes:
-                print(f"[bench] batch {batch} {recipe} compile={mode} ...", flush=True)
-                row, reference_images = bench_one(args.model, recipe, mode, batch, args, reference_images)
-                rows.append(row)
-                status = (
-                    f"{row['latency_s']:.3f} s, {row['peak_memory_bytes'] / 1e9:.2f} GB" if row["ok"] else row["error"]
-                )
-                print(f"[bench]   -> {status}", flush=True)
-                record, table = write_outputs(rows, env, args)  # after every cell: a timeout keeps what ran
+                # Kernels only differ for compiled int8 layers: bf16 and eager quanto cells run once.
+                several = mode != "none" and recipe != REFERENCE_RECIPE and not args.no_fast_linears
+                for kernel in kernel_choices if several else kernel_choices[:1]:
+                    print(f"[bench] batch {batch} {recipe} compile={mode} kernel={kernel} ...", flush=True)
+                    row, reference_images = bench_one(args.model, recipe, mode, batch, args, reference_images, kernel)
+                    rows.append(row)
+                    status = (
+                        f"{row['latency_s']:.3f} s, fwd {row['forward_s'] * 1e3:.2f} ms, "
+                        f"{row['peak_memory_bytes'] / 1e9:.2f} GB"
+                        if row["ok"]
+                        else row["error"]
+                    )
+                    print(f"[bench]   -> {status}", flush=True)
+                    record, table = write_outputs(rows, env, args)  # after every cell: a timeout keeps what ran
     print(table, flush=True)
     return record
 

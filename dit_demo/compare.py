@@ -175,8 +175,9 @@ class VariantCache:
             self._store(key, variant)
             return variant
 
-    def reference(self, source: str | None, *, scheduler: str | None = None,
-                  on_build: Callable[[str], None] | None = None) -> Variant:
+    def reference(
+        self, source: str | None, *, scheduler: str | None = None, on_build: Callable[[str], None] | None = None
+    ) -> Variant:
         """The source as loaded (built on first use)."""
         with self._lock:
             ref_key = self.key(source, self.REFERENCE_KEY, (), scheduler)

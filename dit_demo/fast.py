@@ -7,6 +7,11 @@ Here, after quantization (the saved format stays quanto's), each frozen qint8 `Q
 - int8 activations (`int8-a8`, M > 16 rows): the calibrated static input scale quantizes x, `torch._int_mm` runs on
   int8 tensor cores, and the output is fake-quantized with the calibrated output scale, as quanto does. The 2-row
   adaLN / timestep layers (M ≤ 16, below `_int_mm`'s minimum) take the weight-only path.
+
+On a CUDA GPU with Triton (`kernel="triton"`, the default there), both run as fused kernels from `dit_demo.kernels`
+instead: int8 weights are read straight into the tensor-core loop (no bf16 copy of any weight is written), scales,
+bias and output fake-quantization happen in the epilogue, and w8a8 has no row minimum. `kernel="torch"` keeps the
+plain-op path (CPU, and the comparison in the benchmark).
 """
 
 from __future__ import annotations
@@ -20,17 +25,24 @@ import torch
 from optimum.quanto import qint8
 from optimum.quanto.nn import QLinear
 
+from . import kernels
 from .errors import InvalidRequestError
 from .generate import Variant
 from .models import sibling_pipeline
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
+LINEAR_KERNELS = ("auto", "triton", "torch")
+
+
+def _quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """quanto's per-tensor int8 activation quantization as plain ops Inductor can fuse: round half to even, clamp."""
+    return torch.clamp(torch.round(x / scale), -128, 127)
 
 
 def _fake_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """quanto's per-tensor int8 activation rounding, as plain ops (x / s, round half to even, clamp, × s)."""
-    return torch.clamp(torch.round(x / scale), -128, 127) * scale
+    """quanto's int8 activation rounding kept in float (x / s, round half to even, clamp, × s)."""
+    return _quantize(x, scale) * scale
 
 
 class Int8Linear(torch.nn.Module):
@@ -53,6 +65,7 @@ class Int8Linear(torch.nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
         self.register_buffer("input_scale", None if input_scale is None else input_scale.detach().float().clone())
         self.register_buffer("output_scale", None if output_scale is None else output_scale.detach().float().clone())
+        self.kernel = "torch"  # set by `compile_variant`: "triton" runs the fused kernels on CUDA inputs
 
     @classmethod
     def from_qlinear(cls, module: QLinear) -> Int8Linear:
@@ -75,29 +88,56 @@ class Int8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2d = x.reshape(-1, self.in_features)
+        if self.kernel == "triton" and x2d.is_cuda:
+            y = self._triton_forward(x2d)
+        else:
+            y = self._torch_forward(x2d)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def _triton_forward(self, x2d: torch.Tensor) -> torch.Tensor:
+        if self.input_scale is None:
+            return kernels.int8_weight_linear(x2d, self.weight, self.scale, self.bias)
+        xq = _quantize(x2d.float(), self.input_scale).to(torch.int8)  # fused by Inductor into the producer of x
+        return kernels.int8_static_linear(
+            xq, self.weight, self.scale, self.bias, self.input_scale, self.output_scale, x2d.dtype
+        )
+
+    def _torch_forward(self, x2d: torch.Tensor) -> torch.Tensor:
+        dtype = x2d.dtype
         if self.input_scale is not None and x2d.shape[0] >= INT_MM_MIN_ROWS:
             s_in = self.input_scale
-            xq = torch.clamp(torch.round(x2d.float() / s_in), -128, 127).to(torch.int8)
+            xq = _quantize(x2d.float(), s_in).to(torch.int8)
             acc = torch._int_mm(xq, self.weight.t())
-            y = acc.float() * (s_in * self.scale.float())
-            y = y.to(x.dtype)
+            y = (acc.float() * (s_in * self.scale.float())).to(dtype)
         else:
             if self.input_scale is not None:
-                x2d = _fake_quantize(x2d.float(), self.input_scale).to(x.dtype)
-            y = torch.nn.functional.linear(x2d, self.weight.to(x.dtype)) * self.scale.to(x.dtype)
+                x2d = _fake_quantize(x2d.float(), self.input_scale).to(dtype)
+            y = torch.nn.functional.linear(x2d, self.weight.to(dtype)) * self.scale.to(dtype)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         if self.output_scale is not None:
-            y = _fake_quantize(y.float(), self.output_scale).to(x.dtype)
-        return y.reshape(*shape[:-1], self.out_features)
+            y = _fake_quantize(y.float(), self.output_scale).to(dtype)
+        return y
 
     def extra_repr(self) -> str:
         mode = "w8a8 static" if self.activations_quantized else "w8 weight-only"
-        return f"in_features={self.in_features}, out_features={self.out_features}, {mode}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, {mode}, kernel={self.kernel}"
 
 
-def convert_to_fast_linears(module: torch.nn.Module) -> int:
-    """Swap every frozen qint8 `QLinear` in `module` for an `Int8Linear`, in place; returns how many."""
+def resolve_kernel(kernel: str, device: torch.device) -> str:
+    """ "auto" → the fused Triton kernels on a CUDA device where they can run, else the plain-op path."""
+    if kernel not in LINEAR_KERNELS:
+        raise InvalidRequestError(f"Unknown linear kernel {kernel!r}: choose one of {', '.join(LINEAR_KERNELS)}.")
+    if kernel == "auto":
+        return "triton" if device.type == "cuda" and kernels.available() else "torch"
+    if kernel == "triton" and not (device.type == "cuda" and kernels.available()):
+        raise InvalidRequestError("The Triton int8 kernels need a CUDA GPU and triton; use kernel='torch' here.")
+    return kernel
+
+
+def convert_to_fast_linears(module: torch.nn.Module, kernel: str = "torch") -> int:
+    """Swap every frozen qint8 `QLinear` in `module` for an `Int8Linear` running on `kernel` ("torch" / "triton"),
+    in place; returns how many."""
     targets = [
         (name, child)
         for name, child in module.named_modules()
@@ -109,7 +149,9 @@ def convert_to_fast_linears(module: torch.nn.Module) -> int:
     for name, child in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, attr, Int8Linear.from_qlinear(child))
+        fast = Int8Linear.from_qlinear(child)
+        fast.kernel = kernel
+        setattr(parent, attr, fast)
     return len(targets)
 
 
@@ -125,26 +167,29 @@ def compile_variant(
     mode: str = "reduce-overhead",
     *,
     fast_linears: bool = True,
+    kernel: str = "auto",
     fullgraph: bool = False,
     inplace: bool = True,
 ) -> Variant:
     """Make a variant fast: int8 linears (int8 / int8-a8) then `torch.compile` of the transformer.
 
-    `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with its own transformer
-    and scheduler (the VAE is shared). The first call afterwards compiles (tens of seconds on a GPU host); run
-    `warm_up` to pay that up front.
+    `kernel` picks the int8 linears' implementation (`LINEAR_KERNELS`; "auto" = fused Triton on CUDA, plain torch
+    ops elsewhere). `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with
+    its own transformer and scheduler (the VAE is shared). The first call afterwards compiles (tens of seconds on a
+    GPU host); run `warm_up` to pay that up front.
     """
     if mode not in COMPILE_MODES:
         raise InvalidRequestError(f"Unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}.")
+    kernel = resolve_kernel(kernel, variant.pipe.transformer.device)
     if not inplace:
         sibling = sibling_pipeline(variant.pipe, structural_copy(variant.pipe.transformer))
         sibling.set_progress_bar_config(leave=False)
         variant = dataclasses.replace(variant, pipe=sibling)
     transformer = variant.pipe.transformer
-    converted = convert_to_fast_linears(transformer) if fast_linears else 0
+    converted = convert_to_fast_linears(transformer, kernel) if fast_linears else 0
     if mode != "none":
         transformer.compile(mode=mode, fullgraph=fullgraph, dynamic=False)
-    variant.compile_mode = mode + ("+int8-linears" if converted else "")
+    variant.compile_mode = mode + (("+int8-triton" if kernel == "triton" else "+int8-linears") if converted else "")
     variant.warmup_s = None
     return variant
 

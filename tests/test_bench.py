@@ -11,8 +11,28 @@ from dit_demo.bench import build_parser, main, run
 def record(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     args = build_parser().parse_args(
-        ["--model", "tiny-random", "--recipes", "int8,bf16", "--batch", "1,2", "--compile", "none", "--steps", "3",
-         "--runs", "2", "--warmup-runs", "1", "--forward-runs", "2", "--device", "cpu", "--out", str(out)]
+        [
+            "--model",
+            "tiny-random",
+            "--recipes",
+            "int8,bf16",
+            "--batch",
+            "1,2",
+            "--compile",
+            "none",
+            "--steps",
+            "3",
+            "--runs",
+            "2",
+            "--warmup-runs",
+            "1",
+            "--forward-runs",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
     )
     return run(args), out
 

@@ -1,0 +1,148 @@
+"""`python -m dit_demo.bench_linears`: the linears of one real transformer forward, timed kernel by kernel (CUDA).
+
+The end-to-end benchmark says whether int8 wins; this says where. One forward of the quantized model records every
+int8 linear call (rows M, in K, out N, how many per forward); each distinct shape is then timed alone, with its real
+int8 weights and scales, under CUDA graphs (no launch overhead) as:
+
+- `bf16`: `F.linear` with the dequantized bf16 weight (cuBLAS) — what the bf16 model runs;
+- `w8 torch` / `w8 triton`: weight-only int8, plain ops (cast kernel + cuBLAS) vs the fused Triton kernel;
+- `w8a8 torch` / `w8a8 triton`: static int8 activations (scale = max|x| / 127), `torch._int_mm` (needs ≥ 17 rows)
+  vs the fused Triton kernel, both including the activation quantization.
+
+The per-forward totals (Σ calls × time) show how much of the forward's device time the linears are, per kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from .bench import forward_inputs
+from .environment import environment
+from .errors import InvalidRequestError
+from .fast import Int8Linear, convert_to_fast_linears
+from .generate import build_reference, build_variant
+
+KERNELS = ("bf16", "w8 torch", "w8 triton", "w8a8 torch", "w8a8 triton")
+
+
+def record_linear_calls(transformer: torch.nn.Module, inputs: dict) -> tuple[Counter, dict]:
+    """(M, K, N) → calls per forward, and one real layer per shape, from hooks on every `Int8Linear`."""
+    calls: Counter = Counter()
+    layers: dict = {}
+
+    def hook(module: Int8Linear, args: tuple) -> None:
+        shape = (args[0].reshape(-1, module.in_features).shape[0], module.in_features, module.out_features)
+        calls[shape] += 1
+        layers.setdefault(shape, module)
+
+    handles = [m.register_forward_pre_hook(hook) for m in transformer.modules() if isinstance(m, Int8Linear)]
+    try:
+        with torch.no_grad():
+            transformer(**inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls, layers
+
+
+def _timer() -> Callable[[Callable[[], object]], float]:
+    import triton.testing
+
+    return lambda fn: triton.testing.do_bench_cudagraph(fn, rep=100)  # milliseconds, median
+
+
+def time_shape(layer: Int8Linear, rows: int, time_ms: Callable) -> dict[str, float | None]:
+    """Milliseconds per call of each kernel for one layer shape, on random activations of the real row count."""
+    generator = torch.Generator("cuda").manual_seed(rows)
+    x = torch.randn(rows, layer.in_features, device="cuda", generator=generator).to(torch.bfloat16)
+    dense = (layer.weight.to(torch.bfloat16) * layer.scale.to(torch.bfloat16)[:, None]).contiguous()
+    weight_only = Int8Linear(layer.weight, layer.scale, layer.bias)
+    static = Int8Linear(layer.weight, layer.scale, layer.bias, x.abs().max().float() / 127, torch.tensor(0.05))
+    static = static.cuda()
+    results: dict[str, float | None] = {}
+    with torch.no_grad():
+        results["bf16"] = time_ms(lambda: torch.nn.functional.linear(x, dense, layer.bias))
+        for name, module in (("w8", weight_only), ("w8a8", static)):
+            for kernel in ("torch", "triton"):
+                module.kernel = kernel
+                module(x)  # autotune outside the timed graph
+                results[f"{name} {kernel}"] = time_ms(lambda module=module: module(x))
+    return results
+
+
+def run(args: argparse.Namespace) -> dict:
+    if not torch.cuda.is_available():
+        raise InvalidRequestError("bench_linears times CUDA kernels: run it on a GPU host.")
+    reference = build_reference(args.model, device="cuda")
+    variant = build_variant(reference, "int8")
+    del reference
+    convert_to_fast_linears(variant.pipe.transformer, "torch")
+    calls, layers = record_linear_calls(variant.pipe.transformer, forward_inputs(variant, args.batch, args.guidance))
+    time_ms = _timer()
+    rows = []
+    for (m, k, n), count in sorted(calls.items()):
+        timings = time_shape(layers[(m, k, n)], m, time_ms)
+        rows.append({"rows": m, "in": k, "out": n, "calls_per_forward": count, "ms": timings})
+        print(f"[linears] M={m} K={k} N={n} ×{count}: " + ", ".join(f"{a} {b:.4f}" for a, b in timings.items()))
+    totals = {kernel: sum(r["calls_per_forward"] * r["ms"][kernel] for r in rows) for kernel in KERNELS}
+    env = environment(torch.device("cuda"), num_processes=1)
+    record = {"environment": env, "config": vars(args), "shapes": rows, "totals": totals}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "linears.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    (out / "linears.md").write_text(markdown(rows, totals, record["environment"], args), encoding="utf-8")
+    print(markdown(rows, totals, record["environment"], args), flush=True)
+    return record
+
+
+def markdown(rows: list[dict], totals: dict, env: dict, args: argparse.Namespace) -> str:
+    header = " | ".join(f"{k} µs" for k in KERNELS)
+    lines = [
+        f"Linears of one `{args.model}` forward, batch {args.batch}, guidance {args.guidance}; {env['machine']}, "
+        f"torch {env['torch']}; µs per call (CUDA graphs, median), totals per forward in ms.",
+        "",
+        f"| rows M | in K | out N | calls | {header} | w8 triton × bf16 | w8a8 triton × bf16 |",
+        "|" + "---|" * (6 + len(KERNELS)),
+    ]
+    for r in rows:
+        ms = r["ms"]
+        cells = " | ".join(f"{ms[k] * 1000:.1f}" for k in KERNELS)
+        lines.append(
+            f"| {r['rows']} | {r['in']} | {r['out']} | {r['calls_per_forward']} | {cells} "
+            f"| {ms['w8 triton'] / ms['bf16']:.2f} | {ms['w8a8 triton'] / ms['bf16']:.2f} |"
+        )
+    total_cells = " | ".join(f"**{totals[k]:.3f} ms**" for k in KERNELS)
+    lines.append(
+        f"| all | | | {sum(r['calls_per_forward'] for r in rows)} | {total_cells} "
+        f"| {totals['w8 triton'] / totals['bf16']:.2f} | {totals['w8a8 triton'] / totals['bf16']:.2f} |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dit_demo.bench_linears",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default="dit-xl-2-256-random")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--out", default="bench-out")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    run(build_parser().parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

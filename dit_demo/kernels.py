@@ -1,0 +1,208 @@
+"""Fused Triton kernels for the int8 linears of the fast path (CUDA only; `available()` says whether they can run).
+
+Why: under `torch.compile`, Inductor lowers `x @ W_int8.to(bf16)ᵀ` to a cast kernel that writes a bf16 copy of every
+weight plus a cuBLAS matmul that reads it again — more memory traffic than bf16 itself. These kernels read the
+int8 weights straight into the tensor-core loop and apply the scales in the epilogue:
+
+- `int8_weight_linear`: y = (x @ W_int8ᵀ) · s_w + b, x in bf16/fp16 (quanto's qint8 weight-only linear);
+- `int8_static_linear`: x arrives quantized with the calibrated input scale (plain torch ops that Inductor fuses into
+  the kernel producing x), int8 × int8 → int32 on the int8 tensor cores (no 16-row minimum, unlike `torch._int_mm`),
+  then y = acc · s_x · s_w + b and the calibrated output fake-quantization in the epilogue — quanto's static w8a8
+  linear with no extra pass over memory.
+
+Both are registered with `torch.library.triton_op`, so `torch.compile` and CUDA graphs see through them (no graph
+break). Numerics: int32 accumulation is exact, so `int8_static_linear` differs from the plain-op reference only by
+fp32 rounding in the epilogue; `int8_weight_linear` accumulates in fp32 like cuBLAS, in another order.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter: the tests' way to run the kernels
+
+try:  # triton ships with CUDA builds of torch; CPU-only installs run the plain-op path
+    import triton
+    import triton.language as tl
+    from torch.library import triton_op, wrap_triton
+except ImportError:  # pragma: no cover - exercised on CPU-only installs
+    triton = None
+
+
+@functools.cache
+def available() -> bool:
+    """True when the Triton kernels can run here: triton importable and a CUDA GPU present."""
+    return triton is not None and torch.cuda.is_available()
+
+
+if triton is not None:
+
+    def _configs(int8_dot: bool, few_rows: bool) -> list:
+        """Tile shapes for the two regimes DiT has: 2-row adaLN/timestep GEMVs (16-row tiles) and 512–8192-row token
+        matmuls; each regime autotunes only its own shapes so warm-up stays short."""
+        k_big = 256 if int8_dot else 128
+        shapes = [
+            # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages)
+            (16, 64, k_big, 4, 4),
+            (16, 128, k_big, 4, 4),
+            (16, 32, k_big, 4, 5),
+            (64, 64, k_big, 4, 4),
+            (64, 128, 64, 4, 4),
+            (64, 128, k_big, 4, 3),
+            (128, 64, 64, 4, 4),
+            (128, 128, 64, 8, 4),
+            (128, 128, k_big, 8, 3),
+            (128, 256, 64, 8, 3),
+            (64, 256, 64, 4, 4),
+        ]
+        return [
+            triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=w, num_stages=s)
+            for m, n, k, w, s in shapes
+            if (m == 16) == few_rows
+        ]
+
+    @triton.jit
+    def _tile_offsets(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+        """Grouped program order (L2 reuse of weight tiles across row blocks), as in Triton's matmul tutorial."""
+        pid = tl.program_id(0)
+        num_pid_m = tl.cdiv(M, BLOCK_M)
+        num_pid_n = tl.cdiv(N, BLOCK_N)
+        num_pid_in_group = GROUP_M * num_pid_n
+        group_id = pid // num_pid_in_group
+        first_pid_m = group_id * GROUP_M
+        group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
+        pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+        pid_n = (pid % num_pid_in_group) // group_size_m
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        return offs_m, offs_n
+
+    @triton.jit
+    def _int8_weight_kernel(
+        x_ptr, w_ptr, scale_ptr, bias_ptr, y_ptr,
+        M, N, K,
+        stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
+        HAS_BIAS: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    ):  # fmt: skip
+        offs_m, offs_n = _tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        offs_k = tl.arange(0, BLOCK_K)
+        x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
+        w_ptrs = w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None] * stride_wk
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            k_left = K - k * BLOCK_K
+            x = tl.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0.0)
+            w = tl.load(w_ptrs, mask=(offs_n[None, :] < N) & (offs_k[:, None] < k_left), other=0)
+            acc = tl.dot(x, w.to(x.dtype), acc)
+            x_ptrs += BLOCK_K * stride_xk
+            w_ptrs += BLOCK_K * stride_wk
+        n_mask = offs_n < N
+        acc = acc * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+        if HAS_BIAS:
+            acc = acc + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & n_mask[None, :])
+
+    @triton.jit
+    def _fake_quantize(v, scale, INTERPRET: tl.constexpr):
+        """quanto's activation rounding, clamp(round_half_even(v / s)) · s; clamping first gives the same result."""
+        q = tl.minimum(tl.maximum(v / scale, -128.0), 127.0)
+        if INTERPRET:  # the CPU interpreter has no libdevice: exact half-to-even rounding from floor()
+            f = tl.floor(q)
+            d = q - f
+            odd = (f - 2.0 * tl.floor(f * 0.5)) == 1.0
+            q = tl.where((d > 0.5) | ((d == 0.5) & odd), f + 1.0, f)
+        else:
+            q = tl.extra.cuda.libdevice.rint(q)
+        return q * scale
+
+    @triton.jit
+    def _int8_static_kernel(
+        xq_ptr, w_ptr, scale_ptr, bias_ptr, in_scale_ptr, out_scale_ptr, y_ptr,
+        M, N, K,
+        stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
+        HAS_BIAS: tl.constexpr, HAS_OUTPUT_SCALE: tl.constexpr, INTERPRET: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    ):  # fmt: skip
+        offs_m, offs_n = _tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        offs_k = tl.arange(0, BLOCK_K)
+        x_ptrs = xq_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
+        w_ptrs = w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None] * stride_wk
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            k_left = K - k * BLOCK_K
+            xq = tl.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0)
+            w = tl.load(w_ptrs, mask=(offs_n[None, :] < N) & (offs_k[:, None] < k_left), other=0)
+            acc = tl.dot(xq, w, acc, out_dtype=tl.int32)
+            x_ptrs += BLOCK_K * stride_xk
+            w_ptrs += BLOCK_K * stride_wk
+        n_mask = offs_n < N
+        w_scale = tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+        in_scale = tl.load(in_scale_ptr).to(tl.float32)
+        y = acc.to(tl.float32) * (in_scale * w_scale)[None, :]
+        # The plain-op path rounds to the activation dtype before adding the bias and fake-quantizing: do the same.
+        y = y.to(y_ptr.dtype.element_ty).to(tl.float32)
+        if HAS_BIAS:
+            y = y + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+            y = y.to(y_ptr.dtype.element_ty).to(tl.float32)
+        if HAS_OUTPUT_SCALE:
+            y = _fake_quantize(y, tl.load(out_scale_ptr).to(tl.float32), INTERPRET)
+        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
+        tl.store(y_ptrs, y.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & n_mask[None, :])
+
+    FEW_ROWS = 16  # at most this many rows (CFG's 2-row adaLN / timestep layers) → 16-row tiles
+
+    def _autotuned(kernel, int8_dot: bool) -> dict:
+        return {
+            few: triton.autotune(configs=_configs(int8_dot, few), key=["M", "N", "K"])(kernel) for few in (True, False)
+        }
+
+    _WEIGHT_KERNELS = _autotuned(_int8_weight_kernel, int8_dot=False)
+    _STATIC_KERNELS = _autotuned(_int8_static_kernel, int8_dot=True)
+
+    def _grid(M: int, N: int):
+        return lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
+
+    @triton_op("dit_demo::int8_weight_linear", mutates_args=())
+    def int8_weight_linear(
+        x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """y = (x @ weightᵀ) · scale + bias for a 2-D x and an int8 [N, K] weight with per-row scales."""
+        M, K = x.shape
+        N = weight.shape[0]
+        y = torch.empty((M, N), device=x.device, dtype=x.dtype)
+        wrap_triton(_WEIGHT_KERNELS[M <= FEW_ROWS])[_grid(M, N)](
+            x, weight, scale, bias if bias is not None else scale, y,
+            M, N, K,
+            x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
+            HAS_BIAS=bias is not None,
+        )  # fmt: skip
+        return y
+
+    @triton_op("dit_demo::int8_static_linear", mutates_args=())
+    def int8_static_linear(
+        xq: torch.Tensor,
+        weight: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        input_scale: torch.Tensor,
+        output_scale: torch.Tensor | None,
+        out_dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """quanto's static w8a8 linear on `xq` (x already quantized with `input_scale`, fused by Inductor into the
+        layer that produced x): int8 matmul, rescale, bias, output fake-quant; y in `out_dtype`."""
+        M, K = xq.shape
+        N = weight.shape[0]
+        y = torch.empty((M, N), device=xq.device, dtype=out_dtype)
+        wrap_triton(_STATIC_KERNELS[M <= FEW_ROWS])[_grid(M, N)](
+            xq, weight, scale, bias if bias is not None else scale, input_scale,
+            output_scale if output_scale is not None else input_scale, y,
+            M, N, K,
+            xq.stride(0), xq.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
+            HAS_BIAS=bias is not None, HAS_OUTPUT_SCALE=output_scale is not None, INTERPRET=INTERPRET,
+        )  # fmt: skip
+        return y

@@ -1,0 +1,160 @@
+"""The fused Triton int8 kernels compute what the plain-op `Int8Linear` path computes.
+
+Three levels: every tile configuration under Triton's CPU interpreter (needs triton, which CPU-only torch does not
+ship, and numpy < 2.4 for the interpreter — skipped otherwise), the registered ops against the plain-op path on a
+CUDA GPU at DiT-XL/2's real layer shapes, and the kernel choice rules everywhere.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dit_demo import kernels
+from dit_demo.errors import InvalidRequestError
+from dit_demo.fast import Int8Linear, resolve_kernel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _interpreter_unusable() -> str | None:
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed (CPU-only torch does not ship it)"
+    try:
+        int(np.array([1]))
+    except TypeError:
+        return "Triton's interpreter needs numpy < 2.4 (it calls int() on 1-element arrays)"
+    return None
+
+
+INTERPRETER_CHECK = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["TRITON_INTERPRET"] = "1"
+    import torch, triton
+    from dit_demo import kernels as K
+
+    torch.manual_seed(0)
+    dtype = torch.float16  # the interpreter has no bfloat16 arithmetic
+    failures = []
+    for few_rows in (True, False):
+        for config in K._configs(False, few_rows) + K._configs(True, few_rows):
+            meta = dict(config.kwargs)
+            for M, N, Kd in ((2, 100, 72), (17, 130, 300)) if few_rows else ((40, 130, 300), (130, 72, 64)):
+                x = torch.randn(M, Kd, dtype=dtype)
+                w = torch.randint(-127, 128, (N, Kd), dtype=torch.int8)
+                s = (torch.rand(N) * 0.01 + 1e-3).to(dtype)
+                b = torch.randn(N, dtype=dtype)
+                grid = (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
+                strides = (Kd, 1, Kd, 1, N, 1)
+                for has_bias in (True, False):
+                    y = torch.empty(M, N, dtype=dtype)
+                    K._int8_weight_kernel[grid](
+                        x, w, s, b if has_bias else s, y, M, N, Kd, *strides, HAS_BIAS=has_bias, **meta
+                    )
+                    ref = (x.float() @ w.float().t()) * s.float() + (b.float() if has_bias else 0)
+                    err = ((y.float() - ref).abs() / (ref.abs() + 1.0)).max().item()
+                    if err > 2e-3:
+                        failures.append(("weight", meta, M, N, Kd, has_bias, err))
+                si, so = torch.tensor(0.02), torch.tensor(0.05)
+                xq = torch.clamp(torch.round(x.float() / si), -128, 127).to(torch.int8)
+                for has_bias, has_out in ((True, True), (False, False), (True, False)):
+                    y = torch.empty(M, N, dtype=dtype)
+                    K._int8_static_kernel[grid](
+                        xq, w, s, b if has_bias else s, si, so if has_out else si, y, M, N, Kd, *strides,
+                        HAS_BIAS=has_bias, HAS_OUTPUT_SCALE=has_out, INTERPRET=True, **meta,
+                    )
+                    ref = ((xq.int() @ w.int().t()).float() * (si * s.float())).to(dtype)
+                    if has_bias:
+                        ref = ref + b
+                    if has_out:
+                        ref = (torch.clamp(torch.round(ref.float() / so), -128, 127) * so).to(dtype)
+                    if not torch.equal(y, ref):
+                        failures.append(("static", meta, M, N, Kd, has_bias, has_out, (y - ref).abs().max().item()))
+    print("FAILURES", failures)
+    sys.exit(1 if failures else 0)
+    """
+)
+
+
+@pytest.mark.skipif(_interpreter_unusable() is not None, reason=str(_interpreter_unusable()))
+def test_every_tile_configuration_under_the_triton_interpreter():
+    """Masks, grouped ordering, strides and epilogues of both kernels, for each autotuning candidate."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", INTERPRETER_CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_kernel_choice_on_cpu():
+    cpu = torch.device("cpu")
+    assert resolve_kernel("auto", cpu) == "torch"
+    assert resolve_kernel("torch", cpu) == "torch"
+    with pytest.raises(InvalidRequestError, match="CUDA"):
+        resolve_kernel("triton", cpu)
+    with pytest.raises(InvalidRequestError, match="Unknown linear kernel"):
+        resolve_kernel("cutlass", cpu)
+
+
+def test_triton_layers_fall_back_to_plain_ops_for_cpu_inputs():
+    """A layer marked "triton" still serves a CPU tensor (e.g. a model moved off the GPU), through the plain path."""
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randint(-127, 128, (24, 16), dtype=torch.int8, generator=generator)
+    layer = Int8Linear(weight, torch.rand(24, generator=generator) * 0.01, torch.randn(24, generator=generator))
+    x = torch.randn(3, 16, generator=generator)
+    expected = layer(x)
+    layer.kernel = "triton"
+    assert torch.equal(layer(x), expected)
+    assert "kernel=triton" in repr(layer)
+
+
+def _dit_layer(out_features: int, in_features: int, activations: bool, seed: int) -> Int8Linear:
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randint(-127, 128, (out_features, in_features), dtype=torch.int8, generator=generator)
+    scale = (torch.rand(out_features, generator=generator) * 2e-4 + 1e-4).to(torch.bfloat16)
+    bias = (torch.randn(out_features, generator=generator) * 0.02).to(torch.bfloat16)
+    input_scale = torch.tensor(3.0 / 127) if activations else None
+    output_scale = torch.tensor(0.5 / 127) if activations else None
+    return Int8Linear(weight, scale, bias, input_scale, output_scale).cuda()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not kernels.available(), reason="needs a CUDA GPU and triton (recorded in bench/README.md)")
+@pytest.mark.parametrize("activations", [False, True], ids=["w8", "w8a8"])
+@pytest.mark.parametrize(
+    "rows,out_features,in_features",
+    [(2, 6912, 1152), (512, 3456, 1152), (512, 1152, 4608), (2048, 4608, 1152), (9, 100, 72)],
+    ids=["adaln-2rows", "qkv-512", "fc2-512", "fc1-2048", "odd-9rows"],
+)
+def test_triton_kernels_match_plain_ops_on_cuda(activations, rows, out_features, in_features):
+    layer = _dit_layer(out_features, in_features, activations, seed=rows + out_features)
+    x = torch.randn(rows, in_features, device="cuda", generator=torch.Generator("cuda").manual_seed(1))
+    x = (x * 0.5).to(torch.bfloat16)
+    layer.kernel = "torch"
+    expected = layer(x).float()
+    layer.kernel = "triton"
+    got = layer(x).float()
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    if activations:
+        # The kernel's own arithmetic, written out in fp32: integer accumulation is exact, so this must agree
+        # to the last bit but for rare fp32 contraction differences.
+        si, so, sw = layer.input_scale, layer.output_scale, layer.scale.float()
+        xq = torch.clamp(torch.round(x.float() / si), -128, 127)
+        acc = (xq.double() @ layer.weight.double().t()).float()
+        exact = (acc * (si * sw)).to(torch.bfloat16).float()
+        exact = (exact + layer.bias.float()).to(torch.bfloat16).float()
+        exact = torch.clamp(torch.round(exact / so), -128, 127) * so
+        assert ((got - exact).abs() > 0).float().mean().item() < 1e-3
+        # Against the plain path (bf16 matmul below 17 rows, bf16 rounding before the bias): one output step at most.
+        assert (got - expected).abs().max().item() <= so.item() * 1.01
+    else:
+        # fp32 accumulation in another order and a fp32 (not bf16) scale multiply: bf16-level agreement.
+        tolerance = 0.02 * expected.abs().max().item()
+        assert (got - expected).abs().max().item() <= tolerance
