@@ -2,12 +2,13 @@
 
 The end-to-end benchmark says whether int8 wins; this says where. One forward of the quantized model records every
 int8 linear call (rows M, in K, out N, how many per forward); each distinct shape is then timed alone, with its real
-int8 weights and scales, under CUDA graphs (no launch overhead) as:
+int8 weights and scales, compiled by Inductor as in the model and replayed under CUDA graphs (no launch overhead):
 
 - `bf16`: `F.linear` with the dequantized bf16 weight (cuBLAS) — what the bf16 model runs;
 - `w8 torch` / `w8 triton`: weight-only int8, plain ops (cast kernel + cuBLAS) vs the fused Triton kernel;
 - `w8a8 torch` / `w8a8 triton`: static int8 activations (scale = max|x| / 127), `torch._int_mm` (needs ≥ 17 rows)
-  vs the fused Triton kernel, both including the activation quantization.
+  vs the fused Triton kernel, both including the activation quantization (its own kernel here; in the model
+  Inductor fuses it into the layer that produces x).
 
 The per-forward totals (Σ calls × time) show how much of the forward's device time the linears are, per kernel.
 """
@@ -67,13 +68,21 @@ def time_shape(layer: Int8Linear, rows: int, time_ms: Callable) -> dict[str, flo
     static = Int8Linear(layer.weight, layer.scale, layer.bias, x.abs().max().float() / 127, torch.tensor(0.05))
     static = static.cuda()
     results: dict[str, float | None] = {}
+
+    def compiled_time(fn: Callable[[], torch.Tensor]) -> float:
+        # Inductor fuses the plain ops (cast, scales, quantization) as it does in the model; one compile per cell
+        # (reset first: Dynamo would otherwise stop compiling after 8 module instances and silently run eager).
+        torch._dynamo.reset()
+        compiled = torch.compile(fn, dynamic=False)
+        compiled()  # compile and autotune outside the timed graph
+        return time_ms(compiled)
+
     with torch.no_grad():
-        results["bf16"] = time_ms(lambda: torch.nn.functional.linear(x, dense, layer.bias))
+        results["bf16"] = compiled_time(lambda: torch.nn.functional.linear(x, dense, layer.bias))
         for name, module in (("w8", weight_only), ("w8a8", static)):
             for kernel in ("torch", "triton"):
                 module.kernel = kernel
-                module(x)  # autotune outside the timed graph
-                results[f"{name} {kernel}"] = time_ms(lambda module=module: module(x))
+                results[f"{name} {kernel}"] = compiled_time(lambda module=module: module(x))
     return results
 
 

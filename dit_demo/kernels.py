@@ -41,27 +41,41 @@ def available() -> bool:
 if triton is not None:
 
     def _configs(int8_dot: bool, few_rows: bool) -> list:
-        """Tile shapes for the two regimes DiT has: 2-row adaLN/timestep GEMVs (16-row tiles) and 512–8192-row token
-        matmuls; each regime autotunes only its own shapes so warm-up stays short."""
-        k_big = 256 if int8_dot else 128
-        shapes = [
-            # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages)
-            (16, 64, k_big, 4, 4),
-            (16, 128, k_big, 4, 4),
-            (16, 32, k_big, 4, 5),
-            (64, 64, k_big, 4, 4),
-            (64, 128, 64, 4, 4),
-            (64, 128, k_big, 4, 3),
-            (128, 64, 64, 4, 4),
-            (128, 128, 64, 8, 4),
-            (128, 128, k_big, 8, 3),
-            (128, 256, 64, 8, 3),
-            (64, 256, 64, 4, 4),
-        ]
+        """Autotuning candidates for the two regimes DiT has: 2-row adaLN/timestep GEMVs and 512–8192-row token
+        matmuls (each regime tunes only its own, so warm-up stays short). SWAP_AB computes yᵀ = W·xᵀ: the weight
+        tile is the tensor cores' A operand (64-row granularity, converted in registers) and the few rows of x
+        the narrow B side, instead of padding 2 rows up to a 64-row A tile."""
+        k2 = 2 if int8_dot else 1  # int8 operands: twice the K per tile in the same shared memory
+        if few_rows:
+            shapes = [  # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, SWAP_AB)
+                (16, 64, 128 * k2, 4, 4, False),
+                (16, 32, 128 * k2, 4, 5, False),
+                (16, 64, 128 * k2, 4, 4, True),
+                (16, 64, 256 * k2, 4, 3, True),
+                (16, 128, 128 * k2, 4, 4, True),
+                (16, 128, 256 * k2, 4, 3, True),
+                (16, 64, 64 * k2, 4, 6, True),
+            ]
+        else:
+            shapes = [
+                (64, 64, 128 * k2, 4, 4, False),
+                (64, 128, 64 * k2, 4, 4, False),
+                (128, 64, 64 * k2, 4, 4, False),
+                (128, 128, 64 * k2, 8, 4, False),
+                (64, 256, 64 * k2, 4, 4, False),
+                (32, 64, 128 * k2, 4, 4, True),
+                (32, 128, 64 * k2, 4, 4, True),
+                (64, 64, 128 * k2, 4, 4, True),
+                (64, 128, 64 * k2, 4, 4, True),
+                (128, 64, 64 * k2, 4, 4, True),
+                (128, 128, 64 * k2, 8, 4, True),
+                (64, 128, 128 * k2, 4, 3, True),
+            ]
         return [
-            triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=w, num_stages=s)
-            for m, n, k, w, s in shapes
-            if (m == 16) == few_rows
+            triton.Config(
+                {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8, "SWAP_AB": swap}, num_warps=w, num_stages=st
+            )
+            for m, n, k, w, st, swap in shapes
         ]
 
     @triton.jit
@@ -81,31 +95,77 @@ if triton is not None:
         return offs_m, offs_n
 
     @triton.jit
+    def _int8_matmul(
+        x_ptr, w_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, offs_m, offs_n,
+        INT8_DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+        SWAP_AB: tl.constexpr,
+    ):  # fmt: skip
+        """The main loop: int8 weight tiles meet x tiles (bf16/fp16, or int8 for INT8_DOT) on the tensor cores.
+        Returns acc as [BLOCK_M, BLOCK_N] (or its transpose [BLOCK_N, BLOCK_M] with SWAP_AB)."""
+        offs_k = tl.arange(0, BLOCK_K)
+        acc_dtype = tl.int32 if INT8_DOT else tl.float32
+        if SWAP_AB:
+            w_ptrs = w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :] * stride_wk
+            x_ptrs = x_ptr + offs_m[None, :] * stride_xm + offs_k[:, None] * stride_xk
+            acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=acc_dtype)
+        else:
+            w_ptrs = w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None] * stride_wk
+            x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=acc_dtype)
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            k_left = K - k * BLOCK_K
+            if SWAP_AB:
+                w = tl.load(w_ptrs, mask=(offs_n[:, None] < N) & (offs_k[None, :] < k_left), other=0)
+                x = tl.load(x_ptrs, mask=(offs_m[None, :] < M) & (offs_k[:, None] < k_left), other=0)
+                if INT8_DOT:
+                    acc = tl.dot(w, x, acc, out_dtype=tl.int32)
+                else:
+                    acc = tl.dot(w.to(x.dtype), x, acc)
+            else:
+                x = tl.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0)
+                w = tl.load(w_ptrs, mask=(offs_n[None, :] < N) & (offs_k[:, None] < k_left), other=0)
+                if INT8_DOT:
+                    acc = tl.dot(x, w, acc, out_dtype=tl.int32)
+                else:
+                    acc = tl.dot(x, w.to(x.dtype), acc)
+            x_ptrs += BLOCK_K * stride_xk
+            w_ptrs += BLOCK_K * stride_wk
+        return acc
+
+    @triton.jit
+    def _per_column(ptr, offs_n, n_mask, SWAP_AB: tl.constexpr):
+        """A per-output-feature vector (scale, bias) shaped to broadcast over acc."""
+        v = tl.load(ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+        return v[:, None] if SWAP_AB else v[None, :]
+
+    @triton.jit
+    def _store(y_ptr, y, offs_m, offs_n, M, N, stride_ym, stride_yn, SWAP_AB: tl.constexpr):
+        if SWAP_AB:
+            y_ptrs = y_ptr + offs_m[None, :] * stride_ym + offs_n[:, None] * stride_yn
+            tl.store(y_ptrs, y.to(y_ptr.dtype.element_ty), mask=(offs_m[None, :] < M) & (offs_n[:, None] < N))
+        else:
+            y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
+            tl.store(y_ptrs, y.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+    @triton.jit
     def _int8_weight_kernel(
         x_ptr, w_ptr, scale_ptr, bias_ptr, y_ptr,
         M, N, K,
         stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
         HAS_BIAS: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+        SWAP_AB: tl.constexpr,
     ):  # fmt: skip
         offs_m, offs_n = _tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
-        offs_k = tl.arange(0, BLOCK_K)
-        x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
-        w_ptrs = w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None] * stride_wk
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k in range(0, tl.cdiv(K, BLOCK_K)):
-            k_left = K - k * BLOCK_K
-            x = tl.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0.0)
-            w = tl.load(w_ptrs, mask=(offs_n[None, :] < N) & (offs_k[:, None] < k_left), other=0)
-            acc = tl.dot(x, w.to(x.dtype), acc)
-            x_ptrs += BLOCK_K * stride_xk
-            w_ptrs += BLOCK_K * stride_wk
+        acc = _int8_matmul(
+            x_ptr, w_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, offs_m, offs_n,
+            False, BLOCK_M, BLOCK_N, BLOCK_K, SWAP_AB,
+        )  # fmt: skip
         n_mask = offs_n < N
-        acc = acc * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+        acc = acc * _per_column(scale_ptr, offs_n, n_mask, SWAP_AB)
         if HAS_BIAS:
-            acc = acc + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
-        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
-        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & n_mask[None, :])
+            acc = acc + _per_column(bias_ptr, offs_n, n_mask, SWAP_AB)
+        _store(y_ptr, acc, offs_m, offs_n, M, N, stride_ym, stride_yn, SWAP_AB)
 
     @triton.jit
     def _fake_quantize(v, scale, INTERPRET: tl.constexpr):
@@ -127,32 +187,24 @@ if triton is not None:
         stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
         HAS_BIAS: tl.constexpr, HAS_OUTPUT_SCALE: tl.constexpr, INTERPRET: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+        SWAP_AB: tl.constexpr,
     ):  # fmt: skip
         offs_m, offs_n = _tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
-        offs_k = tl.arange(0, BLOCK_K)
-        x_ptrs = xq_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
-        w_ptrs = w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None] * stride_wk
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-        for k in range(0, tl.cdiv(K, BLOCK_K)):
-            k_left = K - k * BLOCK_K
-            xq = tl.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0)
-            w = tl.load(w_ptrs, mask=(offs_n[None, :] < N) & (offs_k[:, None] < k_left), other=0)
-            acc = tl.dot(xq, w, acc, out_dtype=tl.int32)
-            x_ptrs += BLOCK_K * stride_xk
-            w_ptrs += BLOCK_K * stride_wk
+        acc = _int8_matmul(
+            xq_ptr, w_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, offs_m, offs_n,
+            True, BLOCK_M, BLOCK_N, BLOCK_K, SWAP_AB,
+        )  # fmt: skip
         n_mask = offs_n < N
-        w_scale = tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
         in_scale = tl.load(in_scale_ptr).to(tl.float32)
-        y = acc.to(tl.float32) * (in_scale * w_scale)[None, :]
+        y = acc.to(tl.float32) * (in_scale * _per_column(scale_ptr, offs_n, n_mask, SWAP_AB))
         # The plain-op path rounds to the activation dtype before adding the bias and fake-quantizing: do the same.
         y = y.to(y_ptr.dtype.element_ty).to(tl.float32)
         if HAS_BIAS:
-            y = y + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+            y = y + _per_column(bias_ptr, offs_n, n_mask, SWAP_AB)
             y = y.to(y_ptr.dtype.element_ty).to(tl.float32)
         if HAS_OUTPUT_SCALE:
             y = _fake_quantize(y, tl.load(out_scale_ptr).to(tl.float32), INTERPRET)
-        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
-        tl.store(y_ptrs, y.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & n_mask[None, :])
+        _store(y_ptr, y, offs_m, offs_n, M, N, stride_ym, stride_yn, SWAP_AB)
 
     FEW_ROWS = 16  # at most this many rows (CFG's 2-row adaLN / timestep layers) → 16-row tiles
 

@@ -150,7 +150,7 @@ def test_triton_kernels_match_plain_ops_on_cuda(activations, rows, out_features,
         acc = (xq.double() @ layer.weight.double().t()).float()
         exact = (acc * (si * sw)).to(torch.bfloat16).float()
         exact = (exact + layer.bias.float()).to(torch.bfloat16).float()
-        exact = torch.clamp(torch.round(exact / so), -128, 127) * so
+        exact = (torch.clamp(torch.round(exact / so), -128, 127) * so).to(torch.bfloat16).float()
         assert ((got - exact).abs() > 0).float().mean().item() < 1e-3
         # Against the plain path (bf16 matmul below 17 rows, bf16 rounding before the bias): one output step at most.
         assert (got - expected).abs().max().item() <= so.item() * 1.01
