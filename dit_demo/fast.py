@@ -32,7 +32,7 @@ from .models import sibling_pipeline
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
-LINEAR_KERNELS = ("auto", "triton", "torch")
+LINEAR_KERNELS = ("auto", "triton", "mixed", "torch")  # mixed: Triton GEMV for ≤ 16 rows, plain ops above
 
 
 def _quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -88,7 +88,8 @@ class Int8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2d = x.reshape(-1, self.in_features)
-        if self.kernel == "triton" and x2d.is_cuda:
+        few_rows = x2d.shape[0] <= kernels.FEW_ROWS
+        if x2d.is_cuda and (self.kernel == "triton" or (self.kernel == "mixed" and few_rows)):
             y = self._triton_forward(x2d)
         else:
             y = self._torch_forward(x2d)
@@ -130,8 +131,8 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
         raise InvalidRequestError(f"Unknown linear kernel {kernel!r}: choose one of {', '.join(LINEAR_KERNELS)}.")
     if kernel == "auto":
         return "triton" if device.type == "cuda" and kernels.available() else "torch"
-    if kernel == "triton" and not (device.type == "cuda" and kernels.available()):
-        raise InvalidRequestError("The Triton int8 kernels need a CUDA GPU and triton; use kernel='torch' here.")
+    if kernel in ("triton", "mixed") and not (device.type == "cuda" and kernels.available()):
+        raise InvalidRequestError(f"kernel={kernel!r} needs a CUDA GPU and triton; use kernel='torch' here.")
     return kernel
 
 
@@ -189,7 +190,8 @@ def compile_variant(
     converted = convert_to_fast_linears(transformer, kernel) if fast_linears else 0
     if mode != "none":
         transformer.compile(mode=mode, fullgraph=fullgraph, dynamic=False)
-    variant.compile_mode = mode + (("+int8-triton" if kernel == "triton" else "+int8-linears") if converted else "")
+    labels = {"triton": "+int8-triton", "mixed": "+int8-mixed", "torch": "+int8-linears"}
+    variant.compile_mode = mode + (labels[kernel] if converted else "")
     variant.warmup_s = None
     return variant
 

@@ -23,6 +23,7 @@ import os
 import torch
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter: the tests' way to run the kernels
+FEW_ROWS = 16  # at most this many rows (CFG's 2-row adaLN / timestep layers): GEMV kernel / 16-row tiles
 
 try:  # triton ships with CUDA builds of torch; CPU-only installs run the plain-op path
     import triton
@@ -46,15 +47,11 @@ if triton is not None:
         tile is the tensor cores' A operand (64-row granularity, converted in registers) and the few rows of x
         the narrow B side, instead of padding 2 rows up to a 64-row A tile."""
         k2 = 2 if int8_dot else 1  # int8 operands: twice the K per tile in the same shared memory
-        if few_rows:
+        if few_rows:  # int8 × int8 only: weight-only GEMVs have their own kernel below
             shapes = [  # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, SWAP_AB)
                 (16, 64, 128 * k2, 4, 4, False),
                 (16, 32, 128 * k2, 4, 5, False),
-                (16, 64, 128 * k2, 4, 4, True),
-                (16, 64, 256 * k2, 4, 3, True),
-                (16, 128, 128 * k2, 4, 4, True),
-                (16, 128, 256 * k2, 4, 3, True),
-                (16, 64, 64 * k2, 4, 6, True),
+                (16, 128, 64 * k2, 4, 4, False),
             ]
         else:
             shapes = [
@@ -167,16 +164,56 @@ if triton is not None:
             acc = acc + _per_column(bias_ptr, offs_n, n_mask, SWAP_AB)
         _store(y_ptr, acc, offs_m, offs_n, M, N, stride_ym, stride_yn, SWAP_AB)
 
+    GEMV_ELEMENTS = 16384  # BLOCK_M × BLOCK_N × BLOCK_K per step: what fits in registers without spilling
+
+    def _gemv_configs(block_m: int) -> list:
+        """Weight-streaming tiles: few output features per program (hundreds of programs in flight), long K steps."""
+        shapes = [(4, 512, 2), (8, 256, 2), (8, 512, 4), (8, 1024, 4), (16, 256, 4), (16, 512, 4), (32, 256, 4)]
+        shapes += [(16, 1024, 8), (32, 512, 8), (2, 1024, 2)]
+        return [
+            triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=2)
+            for n, k, w in shapes
+            if block_m * n * k <= GEMV_ELEMENTS
+        ]
+
+    @triton.jit
+    def _int8_weight_gemv_kernel(
+        x_ptr, w_ptr, scale_ptr, bias_ptr, y_ptr,
+        M, N, K,
+        stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
+        HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):  # fmt: skip
+        """y = (x @ Wᵀ) · s + b for ≤ 16 rows (CFG's adaLN / timestep layers): no tensor cores, the int8 weight
+        streamed once at full bandwidth, every row of x reused against it from registers."""
+        offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_m = tl.arange(0, BLOCK_M)
+        n_mask, m_mask = offs_n < N, offs_m < M
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            offs_k = k0 + tl.arange(0, BLOCK_K)
+            k_mask = offs_k < K
+            w_ptrs = w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :] * stride_wk
+            w = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0).to(tl.float32)
+            x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
+            x = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0).to(tl.float32)
+            acc += tl.sum(x[:, None, :] * w[None, :, :], axis=2)
+        acc = acc * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+        if HAS_BIAS:
+            acc = acc + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+
     @triton.jit
     def _fake_quantize(v, scale, INTERPRET: tl.constexpr):
         """quanto's activation rounding, clamp(round_half_even(v / s)) · s; clamping first gives the same result."""
-        q = tl.minimum(tl.maximum(v / scale, -128.0), 127.0)
         if INTERPRET:  # the CPU interpreter has no libdevice: exact half-to-even rounding from floor()
+            q = tl.minimum(tl.maximum(v / scale, -128.0), 127.0)
             f = tl.floor(q)
             d = q - f
             odd = (f - 2.0 * tl.floor(f * 0.5)) == 1.0
             q = tl.where((d > 0.5) | ((d == 0.5) & odd), f + 1.0, f)
-        else:
+        else:  # IEEE division (Triton's `/` is approximate): ties such as bf16 values at x.5 steps must stay ties
+            q = tl.minimum(tl.maximum(tl.math.div_rn(v, scale), -128.0), 127.0)
             q = tl.extra.cuda.libdevice.rint(q)
         return q * scale
 
@@ -206,15 +243,18 @@ if triton is not None:
             y = _fake_quantize(y, tl.load(out_scale_ptr).to(tl.float32), INTERPRET)
         _store(y_ptr, y, offs_m, offs_n, M, N, stride_ym, stride_yn, SWAP_AB)
 
-    FEW_ROWS = 16  # at most this many rows (CFG's 2-row adaLN / timestep layers) → 16-row tiles
-
     def _autotuned(kernel, int8_dot: bool) -> dict:
         return {
             few: triton.autotune(configs=_configs(int8_dot, few), key=["M", "N", "K"])(kernel) for few in (True, False)
         }
 
-    _WEIGHT_KERNELS = _autotuned(_int8_weight_kernel, int8_dot=False)
+    _WEIGHT_KERNEL = triton.autotune(configs=_configs(False, few_rows=False), key=["M", "N", "K"])(_int8_weight_kernel)
     _STATIC_KERNELS = _autotuned(_int8_static_kernel, int8_dot=True)
+    _GEMV_BLOCK_M = (2, 4, 8, 16)
+    _GEMV_KERNELS = {
+        block_m: triton.autotune(configs=_gemv_configs(block_m), key=["M", "N", "K"])(_int8_weight_gemv_kernel)
+        for block_m in _GEMV_BLOCK_M
+    }
 
     def _grid(M: int, N: int):
         return lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
@@ -227,12 +267,18 @@ if triton is not None:
         M, K = x.shape
         N = weight.shape[0]
         y = torch.empty((M, N), device=x.device, dtype=x.dtype)
-        wrap_triton(_WEIGHT_KERNELS[M <= FEW_ROWS])[_grid(M, N)](
-            x, weight, scale, bias if bias is not None else scale, y,
-            M, N, K,
-            x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
-            HAS_BIAS=bias is not None,
-        )  # fmt: skip
+        strides = (x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1))
+        bias_or_dummy = bias if bias is not None else scale
+        if M <= FEW_ROWS:
+            block_m = next(b for b in _GEMV_BLOCK_M if b >= M)
+            grid = lambda meta: (triton.cdiv(N, meta["BLOCK_N"]),)  # noqa: E731
+            wrap_triton(_GEMV_KERNELS[block_m])[grid](
+                x, weight, scale, bias_or_dummy, y, M, N, K, *strides, HAS_BIAS=bias is not None, BLOCK_M=block_m
+            )
+        else:
+            wrap_triton(_WEIGHT_KERNEL)[_grid(M, N)](
+                x, weight, scale, bias_or_dummy, y, M, N, K, *strides, HAS_BIAS=bias is not None
+            )
         return y
 
     @triton_op("dit_demo::int8_static_linear", mutates_args=())

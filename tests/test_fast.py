@@ -68,13 +68,13 @@ def test_unknown_compile_mode():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (recorded in bench/README.md)")
-@pytest.mark.parametrize("kernel", ["torch", "triton"])
+@pytest.mark.parametrize("kernel", ["torch", "triton", "mixed"])
 @pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
 def test_compiled_fast_path_on_cuda(recipe, kernel):
     reference, variant = _fresh(recipe, device="cuda")
     eager = generate(variant, LABELS, seed=1, steps=6)
     compile_variant(variant, "reduce-overhead", kernel=kernel, fullgraph=True)  # fullgraph: no graph breaks allowed
-    assert variant.compile_mode.endswith("+int8-triton" if kernel == "triton" else "+int8-linears")
+    assert variant.compile_mode.endswith({"torch": "+int8-linears", "triton": "+int8-triton", "mixed": "+int8-mixed"}[kernel])
     generate(variant, LABELS, seed=1, steps=6)  # compile + capture
     fast = generate(variant, LABELS, seed=1, steps=6)
     ref = generate(reference, LABELS, seed=1, steps=6)
