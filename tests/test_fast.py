@@ -74,7 +74,8 @@ def test_compiled_fast_path_on_cuda(recipe, kernel):
     reference, variant = _fresh(recipe, device="cuda")
     eager = generate(variant, LABELS, seed=1, steps=6)
     compile_variant(variant, "reduce-overhead", kernel=kernel, fullgraph=True)  # fullgraph: no graph breaks allowed
-    assert variant.compile_mode.endswith({"torch": "+int8-linears", "triton": "+int8-triton", "mixed": "+int8-mixed"}[kernel])
+    suffix = {"torch": "+int8-linears", "triton": "+int8-triton", "mixed": "+int8-mixed"}[kernel]
+    assert variant.compile_mode.endswith(suffix)
     generate(variant, LABELS, seed=1, steps=6)  # compile + capture
     fast = generate(variant, LABELS, seed=1, steps=6)
     ref = generate(reference, LABELS, seed=1, steps=6)
