@@ -304,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated int8 linear kernels for the compiled int8 cells "
         f"({', '.join(LINEAR_KERNELS)}; auto = fused Triton on CUDA): one cell each",
     )
+    parser.add_argument(
+        "--eager-recipes",
+        default="all",
+        help="comma-separated recipes that also get an eager (compile none) cell; bf16 always does (default: all)",
+    )
     parser.add_argument("--fullgraph", action="store_true", help="fail instead of allowing graph breaks")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also profile N forwards per cell (kernel tables in --out)"
@@ -315,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     recipes, batches = parse_list(args.recipes), parse_list(args.batch, int)
     modes, kernel_choices = parse_list(args.compile), parse_list(args.kernels)
+    eager_recipes = None if args.eager_recipes == "all" else set(parse_list(args.eager_recipes))
     for kernel in kernel_choices:
         if kernel not in LINEAR_KERNELS:
             raise SystemExit(f"error: unknown kernel {kernel!r}; choose from {', '.join(LINEAR_KERNELS)}")
@@ -334,6 +340,9 @@ def run(args: argparse.Namespace) -> dict:
         reference_images = None
         for mode in modes:
             for recipe in recipes:
+                if mode == "none" and recipe != REFERENCE_RECIPE and eager_recipes is not None:
+                    if recipe not in eager_recipes:
+                        continue
                 # Kernels only differ for compiled int8 layers: bf16 and eager quanto cells run once.
                 several = mode != "none" and recipe != REFERENCE_RECIPE and not args.no_fast_linears
                 for kernel in kernel_choices if several else kernel_choices[:1]:

@@ -8,6 +8,8 @@ Here, after quantization (the saved format stays quanto's), each frozen qint8 `Q
   int8 tensor cores, and the output is fake-quantized with the calibrated output scale, as quanto does. The 2-row
   adaLN / timestep layers (M ≤ 16, below `_int_mm`'s minimum) take the weight-only path.
 
+The per-block class-label tables (`nn.Embedding`, which quanto leaves in bf16) become `Int8Embedding`s.
+
 On a CUDA GPU with Triton (`kernel="triton"`, the default there), both run as fused kernels from `dit_demo.kernels`
 instead: int8 weights are read straight into the tensor-core loop (no bf16 copy of any weight is written), scales,
 bias and output fake-quantization happen in the epilogue, and w8a8 has no row minimum. `kernel="torch"` keeps the
@@ -125,6 +127,39 @@ class Int8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, {mode}, kernel={self.kernel}"
 
 
+class Int8Embedding(torch.nn.Module):
+    """An embedding table stored as int8 rows with one scale per row, gathered then rescaled.
+
+    DiT keeps a 1001 × 1152 class-label table in every block (28 copies, 65 MB in bf16) that quanto cannot quantize
+    (it quantizes Linear/Conv/LayerNorm only). Per-row absmax int8 halves it; a row's error is at most half a step
+    (max|row| / 254), below the int8 weight rounding of the layers that read it.
+    """
+
+    def __init__(self, embedding: torch.nn.Embedding):
+        super().__init__()
+        table = embedding.weight.detach()
+        scale = table.float().abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
+        self.register_buffer("weight", torch.round(table.float() / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scale", scale.to(table.dtype))
+        self.num_embeddings, self.embedding_dim = table.shape
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.weight[ids].to(self.scale.dtype) * self.scale[ids].unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, int8 rows"
+
+
+def convert_embeddings(module: torch.nn.Module) -> int:
+    """Swap every `nn.Embedding` in `module` for an `Int8Embedding`, in place; returns how many."""
+    targets = [(name, child) for name, child in module.named_modules() if type(child) is torch.nn.Embedding]
+    for name, child in targets:
+        parent_name, _, attr = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, attr, Int8Embedding(child))
+    return len(targets)
+
+
 def resolve_kernel(kernel: str, device: torch.device) -> str:
     """ "auto" → the fused Triton kernels on a CUDA device where they can run, else the plain-op path."""
     if kernel not in LINEAR_KERNELS:
@@ -172,7 +207,8 @@ def compile_variant(
     fullgraph: bool = False,
     inplace: bool = True,
 ) -> Variant:
-    """Make a variant fast: int8 linears (int8 / int8-a8) then `torch.compile` of the transformer.
+    """Make a variant fast: int8 linears and int8 label tables (int8 / int8-a8), then `torch.compile` of the
+    transformer.
 
     `kernel` picks the int8 linears' implementation (`LINEAR_KERNELS`; "auto" = fused Triton on CUDA, plain torch
     ops elsewhere). `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with
@@ -187,7 +223,14 @@ def compile_variant(
         sibling.set_progress_bar_config(leave=False)
         variant = dataclasses.replace(variant, pipe=sibling)
     transformer = variant.pipe.transformer
-    converted = convert_to_fast_linears(transformer, kernel) if fast_linears else 0
+    if fast_linears:
+        convert_to_fast_linears(transformer, kernel)
+    fast_layers = [m for m in transformer.modules() if isinstance(m, Int8Linear)]
+    for layer in fast_layers:
+        layer.kernel = kernel
+    converted = len(fast_layers)
+    if converted:  # an int8 model: its label tables go int8 too (a bf16 reference is left exactly as it is)
+        convert_embeddings(transformer)
     if mode != "none":
         transformer.compile(mode=mode, fullgraph=fullgraph, dynamic=False)
     labels = {"triton": "+int8-triton", "mixed": "+int8-mixed", "torch": "+int8-linears"}

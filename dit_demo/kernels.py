@@ -164,17 +164,16 @@ if triton is not None:
             acc = acc + _per_column(bias_ptr, offs_n, n_mask, SWAP_AB)
         _store(y_ptr, acc, offs_m, offs_n, M, N, stride_ym, stride_yn, SWAP_AB)
 
-    GEMV_ELEMENTS = 16384  # BLOCK_M × BLOCK_N × BLOCK_K per step: what fits in registers without spilling
-
     def _gemv_configs(block_m: int) -> list:
-        """Weight-streaming tiles: few output features per program (hundreds of programs in flight), long K steps."""
-        shapes = [(4, 512, 2), (8, 256, 2), (8, 512, 4), (8, 1024, 4), (16, 256, 4), (16, 512, 4), (32, 256, 4)]
-        shapes += [(16, 1024, 8), (32, 512, 8), (2, 1024, 2)]
-        return [
-            triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=2)
-            for n, k, w in shapes
-            if block_m * n * k <= GEMV_ELEMENTS
-        ]
+        """Weight-streaming tiles: few output features per program (hundreds of programs in flight), long K steps,
+        the [M, N, K] partial products kept in registers (≤ 32 per thread) and reduced once at the end."""
+        configs = []
+        for warps in (4, 8):
+            for n in (4, 8, 16):
+                for k in (64, 128, 256, 512, 1024):
+                    if block_m * n * k <= 32 * 32 * warps and n * k >= 64 * warps:
+                        configs.append(triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=warps, num_stages=2))
+        return configs
 
     @triton.jit
     def _int8_weight_gemv_kernel(
@@ -188,7 +187,7 @@ if triton is not None:
         offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_m = tl.arange(0, BLOCK_M)
         n_mask, m_mask = offs_n < N, offs_m < M
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        partial = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
             offs_k = k0 + tl.arange(0, BLOCK_K)
             k_mask = offs_k < K
@@ -196,7 +195,8 @@ if triton is not None:
             w = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0).to(tl.float32)
             x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
             x = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0).to(tl.float32)
-            acc += tl.sum(x[:, None, :] * w[None, :, :], axis=2)
+            partial += x[:, None, :] * w[None, :, :]
+        acc = tl.sum(partial, axis=2)
         acc = acc * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
         if HAS_BIAS:
             acc = acc + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]

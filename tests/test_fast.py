@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from dit_demo.errors import InvalidRequestError
-from dit_demo.fast import Int8Linear, compile_variant, convert_to_fast_linears
+from dit_demo.fast import Int8Embedding, Int8Linear, compile_variant, convert_to_fast_linears
 from dit_demo.generate import build_reference, build_variant, generate
 from dit_demo.metrics import psnr
-from dit_demo.quantize import CalibrationConfig
+from dit_demo.quantize import CalibrationConfig, module_weight_bytes
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
 
@@ -93,3 +93,33 @@ def test_compiling_a_copy_keeps_the_eager_variant():
     assert sibling.pipe.labels == variant.pipe.labels
     original = variant.pipe.transformer.transformer_blocks[0].attn1.to_q.weight
     assert sibling.pipe.transformer.transformer_blocks[0].attn1.to_q.weight.data_ptr() == original._data.data_ptr()
+
+
+def test_int8_embedding_rows_within_half_a_step():
+    table = torch.nn.Embedding(11, 32)
+    torch.nn.init.normal_(table.weight, generator=torch.Generator().manual_seed(0))
+    table.weight.data[3] = 0.0  # an all-zero row (CFG's null label can be one) must not divide by zero
+    fast = Int8Embedding(table)
+    ids = torch.tensor([[0, 3], [10, 5]])
+    expected, got = table(ids), fast(ids)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    half_step = table.weight.abs().amax(dim=1)[ids].unsqueeze(-1) / 254
+    assert bool(((got - expected).abs() <= half_step + 1e-7).all())
+    assert torch.equal(got[0, 1], torch.zeros(32))
+    assert fast.weight.dtype == torch.int8
+
+
+def test_fast_path_quantizes_label_tables_of_int8_models_only():
+    reference, variant = _fresh("int8")
+    tables = [m for m in variant.pipe.transformer.modules() if type(m) is torch.nn.Embedding]
+    convert_to_fast_linears(variant.pipe.transformer)  # (quanto's unused activation-scale buffers go here)
+    before = module_weight_bytes(variant.pipe.transformer)
+    compile_variant(variant, "none")
+    converted = [m for m in variant.pipe.transformer.modules() if isinstance(m, Int8Embedding)]
+    assert tables and len(converted) == len(tables)
+    saved = sum(t.weight.numel() * t.weight.element_size() for t in tables) - sum(
+        c.weight.numel() + c.scale.numel() * c.scale.element_size() for c in converted
+    )
+    assert module_weight_bytes(variant.pipe.transformer) == before - saved
+    compile_variant(reference, "none")
+    assert not any(isinstance(m, Int8Embedding) for m in reference.pipe.transformer.modules())
