@@ -10,10 +10,11 @@ Here, after quantization (the saved format stays quanto's), each frozen qint8 `Q
 
 The per-block class-label tables (`nn.Embedding`, which quanto leaves in bf16) become `Int8Embedding`s.
 
-On a CUDA GPU with Triton (`kernel="triton"`, the default there), both run as fused kernels from `dit_demo.kernels`
-instead: int8 weights are read straight into the tensor-core loop (no bf16 copy of any weight is written), scales,
-bias and output fake-quantization happen in the epilogue, and w8a8 has no row minimum. `kernel="torch"` keeps the
-plain-op path (CPU, and the comparison in the benchmark).
+On a CUDA GPU with Triton, `kernel="triton"` runs both as fused kernels from `dit_demo.kernels` instead: int8
+weights are read straight into the tensor-core loop (no bf16 copy of any weight is written), scales, bias and output
+fake-quantization happen in the epilogue, and w8a8 has no row minimum. The default (`"auto"` = `"torch"`) is the
+plain-op path, on CPU and GPU alike: on the H100 cuBLAS beat these kernels at every DiT-XL/2 layer shape
+(`python -m dit_demo.bench_linears`, numbers in bench/README.md).
 """
 
 from __future__ import annotations
@@ -161,11 +162,12 @@ def convert_embeddings(module: torch.nn.Module) -> int:
 
 
 def resolve_kernel(kernel: str, device: torch.device) -> str:
-    """ "auto" → the fused Triton kernels on a CUDA device where they can run, else the plain-op path."""
+    """ "auto" → the plain-op path: on the H100 it beat both Triton choices end to end (bench/README.md), because
+    cuBLAS wins every DiT-XL/2 layer shape there; "triton" / "mixed" stay selectable for other GPUs and shapes."""
     if kernel not in LINEAR_KERNELS:
         raise InvalidRequestError(f"Unknown linear kernel {kernel!r}: choose one of {', '.join(LINEAR_KERNELS)}.")
     if kernel == "auto":
-        return "triton" if device.type == "cuda" and kernels.available() else "torch"
+        return "torch"
     if kernel in ("triton", "mixed") and not (device.type == "cuda" and kernels.available()):
         raise InvalidRequestError(f"kernel={kernel!r} needs a CUDA GPU and triton; use kernel='torch' here.")
     return kernel
@@ -210,10 +212,11 @@ def compile_variant(
     """Make a variant fast: int8 linears and int8 label tables (int8 / int8-a8), then `torch.compile` of the
     transformer.
 
-    `kernel` picks the int8 linears' implementation (`LINEAR_KERNELS`; "auto" = fused Triton on CUDA, plain torch
-    ops elsewhere). `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with
-    its own transformer and scheduler (the VAE is shared). The first call afterwards compiles (tens of seconds on a
-    GPU host); run `warm_up` to pay that up front.
+    `kernel` picks the int8 linears' implementation (`LINEAR_KERNELS`; "auto" = plain torch ops, the measured
+    winner on the H100; "triton" / "mixed" = the fused kernels of `dit_demo.kernels`, CUDA only).
+    `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with its own
+    transformer and scheduler (the VAE is shared). The first call afterwards compiles (tens of seconds on a GPU
+    host); run `warm_up` to pay that up front.
     """
     if mode not in COMPILE_MODES:
         raise InvalidRequestError(f"Unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}.")

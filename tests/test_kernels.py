@@ -172,8 +172,10 @@ def test_triton_kernels_match_plain_ops_on_cuda(activations, rows, out_features,
         mismatched = ((got - exact).abs() > 0).float().mean().item()
         tuned = {key: str(getattr(k, "best_config", None)) for key, k in kernels._STATIC_KERNELS.items()}
         assert mismatched < 1e-3, (mismatched, (got - exact).abs().max().item(), tuned)
-        # Against the plain path (bf16 matmul below 17 rows, bf16 rounding before the bias): one output step at most.
-        assert (got - expected).abs().max().item() <= so.item() * 1.01
+        # Against the plain path: `_int_mm` from 17 rows (same integers: one output step at most); below that a bf16
+        # matmul of the fake-quantized x, whose own rounding can move an output by up to two steps.
+        steps = 1 if rows >= 17 else 2
+        assert (got - expected).abs().max().item() <= so.item() * steps * 1.01
     else:
         # fp32 accumulation in another order and a fp32 (not bf16) scale multiply: bf16-level agreement.
         tolerance = 0.02 * expected.abs().max().item()
