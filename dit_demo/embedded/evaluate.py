@@ -28,23 +28,31 @@ import torch
 from tqdm.auto import tqdm
 
 from dit_demo.embedded import quality
+from dit_demo.fast import compile_variant
 from dit_demo.generate import Variant, build_reference, build_variant, generate
 from dit_demo.metrics import psnr, ssim
+from dit_demo.quantize import module_weight_bytes
 
 REFERENCE = "bf16"  # the core library's name for the full-precision reference (float32 on CPU)
 
 
-def parse_recipe(spec: str) -> tuple[str, list[str]]:
-    """'int8-a8:keep=adaln+embedders' -> ('int8-a8', ['adaln', 'embedders']): a recipe with module groups kept in
-    full precision (groups of `dit_demo.quantize.KEEP_GROUPS`), so exclusion experiments land in the same table."""
+def parse_recipe(spec: str) -> tuple[str, list[str], bool]:
+    """'int8-a8:keep=adaln+embedders,fast' -> ('int8-a8', ['adaln', 'embedders'], True): a recipe with module groups
+    kept in full precision (groups of `dit_demo.quantize.KEEP_GROUPS`) and/or run through the GPU fast path's layers
+    (`dit_demo.fast`: int8 linears as plain ops + int8 label tables, uncompiled here), so exclusion experiments and
+    the fast path's numerics land in the same table."""
     name, _, options = spec.partition(":")
     keep: list[str] = []
+    fast = False
     for option in filter(None, options.split(",")):
         key, _, value = option.partition("=")
-        if key != "keep":
-            raise ValueError(f"unknown recipe option {key!r} in {spec!r}; only keep=GROUP+GROUP is supported")
-        keep += [g for g in value.split("+") if g]
-    return name, keep
+        if key == "fast" and not value:
+            fast = True
+        elif key == "keep":
+            keep += [g for g in value.split("+") if g]
+        else:
+            raise ValueError(f"unknown recipe option {key!r} in {spec!r}; use keep=GROUP+GROUP and/or fast")
+    return name, keep, fast
 
 
 def generate_all(variant: Variant, n: int, guidance: float, steps: int, batch: int, seed0: int) -> dict:
@@ -200,8 +208,10 @@ def main(argv: list[str] | None = None) -> dict:
     for recipe in recipes:
         try:
             t0 = time.perf_counter()
-            name, keep = parse_recipe(recipe)
+            name, keep, fast = parse_recipe(recipe)
             variant = reference if recipe == REFERENCE else build_variant(reference, name, keep=keep)
+            if fast:
+                variant = compile_variant(variant, "none", kernel="torch", inplace=False)
             build_s = time.perf_counter() - t0
         except Exception as exc:  # report a recipe that cannot run here instead of aborting the table
             traceback.print_exc()
@@ -216,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "guidance": guidance,
                 "accuracy": quality.class_accuracy(out["images"], labels),
                 "fid": quality.fid(out["images"]),
-                "transformer_mb": variant.report.weight_bytes_after / 1e6,
+                "transformer_mb": module_weight_bytes(variant.pipe.transformer) / 1e6,
                 "s_per_image": out["s_per_image"],
                 "build_s": build_s,
             }

@@ -165,7 +165,7 @@ def test_evaluate_writes_table(tmp_path):
             "--guidance",
             "4",
             "--recipes",
-            "bf16,int8",
+            "bf16,int8,int8:fast",
             "--steps",
             "5",
             "--batch",
@@ -175,7 +175,19 @@ def test_evaluate_writes_table(tmp_path):
             str(tmp_path),
         ]
     )
-    assert [r["recipe"] for r in report["rows"]] == ["bf16", "int8"]
+    assert [r["recipe"] for r in report["rows"]] == ["bf16", "int8", "int8:fast"]
     assert 0 <= report["rows"][1]["accuracy"] <= 1 and report["rows"][1]["psnr_vs_fp"] > 10
+    # the fast path's layers: same int8 numerics (int8 label tables too), a smaller transformer
+    fast, plain = report["rows"][2], report["rows"][1]
+    assert fast["psnr_vs_fp"] > 30 and fast["transformer_mb"] < plain["transformer_mb"]
     assert json.loads((tmp_path / "quality.json").read_text())["rows"][0]["psnr_vs_fp"] is None
     assert "| int8 | 4 |" in (tmp_path / "quality.md").read_text()
+
+
+def test_recipe_specs_parse_keep_and_fast():
+    from dit_demo.embedded.evaluate import parse_recipe
+
+    assert parse_recipe("int8-a8:keep=adaln+embedders,fast") == ("int8-a8", ["adaln", "embedders"], True)
+    assert parse_recipe("int8") == ("int8", [], False)
+    with pytest.raises(ValueError, match="unknown recipe option"):
+        parse_recipe("int8:turbo")
