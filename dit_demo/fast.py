@@ -151,13 +151,16 @@ class Int8Embedding(torch.nn.Module):
         return f"{self.num_embeddings}, {self.embedding_dim}, int8 rows"
 
 
+def _replace_submodule(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, attr, new)
+
+
 def convert_embeddings(module: torch.nn.Module) -> int:
     """Swap every `nn.Embedding` in `module` for an `Int8Embedding`, in place; returns how many."""
     targets = [(name, child) for name, child in module.named_modules() if type(child) is torch.nn.Embedding]
     for name, child in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, attr, Int8Embedding(child))
+        _replace_submodule(module, name, Int8Embedding(child))
     return len(targets)
 
 
@@ -185,11 +188,9 @@ def convert_to_fast_linears(module: torch.nn.Module, kernel: str = "torch") -> i
         and child.activation_qtype in (None, qint8)
     ]
     for name, child in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = module.get_submodule(parent_name) if parent_name else module
         fast = Int8Linear.from_qlinear(child)
         fast.kernel = kernel
-        setattr(parent, attr, fast)
+        _replace_submodule(module, name, fast)
     return len(targets)
 
 

@@ -10,9 +10,14 @@ int8 weights straight into the tensor-core loop and apply the scales in the epil
   then y = acc · s_x · s_w + b and the calibrated output fake-quantization in the epilogue — quanto's static w8a8
   linear with no extra pass over memory.
 
+- ≤ 16 rows (CFG's 2-row adaLN / timestep layers) take a weight-streaming GEMV instead of tensor-core tiles.
+
 Both are registered with `torch.library.triton_op`, so `torch.compile` and CUDA graphs see through them (no graph
 break). Numerics: int32 accumulation is exact, so `int8_static_linear` differs from the plain-op reference only by
 fp32 rounding in the epilogue; `int8_weight_linear` accumulates in fp32 like cuBLAS, in another order.
+
+Measured on an H100 (bench/README.md): correct, but slower than the cast + cuBLAS path at every DiT-XL/2 layer shape
+(2.1–2.6× cuBLAS bf16 time at 512 rows), so they are opt-in (`kernel="triton"` / `"mixed"`), not the default.
 """
 
 from __future__ import annotations
