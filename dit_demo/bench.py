@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kernels",
         default="auto",
         help="comma-separated int8 linear kernels for the compiled int8 cells "
-        f"({', '.join(LINEAR_KERNELS)}; auto = fused Triton on CUDA): one cell each",
+        f"({', '.join(LINEAR_KERNELS)}; auto = plain torch ops, the measured H100 winner): one cell each",
     )
     parser.add_argument(
         "--eager-recipes",

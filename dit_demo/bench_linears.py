@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> dict:
     reference = build_reference(args.model, device="cuda")
     variant = build_variant(reference, "int8")
     del reference
-    convert_to_fast_linears(variant.pipe.transformer, "torch")
+    convert_to_fast_linears(variant.pipe.transformer)
     calls, layers = record_linear_calls(variant.pipe.transformer, forward_inputs(variant, args.batch, args.guidance))
     time_ms = _timer()
     rows = []

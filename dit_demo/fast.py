@@ -176,9 +176,9 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
     return kernel
 
 
-def convert_to_fast_linears(module: torch.nn.Module, kernel: str = "torch") -> int:
-    """Swap every frozen qint8 `QLinear` in `module` for an `Int8Linear` running on `kernel` ("torch" / "triton"),
-    in place; returns how many."""
+def convert_to_fast_linears(module: torch.nn.Module) -> int:
+    """Swap every frozen qint8 `QLinear` in `module` for an `Int8Linear` (plain-op kernel until `compile_variant`
+    picks one), in place; returns how many."""
     targets = [
         (name, child)
         for name, child in module.named_modules()
@@ -188,9 +188,7 @@ def convert_to_fast_linears(module: torch.nn.Module, kernel: str = "torch") -> i
         and child.activation_qtype in (None, qint8)
     ]
     for name, child in targets:
-        fast = Int8Linear.from_qlinear(child)
-        fast.kernel = kernel
-        _replace_submodule(module, name, fast)
+        _replace_submodule(module, name, Int8Linear.from_qlinear(child))
     return len(targets)
 
 
@@ -228,7 +226,7 @@ def compile_variant(
         variant = dataclasses.replace(variant, pipe=sibling)
     transformer = variant.pipe.transformer
     if fast_linears:
-        convert_to_fast_linears(transformer, kernel)
+        convert_to_fast_linears(transformer)
     fast_layers = [m for m in transformer.modules() if isinstance(m, Int8Linear)]
     for layer in fast_layers:
         layer.kernel = kernel
