@@ -1,6 +1,6 @@
 """DiT × optimum-quanto demo: the Gradio front door, locally (`python app.py [--model SOURCE]`) and as a Space.
 
-Layout and event wiring only; every handler, default and formatter lives in `dit_demo.app_logic`, so the same
+Layout and event wiring only; every handler, default and formatter lives in `dit_demo.app.logic`, so the same
 code serves the page and the `/generate` API endpoint and can be tested without a browser.
 """
 
@@ -10,8 +10,8 @@ import sys
 
 import gradio as gr
 
-from dit_demo import app_logic as logic
-from dit_demo.models import SCHEDULERS
+import dit_demo.app.logic as logic
+from dit_demo.engine.sources import SCHEDULERS
 
 
 def build_demo(default_model: str | None = None, service: logic.DemoService | None = None) -> gr.Blocks:

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from dit_demo.cli.commands import main
 
 sys.exit(main())

@@ -13,11 +13,25 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .generate import GenerationResult, Variant, build_reference, build_variant, generate
-from .metrics import finite_or_none, psnr, ssim
-from .quantize import REFERENCE_RECIPE, CalibrationConfig
+from dit_demo.embedded.classifier import DIGIT_NAMES
+from dit_demo.embedded.quality import digit_predictions
+from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
+from dit_demo.engine.metrics import finite_or_none, psnr, ssim
+from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
+from dit_demo.engine.request import SamplingRequest
 
-DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# The one vocabulary of metric names: every surface (app, CLI, gallery, benchmark, embedded evaluation, model card)
+# reads these keys, and the same key means the same number everywhere.
+METRICS: dict[str, str] = {
+    "psnr_db": "PSNR against the reference, dB (null = identical)",
+    "ssim": "SSIM against the reference (1 = identical)",
+    "digit_accuracy": "share of images the digits classifier reads as the requested digit",
+    "digit_confidence": "mean classifier confidence in the requested digit",
+    "fid": "Fréchet distance of classifier features to the held-out real digits",
+    "latency_ratio": "end-to-end latency ÷ the reference's",
+    "peak_memory_ratio": "peak memory ÷ the reference's",
+    "weight_bytes_ratio": "transformer weight bytes ÷ the reference's",
+}
 
 
 def is_digits_model(variant: Variant) -> bool:
@@ -26,22 +40,51 @@ def is_digits_model(variant: Variant) -> bool:
     return tuple(names) == DIGIT_NAMES
 
 
-def digit_scores(result: GenerationResult) -> dict:
+def image_quality(reference_images: Sequence, images: Sequence) -> dict:
+    """Paired PSNR and SSIM of images against the reference made from the same seeds."""
+    return {
+        "psnr_db": finite_or_none(psnr(reference_images, images)),
+        "ssim": round(ssim(reference_images, images), 6),
+    }
+
+
+def digit_quality(images: Sequence, class_ids: Sequence[int]) -> dict:
     """Predicted digit, confidence and accuracy for images of the digits model (its shipped classifier).
 
     Empty when the classifier is not installed (a trimmed copy of the package): quality then falls back to PSNR/SSIM.
     """
-    from .embedded.quality import digit_predictions
-
     try:
-        predicted, confidence = digit_predictions(result.images)
+        predicted, confidence = digit_predictions(images)
     except (FileNotFoundError, OSError):
         return {}
+    expected = torch.tensor(list(class_ids)).numpy()
     return {
         "predicted_digits": [int(p) for p in predicted],
         "confidences": [round(float(c), 4) for c in confidence],
-        "digit_accuracy": float((predicted == torch.tensor(result.class_ids).numpy()).mean()),
+        "digit_accuracy": float((predicted == expected).mean()),
+        "digit_confidence": round(float(confidence.mean()), 4),
     }
+
+
+def ratio(value: float | int | None, base: float | int | None) -> float | None:
+    """value ÷ base rounded for tables; None when either is unknown or the base is zero."""
+    return round(value / base, 4) if value is not None and base else None
+
+
+def ratios(result: GenerationResult, reference: GenerationResult) -> dict:
+    return {
+        "latency_ratio": ratio(result.latency_s, reference.latency_s),
+        "weight_bytes_ratio": ratio(result.weight_bytes, reference.weight_bytes),
+        "peak_memory_ratio": ratio(result.peak_memory_bytes, reference.peak_memory_bytes),
+    }
+
+
+def score(reference: GenerationResult, result: GenerationResult, *, digits: bool) -> dict:
+    """Everything that compares one result with the reference of the same request."""
+    scores = image_quality(reference.images, result.images)
+    if digits:
+        scores.update(digit_quality(result.images, result.class_ids))
+    return scores
 
 
 @dataclass
@@ -58,31 +101,19 @@ class Comparison:
 
     def rows(self) -> list[dict]:
         """One flat JSON-ready row per recipe: timings, memory, bytes, quality, ratios to the reference."""
-        ref = self.reference
         rows = []
         for recipe, result in self.results.items():
-            row = {**result.metrics(), **self.quality.get(recipe, {})}
-            row["latency_ratio"] = round(result.latency_s / ref.latency_s, 4) if ref.latency_s else None
-            row["weight_bytes_ratio"] = round(result.weight_bytes / ref.weight_bytes, 4) if ref.weight_bytes else None
+            row = {**result.metrics(), **self.quality.get(recipe, {}), **ratios(result, self.reference)}
             row["run_memory_bytes"] = result.peak_memory_bytes - result.memory_before_bytes
-            row["peak_memory_ratio"] = (
-                round(result.peak_memory_bytes / ref.peak_memory_bytes, 4) if ref.peak_memory_bytes else None
-            )
             rows.append(row)
         return rows
 
 
 def compare(
     variants: dict[str, Variant],
-    labels: Sequence[str | int],
+    request: SamplingRequest,
     *,
     reference: str = REFERENCE_RECIPE,
-    seed: int = 0,
-    seeds: Sequence[int] | None = None,
-    steps: int = 25,
-    guidance_scale: float = 4.0,
-    scheduler: str | None = None,
-    warmup: bool = False,
     on_result: Callable[[str, GenerationResult], None] | None = None,
 ) -> Comparison:
     """Generate the same request with every variant (reference first) and score each against the reference."""
@@ -91,28 +122,13 @@ def compare(
     order = [reference] + [r for r in variants if r != reference]
     results: dict[str, GenerationResult] = {}
     for recipe in order:
-        results[recipe] = generate(
-            variants[recipe],
-            labels,
-            seed=seed,
-            seeds=seeds,
-            steps=steps,
-            guidance_scale=guidance_scale,
-            scheduler=scheduler,
-            warmup=warmup,
-        )
+        results[recipe] = generate(variants[recipe], request)
         if on_result is not None:
             on_result(recipe, results[recipe])
     comparison = Comparison(reference_recipe=reference, results=results)
     digits = is_digits_model(variants[reference])
     for recipe, result in results.items():
-        scores = {
-            "psnr_db": finite_or_none(psnr(comparison.reference.images, result.images)),
-            "ssim": round(ssim(comparison.reference.images, result.images), 6),
-        }
-        if digits:
-            scores.update(digit_scores(result))
-        comparison.quality[recipe] = scores
+        comparison.quality[recipe] = score(comparison.reference, result, digits=digits)
     return comparison
 
 
@@ -167,8 +183,6 @@ class VariantCache:
             if recipe == reference.recipe and not keep:
                 return reference
             if on_build:
-                from .quantize import get_recipe
-
                 note = get_recipe(recipe).build_note(reference.device)
                 on_build(f"Quantizing to {recipe}…" + (f" {note}" if note else ""))
             variant = build_variant(reference, recipe, keep=keep, calibration=self.calibration)
@@ -205,3 +219,22 @@ class VariantCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def fid_quality(images: Sequence) -> dict:
+    """Classifier-feature FID against the held-out real digits, with the count: FID depends on sample size, so it
+    is only comparable between runs with the same number of images."""
+    from dit_demo.embedded import quality
+
+    scores: dict = {
+        "fid_num_images": len(images),
+        "fid_feature_dim": quality.get_classifier().feature_dim,
+        "fid_reference": f"held-out real digits ({len(quality.heldout_digits()[1])})",
+    }
+    try:
+        scores["fid"] = finite_or_none(quality.fid(images))
+        if scores["fid"] is None:
+            scores["fid_error"] = "not finite (too few images for the feature covariance)"
+    except (ValueError, RuntimeError) as exc:  # torchmetrics needs ≥ 2 images
+        scores["fid"], scores["fid_error"] = None, str(exc)
+    return scores

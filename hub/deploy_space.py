@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import yaml
 from huggingface_hub import SpaceCard, SpaceCardData
 
+from dit_demo.engine.sources import resolve_source
 from dit_demo.errors import DemoError
 from dit_demo.hub_io import (
     Target,
@@ -39,7 +40,6 @@ from dit_demo.hub_io import (
     resolve_token,
     run_cli,
 )
-from dit_demo.models import resolve_source
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODEL_ENV = "DIT_DEMO_MODEL"

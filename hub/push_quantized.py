@@ -25,10 +25,14 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from PIL import Image, ImageDraw
 
-from dit_demo.card import CardError, base_model_info, build_card, card_identity, machine_description, validate_card
 from dit_demo.compare import compare
+from dit_demo.engine.generate import build_reference, build_variant
+from dit_demo.engine.labels import display_name, spread_ids
+from dit_demo.engine.quantize import KEEP_GROUPS, RECIPES, REFERENCE_RECIPE, CalibrationConfig, get_recipe
+from dit_demo.engine.request import SamplingRequest, seeds_for
+from dit_demo.engine.serialization import save_pipeline, save_transformer, swap_in_folder
+from dit_demo.engine.sources import QMAP_NAME, download_pipeline, resolve_source
 from dit_demo.errors import DemoError
-from dit_demo.generate import build_reference, build_variant, seeds_for
 from dit_demo.hub_io import (
     EXIT_CONFLICT,
     HubError,
@@ -40,10 +44,14 @@ from dit_demo.hub_io import (
     resolve_token,
     run_cli,
 )
-from dit_demo.labels import display_name, spread_ids
-from dit_demo.models import QMAP_NAME, download_pipeline, resolve_source
-from dit_demo.quantize import KEEP_GROUPS, RECIPES, REFERENCE_RECIPE, CalibrationConfig, get_recipe
-from dit_demo.serialization import save_pipeline, save_transformer, swap_in_folder
+from dit_demo.reports.card import (
+    CardError,
+    base_model_info,
+    build_card,
+    card_identity,
+    machine_description,
+    validate_card,
+)
 
 MEASUREMENTS_NAME = "measurements.json"
 GALLERY_NAME = "gallery.png"
@@ -153,11 +161,14 @@ def build_repo_folder(args: argparse.Namespace, out: Path) -> dict:
     print(f"generating {len(labels)} images per variant, {args.steps} steps …", flush=True)
     comparison = compare(
         {REFERENCE_RECIPE: reference, args.recipe: variant},
-        labels,
-        seeds=seeds,
-        steps=args.steps,
-        guidance_scale=args.guidance,
-        warmup=args.warmup,
+        SamplingRequest.create(
+            labels,
+            seeds=seeds,
+            steps=args.steps,
+            guidance_scale=args.guidance,
+            warmup=args.warmup,
+            max_batch=len(labels),
+        ),
     )
     ref_result, quant_result = comparison.reference, comparison.results[args.recipe]
     names = [display_name(reference.id2label, i) for i in ref_result.class_ids]

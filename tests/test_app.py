@@ -16,9 +16,9 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+import dit_demo.app.logic as logic
 from app import build_demo
-from dit_demo import app_logic as logic
-from dit_demo.quantize import CalibrationConfig
+from dit_demo.engine.quantize import CalibrationConfig
 
 MODEL = "embedded" if logic.embedded_available() else "tiny-random"
 STEPS = 4

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import dit_demo.app.logic as logic
 from app import build_demo
-from dit_demo import app_logic as logic
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

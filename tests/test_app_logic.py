@@ -12,12 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dit_demo import app_logic as logic
+import dit_demo.app.logic as logic
 from dit_demo.compare import compare
+from dit_demo.engine.generate import Variant
+from dit_demo.engine.labels import choices
+from dit_demo.engine.metrics import amplified_difference
+from dit_demo.engine.request import MAX_SEED, SamplingRequest
 from dit_demo.errors import InvalidRequestError, ModelLoadError
-from dit_demo.generate import MAX_SEED, Variant
-from dit_demo.labels import choices
-from dit_demo.metrics import amplified_difference
 
 DIGITS = {i: name for i, name in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
                                             "nine"))}  # fmt: skip
@@ -34,7 +35,9 @@ def digits_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def comparison(tiny_reference: Variant, tiny_variants: dict[str, Variant]):
-    return compare({"bf16": tiny_reference, "int8": tiny_variants["int8"]}, [1, 500], seed=5, steps=2)
+    return compare(
+        {"bf16": tiny_reference, "int8": tiny_variants["int8"]}, SamplingRequest.create([1, 500], seed=5, steps=2)
+    )
 
 
 def test_default_model_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +73,7 @@ def test_examples_are_valid_requests(digits_folder: Path) -> None:
 def test_request_parsing_accepts_ui_values_and_rejects_bad_ones() -> None:
     request = logic.Request.parse("tiny-random", ["207: golden retriever"], 3.0, False, 25.0, 4, "dpm",
                                   ["bf16", "int8", "int8"])  # fmt: skip
-    assert (request.labels, request.seed, request.steps, request.recipes) == ([207], 3, 25, ["int8"])
+    assert (request.sampling.labels, request.seed, request.sampling.steps, request.recipes) == ((207,), 3, 25, ["int8"])
     randomized = logic.Request.parse("tiny-random", ["1"], 3, True, 2, 4.0, "dpm", [])
     assert 0 <= randomized.seed <= MAX_SEED
     with pytest.raises(InvalidRequestError, match="Did you mean: golden retriever"):
@@ -107,7 +110,9 @@ def test_errors_become_gradio_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_numbers_table_chart_and_views(comparison) -> None:
-    request = logic.Request("tiny-random", [1, 500], 5, 2, 4.0, None, ["int8"])
+    request = logic.Request(
+        "tiny-random", SamplingRequest.create([1, 500], seed=5, steps=2, guidance_scale=4.0, scheduler=None), ["int8"]
+    )
     numbers = logic.numbers_json(comparison, request)
     assert numbers["seed"] == 5 and numbers["seeds"] == [5, 6] and numbers["image_size"] == [16, 16]
     rows = list(numbers["recipes"].values())
@@ -145,14 +150,20 @@ def test_comparison_strip_is_one_labelled_png(comparison) -> None:
 
 
 def test_prequantized_folder_is_shown_alone(tiny_variants: dict[str, Variant], tmp_path: Path) -> None:
-    from dit_demo.serialization import save_pipeline
+    from dit_demo.engine.serialization import save_pipeline
 
     folder = save_pipeline(tiny_variants["int8"].pipe, tmp_path / "tiny-int8", metadata={"recipe": "int8"})
     assert logic.prequantized_recipe(str(folder)) == "int8"
     assert logic.prequantized_recipe("tiny-random") is None
     assert "Pre-quantized (int8)" in logic.model_note(str(folder))
     service = logic.DemoService(str(folder), device="cpu")
-    result = service.compare(logic.Request(str(folder), [3], 0, 2, 4.0, None, ["int8", "int4"]))
+    result = service.compare(
+        logic.Request(
+            str(folder),
+            SamplingRequest.create([3], seed=0, steps=2, guidance_scale=4.0, scheduler=None),
+            ["int8", "int4"],
+        )
+    )
     assert list(result.results) == ["int8"] and result.reference_recipe == "int8"
 
 
@@ -164,26 +175,33 @@ def test_service_builds_once_warms_once_and_preloads(monkeypatch: pytest.MonkeyP
     calls: list[int] = []
     real = logic.generate
     monkeypatch.setattr(logic, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    request = logic.Request("tiny-random", [1], 0, 2, 4.0, None, ["int8"])
+    request = logic.Request(
+        "tiny-random", SamplingRequest.create([1], seed=0, steps=2, guidance_scale=4.0, scheduler=None), ["int8"]
+    )
     service.compare(request, notify=messages.append)
     assert not messages and not calls  # cached and already warm: nothing built, no warm-up run
-    service.compare(logic.Request("tiny-random", [1], 0, 2, 4.0, None, ["fp8"]), notify=messages.append)
+    service.compare(
+        logic.Request(
+            "tiny-random", SamplingRequest.create([1], seed=0, steps=2, guidance_scale=4.0, scheduler=None), ["fp8"]
+        ),
+        notify=messages.append,
+    )
     assert messages and messages[0].startswith("Quantizing to fp8")
     assert len(calls) == 1 and len(service.cache) == 3
 
 
 def test_fast_path_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "dit_demo.fast", types.ModuleType("dit_demo.fast"))
+    monkeypatch.setitem(sys.modules, "dit_demo.engine.fast", types.ModuleType("dit_demo.engine.fast"))
     assert logic.fast_module() is None and not logic.fast_compile_available()
-    fast = types.ModuleType("dit_demo.fast")
+    fast = types.ModuleType("dit_demo.engine.fast")
     fast.compile_variant = lambda variant, mode, **options: variant
-    monkeypatch.setitem(sys.modules, "dit_demo.fast", fast)
+    monkeypatch.setitem(sys.modules, "dit_demo.engine.fast", fast)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert logic.fast_module() is fast and logic.fast_compile_available()
 
 
 def test_gallery_and_bench_tabs(tmp_path: Path) -> None:
-    assert "python -m dit_demo.gallery" in logic.gallery_markdown(tmp_path)
+    assert "python -m dit_demo.reports.gallery" in logic.gallery_markdown(tmp_path)
     assert logic.gallery_grid(tmp_path) is None and logic.bench_markdown(tmp_path / "README.md") is None
     (tmp_path / "results.md").write_text("| recipe | PSNR |\n|---|---|\n| int8 | 41.2 |\n")
     Image.new("RGB", (4, 4)).save(tmp_path / "grid.png")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dit_demo.bench import build_parser, main, run
+from dit_demo.reports.bench import build_parser, main, run
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,15 @@
 import pytest
 
 from dit_demo.compare import VariantCache, compare, is_digits_model
+from dit_demo.engine.request import SamplingRequest
 
 
 def test_compare_reference_first_with_quality(tiny_reference, tiny_variants):
     variants = {"int8": tiny_variants["int8"], "bf16": tiny_reference}
     seen = []
-    comparison = compare(variants, [207, 1], seed=0, steps=4, on_result=lambda r, _: seen.append(r))
+    comparison = compare(
+        variants, SamplingRequest.create([207, 1], seed=0, steps=4), on_result=lambda r, _: seen.append(r)
+    )
     assert seen == ["bf16", "int8"]
     rows = {row["recipe"]: row for row in comparison.rows()}
     assert rows["bf16"]["psnr_db"] is None and rows["bf16"]["ssim"] == pytest.approx(1.0)  # identical to itself
@@ -17,7 +20,7 @@ def test_compare_reference_first_with_quality(tiny_reference, tiny_variants):
 
 def test_compare_needs_the_reference(tiny_variants):
     with pytest.raises(ValueError, match="reference"):
-        compare({"int8": tiny_variants["int8"]}, [1], steps=2)
+        compare({"int8": tiny_variants["int8"]}, SamplingRequest.create([1], steps=2))
 
 
 def test_cache_builds_once_and_stays_bounded():

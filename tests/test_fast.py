@@ -5,11 +5,12 @@ import math
 import pytest
 import torch
 
+from dit_demo.engine.fast import Int8Embedding, Int8Linear, compile_variant, convert_to_fast_linears
+from dit_demo.engine.generate import build_reference, build_variant, generate
+from dit_demo.engine.metrics import psnr
+from dit_demo.engine.quantize import CalibrationConfig, module_weight_bytes
+from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
-from dit_demo.fast import Int8Embedding, Int8Linear, compile_variant, convert_to_fast_linears
-from dit_demo.generate import build_reference, build_variant, generate
-from dit_demo.metrics import psnr
-from dit_demo.quantize import CalibrationConfig, module_weight_bytes
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
 
@@ -38,11 +39,11 @@ def test_int8_linear_matches_quanto_module(recipe, rows):
 @pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
 def test_fast_linears_give_the_same_images_on_cpu(recipe):
     _, variant = _fresh(recipe)
-    before = generate(variant, LABELS, seed=3, steps=5)
+    before = generate(variant, SamplingRequest.create(LABELS, seed=3, steps=5))
     compile_variant(variant, "none")
     assert variant.compile_mode == "none+int8-linears"
     assert isinstance(variant.pipe.transformer.transformer_blocks[0].attn1.to_q, Int8Linear)
-    after = generate(variant, LABELS, seed=3, steps=5)
+    after = generate(variant, SamplingRequest.create(LABELS, seed=3, steps=5))
     assert psnr(before.images, after.images) >= 50 or math.isinf(psnr(before.images, after.images))
     assert after.compile_mode == "none+int8-linears"
 
@@ -72,13 +73,13 @@ def test_unknown_compile_mode():
 @pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
 def test_compiled_fast_path_on_cuda(recipe, kernel):
     reference, variant = _fresh(recipe, device="cuda")
-    eager = generate(variant, LABELS, seed=1, steps=6)
+    eager = generate(variant, SamplingRequest.create(LABELS, seed=1, steps=6))
     compile_variant(variant, "reduce-overhead", kernel=kernel, fullgraph=True)  # fullgraph: no graph breaks allowed
     suffix = {"torch": "+int8-linears", "triton": "+int8-triton", "mixed": "+int8-mixed"}[kernel]
     assert variant.compile_mode.endswith(suffix)
-    generate(variant, LABELS, seed=1, steps=6)  # compile + capture
-    fast = generate(variant, LABELS, seed=1, steps=6)
-    ref = generate(reference, LABELS, seed=1, steps=6)
+    generate(variant, SamplingRequest.create(LABELS, seed=1, steps=6))  # compile + capture
+    fast = generate(variant, SamplingRequest.create(LABELS, seed=1, steps=6))
+    ref = generate(reference, SamplingRequest.create(LABELS, seed=1, steps=6))
     assert psnr(eager.images, fast.images) >= 35
     assert psnr(ref.images, fast.images) >= (35 if recipe == "int8" else 25)
 

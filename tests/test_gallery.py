@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dit_demo import gallery as gallery_cli
-from dit_demo.models import EMBEDDED_MODEL_DIR
-from dit_demo.render import (
+import dit_demo.reports.gallery as gallery_cli
+from dit_demo.engine.sources import EMBEDDED_MODEL_DIR
+from dit_demo.reports.render import (
     PALETTE,
     GridLayout,
     html_page,
@@ -319,7 +319,7 @@ def test_two_process_accelerate_gallery_equals_one_process(tmp_path):
         "--main_process_port",
         str(_free_port()),
         "-m",
-        "dit_demo.gallery",
+        "dit_demo.reports.gallery",
         *args,
         "--out",
         str(out),
@@ -355,7 +355,7 @@ def test_digits_model_gets_accuracy_and_fid_per_recipe(tmp_path, monkeypatch):
     real judge is exercised by the embedded test below once the model is trained)."""
     from dit_demo.compare import DIGIT_NAMES
     from dit_demo.embedded import quality
-    from dit_demo.generate import build_reference
+    from dit_demo.engine.generate import build_reference
 
     calls = []
     monkeypatch.setattr(

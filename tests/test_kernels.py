@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from dit_demo import kernels
+import dit_demo.engine.kernels as kernels
+from dit_demo.engine.fast import Int8Linear, resolve_kernel
 from dit_demo.errors import InvalidRequestError
-from dit_demo.fast import Int8Linear, resolve_kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ INTERPRETER_CHECK = textwrap.dedent(
     import os, sys
     os.environ["TRITON_INTERPRET"] = "1"
     import torch, triton
-    from dit_demo import kernels as K
+    import dit_demo.engine.kernels as K
 
     torch.manual_seed(0)
     dtype = torch.float16  # the interpreter has no bfloat16 arithmetic

@@ -1,7 +1,7 @@
 import pytest
 
+from dit_demo.engine.labels import choices, display_name, imagenet_id2label, parse_choice, resolve_labels, spread_ids
 from dit_demo.errors import InvalidRequestError
-from dit_demo.labels import choices, display_name, imagenet_id2label, parse_choice, resolve_labels, spread_ids
 
 
 def test_imagenet_labels_are_complete_and_in_index_order():

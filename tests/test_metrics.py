@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dit_demo.metrics import amplified_difference, finite_or_none, psnr, ssim
+from dit_demo.engine.metrics import amplified_difference, finite_or_none, psnr, ssim
 
 
 def _noise_image(seed: int, size: int = 32) -> Image.Image:

@@ -1,10 +1,9 @@
 import pytest
 import torch
 
-from dit_demo.errors import InvalidRequestError
-from dit_demo.generate import build_variant, generate
-from dit_demo.metrics import psnr
-from dit_demo.quantize import (
+from dit_demo.engine.generate import build_variant, generate
+from dit_demo.engine.metrics import psnr
+from dit_demo.engine.quantize import (
     DEFAULT_EXCLUDE,
     RECIPES,
     exclusion_patterns,
@@ -13,6 +12,8 @@ from dit_demo.quantize import (
     tensor_storage_bytes,
     weightless_norms,
 )
+from dit_demo.engine.request import SamplingRequest
+from dit_demo.errors import InvalidRequestError
 
 
 def test_recipes_are_named():
@@ -66,18 +67,18 @@ def test_reference_is_untouched(tiny_reference, tiny_variants):
 @pytest.mark.parametrize("recipe, min_psnr", [("int8", 40.0), ("int8-a8", 30.0)], ids=["int8", "int8-a8"])
 def test_quantized_images_stay_close(tiny_reference, tiny_variants, recipe, min_psnr):
     labels = ["golden retriever", 3, 500]
-    ref = generate(tiny_reference, labels, seed=0, steps=8)
-    out = generate(tiny_variants[recipe], labels, seed=0, steps=8)
+    ref = generate(tiny_reference, SamplingRequest.create(labels, seed=0, steps=8))
+    out = generate(tiny_variants[recipe], SamplingRequest.create(labels, seed=0, steps=8))
     assert psnr(ref.images, out.images) >= min_psnr
 
 
 @pytest.mark.slow
 def test_fp8_and_int4_run(tiny_reference):
     labels = [1, 2]
-    ref = generate(tiny_reference, labels, seed=0, steps=4)
+    ref = generate(tiny_reference, SamplingRequest.create(labels, seed=0, steps=4))
     for recipe, min_psnr in (("fp8", 30.0), ("int4", 25.0)):
         variant = build_variant(tiny_reference, recipe)
-        out = generate(variant, labels, seed=0, steps=4)
+        out = generate(variant, SamplingRequest.create(labels, seed=0, steps=4))
         assert out.weight_bytes < ref.weight_bytes
         assert psnr(ref.images, out.images) >= min_psnr, recipe
 
@@ -95,7 +96,7 @@ def test_int8_a8_keeps_float_activations_for_the_conditioning_layers(tiny_varian
 
 
 def test_keep_overrides_the_weights_only_pass(tiny_reference):
-    from dit_demo.quantize import CalibrationConfig
+    from dit_demo.engine.quantize import CalibrationConfig
 
     calibration = CalibrationConfig(steps=2, seeds=(1000,), num_labels=2)
     variant = build_variant(tiny_reference, "int8-a8", keep=["adaln"], calibration=calibration)

@@ -5,10 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from dit_demo.engine.generate import build_reference, generate
+from dit_demo.engine.loading import load_pipeline
+from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.serialization import QuantizedDiTTransformer2DModel, read_metadata, save_pipeline
+from dit_demo.engine.sources import resolve_source
 from dit_demo.errors import CheckpointError
-from dit_demo.generate import build_reference, generate
-from dit_demo.models import load_pipeline, resolve_source
-from dit_demo.serialization import QuantizedDiTTransformer2DModel, read_metadata, save_pipeline
 
 LABELS = ["golden retriever", 3]
 
@@ -45,13 +47,13 @@ def test_folder_is_complete(saved):
 
 @pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
 def test_reload_is_bit_exact(saved, tiny_variants, recipe):
-    before = generate(tiny_variants[recipe], LABELS, seed=5, steps=6)
+    before = generate(tiny_variants[recipe], SamplingRequest.create(LABELS, seed=5, steps=6))
     reloaded = build_reference(str(saved[recipe]), device="cpu")
     assert (
         reloaded.recipe == recipe
         and reloaded.report.quantized_modules == tiny_variants[recipe].report.quantized_modules
     )
-    after = generate(reloaded, LABELS, seed=5, steps=6)
+    after = generate(reloaded, SamplingRequest.create(LABELS, seed=5, steps=6))
     for a, b in zip(before.images, after.images):
         assert a.tobytes() == b.tobytes()
     assert after.weight_bytes == before.weight_bytes

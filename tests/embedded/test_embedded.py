@@ -12,6 +12,7 @@ import torch
 
 from dit_demo.embedded import quality
 from dit_demo.embedded.classifier import CLASSIFIER_DIR, load_classifier
+from dit_demo.engine.request import SamplingRequest
 
 DIGITS_DIR = Path(__file__).resolve().parents[2] / "dit_demo" / "embedded" / "digits"
 LABELS = [i % 10 for i in range(20)]
@@ -20,16 +21,18 @@ SEEDS = list(range(100, 120))  # not the seeds of the README table (0..499)
 
 @pytest.fixture(scope="module")
 def reference():
-    from dit_demo.generate import build_reference
+    from dit_demo.engine.generate import build_reference
 
     return build_reference("embedded", device="cpu")
 
 
 @pytest.fixture(scope="module")
 def reference_images(reference):
-    from dit_demo.generate import generate
+    from dit_demo.engine.generate import generate
 
-    return generate(reference, LABELS, seeds=SEEDS, steps=25, guidance_scale=4.0, max_batch=len(LABELS)).images
+    return generate(
+        reference, SamplingRequest.create(LABELS, seeds=SEEDS, steps=25, guidance_scale=4.0, max_batch=len(LABELS))
+    ).images
 
 
 def test_shipped_folder_is_small_safetensors_with_digit_labels():
@@ -87,11 +90,13 @@ def test_generates_the_requested_digit(reference_images):
 
 
 def test_int8_keeps_accuracy_and_pixels(reference, reference_images):
-    from dit_demo.generate import build_variant, generate
-    from dit_demo.metrics import psnr
+    from dit_demo.engine.generate import build_variant, generate
+    from dit_demo.engine.metrics import psnr
 
     variant = build_variant(reference, "int8")
-    images = generate(variant, LABELS, seeds=SEEDS, steps=25, guidance_scale=4.0, max_batch=len(LABELS)).images
+    images = generate(
+        variant, SamplingRequest.create(LABELS, seeds=SEEDS, steps=25, guidance_scale=4.0, max_batch=len(LABELS))
+    ).images
     fp_acc = quality.class_accuracy(reference_images, LABELS)
     q_acc = quality.class_accuracy(images, LABELS)
     assert q_acc >= fp_acc - 0.05, (q_acc, fp_acc)  # at most one of 20 images lost
@@ -139,7 +144,7 @@ def test_quality_accepts_pil_numpy_and_tensors(reference_images):
 def test_training_script_end_to_end(tmp_path):
     pytest.importorskip("sklearn")
     from dit_demo.embedded import train
-    from dit_demo.models import load_pipeline
+    from dit_demo.engine.loading import load_pipeline
 
     threads = torch.get_num_threads()
     args = ["--dit-steps", "3", "--vae-steps", "2", "--classifier-steps", "3", "--check-samples", "2", "--threads", "1"]
@@ -156,7 +161,7 @@ def test_training_script_end_to_end(tmp_path):
 
 
 def test_evaluate_writes_table(tmp_path):
-    from dit_demo.embedded import evaluate
+    from dit_demo.reports import evaluate
 
     report = evaluate.main(
         [
@@ -185,7 +190,7 @@ def test_evaluate_writes_table(tmp_path):
 
 
 def test_recipe_specs_parse_keep_and_fast():
-    from dit_demo.embedded.evaluate import parse_recipe
+    from dit_demo.reports.evaluate import parse_recipe
 
     assert parse_recipe("int8-a8:keep=adaln+embedders,fast") == ("int8-a8", ["adaln", "embedders"], True)
     assert parse_recipe("int8") == ("int8", [], False)

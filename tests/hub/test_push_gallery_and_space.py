@@ -13,7 +13,7 @@ import yaml
 from huggingface_hub import DatasetCard, HfApi, SpaceCard
 from stand_in_env import ALICE
 
-from dit_demo import gallery as gallery_cli
+import dit_demo.reports.gallery as gallery_cli
 from hub import deploy_space, push_gallery
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def gallery_dir(tmp_path_factory) -> Path:
-    """A real `python -m dit_demo.gallery` folder, as small as it gets."""
+    """A real `python -m dit_demo.reports.gallery` folder, as small as it gets."""
     out = tmp_path_factory.mktemp("gallery") / "g"
     argv = ["--model", "tiny-random", "--recipes", "bf16,int8", "--labels", "tench", "--seeds", "3"]
     argv += ["--steps", "2", "--out", str(out), "--no-progress"]
@@ -76,7 +76,14 @@ def test_gallery_without_images_is_refused(tmp_path, capsys):
 def test_space_folder_front_matter_and_default_model(tmp_path):
     out = tmp_path / "space"
     assert deploy_space.main(["--repo-id", "alice/demo", "--model", "alice/tiny-dit-int8", "--out", str(out)]) == 0
-    for name in ("app.py", "space_app.py", "requirements.txt", "README.md", "dit_demo/models.py", "dit_demo/card.py"):
+    for name in (
+        "app.py",
+        "space_app.py",
+        "requirements.txt",
+        "README.md",
+        "dit_demo/engine/sources.py",
+        "dit_demo/reports/card.py",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.rglob("__pycache__"))
     project = yaml.safe_load((ROOT / "README.md").read_text().split("---")[1])
@@ -111,7 +118,7 @@ def test_space_push_sets_the_variable_and_uploads_one_commit(hub_env, monkeypatc
     repo = hub_env.repos[("space", "alice/demo")]
     assert repo.sdk == "gradio" and repo.variables == {"DIT_DEMO_MODEL": "alice/tiny-dit-int8"}
     files = hub_env.files("alice/demo", repo_type="space")
-    assert {"app.py", "space_app.py", "README.md", "requirements.txt", "dit_demo/models.py"} <= set(files)
+    assert {"app.py", "space_app.py", "README.md", "requirements.txt", "dit_demo/engine/sources.py"} <= set(files)
     assert hub_env.commit_count("alice/demo", "space") == 2
 
 

@@ -16,11 +16,13 @@ from huggingface_hub import HfApi, ModelCard
 from PIL import Image
 from stand_in_env import ALICE, BOB_READ, CAROL, point_client_at
 
-from dit_demo.card import CardError, base_model_info, build_card, python_blocks, validate_card
-from dit_demo.generate import build_reference, generate
+from dit_demo.engine.generate import build_reference, generate
+from dit_demo.engine.loading import load_pipeline
+from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.serialization import QuantizedDiTTransformer2DModel
+from dit_demo.engine.sources import EMBEDDED_MODEL_DIR
 from dit_demo.hub_io import HubError, Target, publish_folder
-from dit_demo.models import EMBEDDED_MODEL_DIR, load_pipeline
-from dit_demo.serialization import QuantizedDiTTransformer2DModel
+from dit_demo.reports.card import CardError, base_model_info, build_card, python_blocks, validate_card
 from hub import push_quantized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,11 +175,14 @@ def test_push_is_one_commit_and_load_pipeline_gives_the_same_images(built, measu
 
     pipe = load_pipeline(REPO, device="cpu")  # snapshot_download through the stand-in
     request = measured["request"]
-    result = generate(pipe, request["class_ids"], seeds=request["seeds"], steps=request["steps"])
+    result = generate(
+        pipe, SamplingRequest.create(request["class_ids"], seeds=request["seeds"], steps=request["steps"])
+    )
     for image, sample in zip(result.images, measured["samples"]):
         assert np.array_equal(pixels(image), pixels(built / sample["file"]))
     local_result = generate(
-        build_reference(str(built), device="cpu"), request["class_ids"], seeds=request["seeds"], steps=request["steps"]
+        build_reference(str(built), device="cpu"),
+        SamplingRequest.create(request["class_ids"], seeds=request["seeds"], steps=request["steps"]),
     )
     assert all(a.tobytes() == b.tobytes() for a, b in zip(result.images, local_result.images))
     qmodel = QuantizedDiTTransformer2DModel.from_pretrained(REPO, subfolder="transformer")

@@ -2,11 +2,11 @@
 
 Why: "int8 is as good as full precision" has to be a measured statement. For every recipe and guidance this
 generates `--samples` digits (labels i % 10, seeds 0..N-1) through the project's one generation path
-(`dit_demo.generate`), then reports class accuracy and classifier-feature FID against the held-out real digits
+(`dit_demo.engine.generate`), then reports class accuracy and classifier-feature FID against the held-out real digits
 (`dit_demo.embedded.quality`) and PSNR/SSIM against the full-precision images of the same seeds
-(`dit_demo.metrics`). Usage::
+(`dit_demo.engine.metrics`). Usage::
 
-    python -m dit_demo.embedded.evaluate --samples 500 --guidance 1,2,4 \
+    python -m dit_demo.reports.evaluate --samples 500 --guidance 1,2,4 \
         --recipes bf16,int8,int8-a8,fp8,int4 --out DIR
 
 Writes DIR/quality.json and DIR/quality.md. The targets (full precision >= 97 % at guidance 4 and >= 90 % at 2;
@@ -28,18 +28,19 @@ import torch
 from tqdm.auto import tqdm
 
 from dit_demo.embedded import quality
-from dit_demo.fast import compile_variant
-from dit_demo.generate import Variant, build_reference, build_variant, generate
-from dit_demo.metrics import psnr, ssim
-from dit_demo.quantize import module_weight_bytes
+from dit_demo.engine.fast import compile_variant
+from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
+from dit_demo.engine.metrics import psnr, ssim
+from dit_demo.engine.quantize import module_weight_bytes
+from dit_demo.engine.request import SamplingRequest
 
 REFERENCE = "bf16"  # the core library's name for the full-precision reference (float32 on CPU)
 
 
 def parse_recipe(spec: str) -> tuple[str, list[str], bool]:
     """'int8-a8:keep=adaln+embedders,fast' -> ('int8-a8', ['adaln', 'embedders'], True): a recipe with module groups
-    kept in full precision (groups of `dit_demo.quantize.KEEP_GROUPS`) and/or run through the GPU fast path's layers
-    (`dit_demo.fast`: int8 linears as plain ops + int8 label tables, uncompiled here), so exclusion experiments and
+    kept in full precision (groups of `dit_demo.engine.quantize.KEEP_GROUPS`) and/or run through the GPU fast path's layers
+    (`dit_demo.engine.fast`: int8 linears as plain ops + int8 label tables, uncompiled here), so exclusion experiments and
     the fast path's numerics land in the same table."""
     name, _, options = spec.partition(":")
     keep: list[str] = []
@@ -62,7 +63,8 @@ def generate_all(variant: Variant, n: int, guidance: float, steps: int, batch: i
     for start in tqdm(range(0, n, batch), desc=f"{variant.recipe} g={guidance:g}", leave=False, mininterval=5):
         chunk = labels[start : start + batch]
         seeds = [seed0 + i for i in range(start, start + len(chunk))]
-        result = generate(variant, chunk, seeds=seeds, steps=steps, guidance_scale=guidance, max_batch=batch)
+        request = SamplingRequest(tuple(chunk), tuple(seeds), steps, guidance, max_batch=batch)
+        result = generate(variant, request)
         images.extend(result.images)
         elapsed += result.latency_s
     return {"images": images, "labels": labels, "s_per_image": elapsed / max(n, 1)}

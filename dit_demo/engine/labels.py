@@ -8,7 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import InvalidRequestError
+import numpy as np
+
+from dit_demo.errors import InvalidRequestError
 
 IMAGENET_LABELS_FILE = Path(__file__).parent / "data" / "imagenet_id2label.json"
 
@@ -78,7 +80,9 @@ def choices(id2label: Mapping[int, str]) -> list[str]:
 
 
 def parse_choice(choice: str | int) -> str | int:
-    """Accept picker strings ("207: golden retriever") as well as plain names/ids."""
+    """Accept picker strings ("207: golden retriever") as well as plain names/ids (numpy integers included)."""
+    if isinstance(choice, np.integer):
+        return int(choice)
     if isinstance(choice, str) and ":" in choice and choice.split(":", 1)[0].strip().isdigit():
         return int(choice.split(":", 1)[0])
     return choice

@@ -8,12 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DemoError
-from .generate import GenerationResult, build_reference, build_variant, generate
-from .metrics import finite_or_none, psnr, ssim
-from .models import SCHEDULERS
-from .quantize import KEEP_GROUPS, RECIPES, CalibrationConfig
-from .render import hstrip
+from dit_demo.compare import image_quality
+from dit_demo.engine.generate import GenerationResult, build_reference, build_variant, generate
+from dit_demo.engine.quantize import KEEP_GROUPS, RECIPES, CalibrationConfig
+from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.sources import SCHEDULERS
+from dit_demo.errors import DemoError
+from dit_demo.reports.render import hstrip
+from dit_demo.units import format_db
 
 
 def human_bytes(value: int) -> str:
@@ -63,10 +65,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     reference = build_reference(args.model, device=args.device, scheduler=args.scheduler)
     calibration = CalibrationConfig(steps=args.calibration_steps, guidance_scale=max(args.guidance, 1.0))
     variant = build_variant(reference, args.recipe, keep=args.keep, exclude=args.exclude, calibration=calibration)
-    labels = args.label or [0]
-    result = generate(
-        variant, labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance, warmup=args.warmup
+    request = SamplingRequest.create(
+        args.label or [0], seed=args.seed, steps=args.steps, guidance_scale=args.guidance, warmup=args.warmup
     )
+    result = generate(variant, request)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     hstrip(result.images).save(out)
@@ -74,15 +76,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     record = {"result": result.metrics(), "report": variant.report.to_dict()}
     if args.compare:
         base = build_variant(reference, args.compare, keep=args.keep, exclude=args.exclude, calibration=calibration)
-        base_result = generate(base, labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance)
-        value_psnr, value_ssim = psnr(result.images, base_result.images), ssim(result.images, base_result.images)
-        print(f"vs {args.compare:<12} PSNR {value_psnr:.2f} dB   SSIM {value_ssim:.4f}")
-        record["compare"] = {
-            "recipe": args.compare,
-            "psnr_db": finite_or_none(value_psnr),
-            "ssim": round(value_ssim, 6),
-            "latency_s": base_result.latency_s,
-        }
+        base_result = generate(base, request.replace(warmup=False))
+        quality = image_quality(base_result.images, result.images)
+        print(f"vs {args.compare:<12} PSNR {format_db(quality['psnr_db'])}   SSIM {quality['ssim']:.4f}")
+        record["compare"] = {"recipe": args.compare, **quality, "latency_s": base_result.latency_s}
     print(f"saved           {out}")
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2), encoding="utf-8")
@@ -90,7 +87,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from .serialization import save_pipeline
+    from dit_demo.engine.serialization import save_pipeline
 
     reference = build_reference(args.model, device=args.device, scheduler=args.scheduler)
     calibration = CalibrationConfig(steps=args.calibration_steps)

@@ -1,6 +1,6 @@
 """Comparison galleries: the same classes and seeds through every recipe, side by side, with the numbers.
 
-    python -m dit_demo.gallery --model embedded --recipes bf16,int8,int8-a8 --labels all --seeds 0,1 \
+    python -m dit_demo.reports.gallery --model embedded --recipes bf16,int8,int8-a8 --labels all --seeds 0,1 \
         --steps 25 --guidance 4 --out gallery/embedded
 
 writes to DIR: `grid.png` (rows = class × seed, columns = recipes, reference first), `diff_grid.png` and
@@ -14,13 +14,13 @@ process gathers and writes. Batches are laid out before splitting and every imag
 gathered images equal a one-process run's (bit-identical on CPU with the same torch threads per process:
 CPU kernels split reductions by thread count); only timings differ. On GPUs::
 
-    accelerate launch --multi_gpu --num_processes 4 -m dit_demo.gallery --per-class 100 --out DIR
+    accelerate launch --multi_gpu --num_processes 4 -m dit_demo.reports.gallery --per-class 100 --out DIR
 
 On CPU, `accelerate launch --cpu` starts ONE process (accelerate's simple launcher); for several CPU processes
 use the torchrun launcher with the CPU flag in the environment::
 
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
-        --mixed_precision no --dynamo_backend no -m dit_demo.gallery ...
+        --mixed_precision no --dynamo_backend no -m dit_demo.reports.gallery ...
 """
 
 from __future__ import annotations
@@ -43,16 +43,18 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .cli import human_bytes
-from .compare import is_digits_model
-from .environment import environment
-from .errors import DemoError, InvalidRequestError
-from .generate import MAX_BATCH, Variant, build_reference, build_variant, generate
-from .labels import display_name, resolve_labels, spread_ids
-from .metrics import amplified_difference, finite_or_none, psnr, ssim
-from .models import SCHEDULERS
-from .quantize import RECIPES, CalibrationConfig
-from .render import (
+from dit_demo.cli.commands import human_bytes
+from dit_demo.compare import digit_quality, fid_quality, image_quality, is_digits_model, ratio
+from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
+from dit_demo.engine.labels import display_name, resolve_labels, spread_ids
+from dit_demo.engine.machine import environment
+from dit_demo.engine.metrics import amplified_difference
+from dit_demo.engine.quantize import RECIPES, CalibrationConfig
+from dit_demo.engine.request import MAX_BATCH, SamplingRequest
+from dit_demo.engine.serialization import save_transformer
+from dit_demo.engine.sources import SCHEDULERS
+from dit_demo.errors import DemoError, InvalidRequestError
+from dit_demo.reports.render import (
     html_page,
     html_table,
     image_grid,
@@ -61,7 +63,6 @@ from .render import (
     tile_size,
     upscale,
 )
-from .serialization import save_transformer
 
 DEFAULT_RECIPES = ("bf16", "int8", "int8-a8")
 
@@ -251,14 +252,14 @@ def generate_share(
 
 
 def _run(variant: Variant, jobs: Sequence[tuple[int, int]], config: GalleryConfig):
-    return generate(
-        variant,
-        [c for c, _ in jobs],
-        seeds=[s for _, s in jobs],
+    request = SamplingRequest(
+        labels=tuple(c for c, _ in jobs),
+        seeds=tuple(s for _, s in jobs),
         steps=config.steps,
         guidance_scale=config.guidance_scale,
         max_batch=max(config.batch_size, MAX_BATCH),
     )
+    return generate(variant, request)
 
 
 def checkpoint_bytes(variant: Variant) -> tuple[int, list[str]]:
@@ -275,10 +276,6 @@ def checkpoint_bytes(variant: Variant) -> tuple[int, list[str]]:
 
 def _mean(values: Sequence[float]) -> float | None:
     return round(float(np.mean(values)), 6) if values else None
-
-
-def _ratio(value: float | int | None, base: float | int | None) -> float | None:
-    return round(value / base, 4) if value is not None and base else None
 
 
 def assemble(
@@ -339,25 +336,22 @@ def assemble(
             "load_s": first["load_s"],
             "quantize_s": first["quantize_s"],
             "calibrate_s": first["calibrate_s"],
-            "psnr_db": finite_or_none(psnr(ref_images, images[recipe])),
-            "ssim": round(ssim(ref_images, images[recipe]), 6),
+            **image_quality(ref_images, images[recipe]),
         }
         for i, (ref_image, image) in enumerate(zip(ref_images, images[recipe])):
-            image_rows[i]["recipes"][recipe] = {
-                "psnr_db": finite_or_none(psnr(ref_image, image)),
-                "ssim": round(ssim(ref_image, image), 6),
-            }
+            image_rows[i]["recipes"][recipe] = image_quality([ref_image], [image])
         if digits:
             row.update(digit_quality(images[recipe], class_ids))
-            for i, (pred, conf) in enumerate(zip(row.pop("_predicted"), row.pop("_confidence"))):
+            row.update(fid_quality(images[recipe]))
+            for i, (pred, conf) in enumerate(zip(row.pop("predicted_digits"), row.pop("confidences"))):
                 image_rows[i]["recipes"][recipe].update({"predicted_digit": pred, "confidence": conf})
         recipe_rows[recipe] = row
     ref_row = recipe_rows[reference]
     for row in recipe_rows.values():
-        row["latency_ratio"] = _ratio(row["latency_s"], ref_row["latency_s"])
-        row["weight_bytes_ratio"] = _ratio(row["weight_bytes"], ref_row["weight_bytes"])
-        row["checkpoint_bytes_ratio"] = _ratio(row["checkpoint_bytes"], ref_row["checkpoint_bytes"])
-        row["peak_memory_ratio"] = _ratio(row["peak_memory_bytes"], ref_row["peak_memory_bytes"])
+        row["latency_ratio"] = ratio(row["latency_s"], ref_row["latency_s"])
+        row["weight_bytes_ratio"] = ratio(row["weight_bytes"], ref_row["weight_bytes"])
+        row["checkpoint_bytes_ratio"] = ratio(row["checkpoint_bytes"], ref_row["checkpoint_bytes"])
+        row["peak_memory_ratio"] = ratio(row["peak_memory_bytes"], ref_row["peak_memory_bytes"])
     total_images = sum(t["images"] for t in timings)
     slowest = max((t["wall_s"] for t in timings), default=0.0)
     return Gallery(
@@ -374,29 +368,6 @@ def assemble(
         images_per_s=round(total_images / slowest, 4) if slowest > 0 else None,
         digits=digits,
     )
-
-
-def digit_quality(images: Sequence[Image.Image], class_ids: Sequence[int]) -> dict:
-    """Class accuracy by the shipped judge and classifier-feature FID vs the held-out real digits, with the
-    count: FID depends on sample size, so it is only comparable between runs with the same number of images."""
-    from .embedded import quality
-
-    predicted, confidence = quality.digit_predictions(images)
-    scores: dict = {
-        "digit_accuracy": round(float((predicted == np.asarray(class_ids)).mean()), 6),
-        "fid_num_images": len(images),
-        "fid_feature_dim": quality.get_classifier().feature_dim,
-        "fid_reference": f"held-out real digits ({len(quality.heldout_digits()[1])})",
-        "_predicted": [int(p) for p in predicted],
-        "_confidence": [round(float(c), 4) for c in confidence],
-    }
-    try:
-        scores["fid"] = finite_or_none(quality.fid(images))
-        if scores["fid"] is None:
-            scores["fid_error"] = "not finite (too few images for the feature covariance)"
-    except (ValueError, RuntimeError) as exc:  # torchmetrics needs ≥ 2 images
-        scores["fid"], scores["fid_error"] = None, str(exc)
-    return scores
 
 
 def run_gallery(
@@ -729,7 +700,9 @@ def _seeds(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dit_demo.gallery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m dit_demo.reports.gallery",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default="embedded", help="embedded | tiny-random | Hub id | folder | ...")
     parser.add_argument("--recipes", default=",".join(DEFAULT_RECIPES), help=f"comma list of {', '.join(RECIPES)}")

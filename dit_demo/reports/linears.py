@@ -1,4 +1,4 @@
-"""`python -m dit_demo.bench_linears`: the linears of one real transformer forward, timed kernel by kernel (CUDA).
+"""`python -m dit_demo.reports.linears`: the linears of one real transformer forward, timed kernel by kernel (CUDA).
 
 The end-to-end benchmark says whether int8 wins; this says where. One forward of the quantized model records every
 int8 linear call (rows M, in K, out N, how many per forward); each distinct shape is then timed alone, with its real
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from .bench import forward_inputs
-from .environment import environment
-from .errors import InvalidRequestError
-from .fast import Int8Linear, convert_to_fast_linears
-from .generate import build_reference, build_variant
+from dit_demo.engine.fast import Int8Linear, convert_to_fast_linears
+from dit_demo.engine.generate import build_reference, build_variant
+from dit_demo.engine.machine import environment
+from dit_demo.errors import InvalidRequestError
+from dit_demo.reports.bench import forward_inputs
 
 KERNELS = ("bf16", "w8 torch", "w8 triton", "w8a8 torch", "w8a8 triton")
 
@@ -137,7 +137,7 @@ def markdown(rows: list[dict], totals: dict, env: dict, args: argparse.Namespace
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dit_demo.bench_linears",
+        prog="python -m dit_demo.reports.linears",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -10,11 +10,11 @@ Here, after quantization (the saved format stays quanto's), each frozen qint8 `Q
 
 The per-block class-label tables (`nn.Embedding`, which quanto leaves in bf16) become `Int8Embedding`s.
 
-On a CUDA GPU with Triton, `kernel="triton"` runs both as fused kernels from `dit_demo.kernels` instead: int8
+On a CUDA GPU with Triton, `kernel="triton"` runs both as fused kernels from `dit_demo.engine.kernels` instead: int8
 weights are read straight into the tensor-core loop (no bf16 copy of any weight is written), scales, bias and output
 fake-quantization happen in the epilogue, and w8a8 has no row minimum. The default (`"auto"` = `"torch"`) is the
 plain-op path, on CPU and GPU alike: on the H100 cuBLAS beat these kernels at every DiT-XL/2 layer shape
-(`python -m dit_demo.bench_linears`, numbers in bench/README.md).
+(`python -m dit_demo.reports.linears`, numbers in bench/README.md).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import torch
 from optimum.quanto import qint8
 from optimum.quanto.nn import QLinear
 
-from . import kernels
-from .errors import InvalidRequestError
-from .generate import Variant
-from .models import sibling_pipeline
+import dit_demo.engine.kernels as kernels
+from dit_demo.engine.generate import Variant
+from dit_demo.engine.sources import sibling_pipeline
+from dit_demo.errors import InvalidRequestError
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
@@ -212,7 +212,7 @@ def compile_variant(
     transformer.
 
     `kernel` picks the int8 linears' implementation (`LINEAR_KERNELS`; "auto" = plain torch ops, the measured
-    winner on the H100; "triton" / "mixed" = the fused kernels of `dit_demo.kernels`, CUDA only).
+    winner on the H100; "triton" / "mixed" = the fused kernels of `dit_demo.engine.kernels`, CUDA only).
     `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with its own
     transformer and scheduler (the VAE is shared). The first call afterwards compiles (tens of seconds on a GPU
     host); run `warm_up` to pay that up front.

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import ModelCard, ModelCardData
 
-from .errors import DemoError
+from dit_demo.errors import DemoError
 
 CARD_SCHEMA_VERSION = 1
 PIPELINE_TAG = "unconditional-image-generation"  # what the Hub lists facebook/DiT-XL-2-* under
@@ -167,7 +167,7 @@ With this project's `dit_demo` package (install its checkout's `requirements.txt
 
 ```python
 import torch
-from dit_demo.models import load_pipeline
+from dit_demo.engine.loading import load_pipeline
 
 pipe = load_pipeline("{{ repo_id }}", device="{{ device }}")  # validates every tensor, refuses a broken download
 generator = torch.Generator("cpu").manual_seed({{ sample.seed }})

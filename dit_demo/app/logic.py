@@ -31,26 +31,27 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from . import compare as compare_module
-from .compare import Comparison, VariantCache
-from .errors import DemoError, InvalidRequestError
-from .generate import MAX_BATCH, MAX_SEED, Variant, generate, validate_request
-from .labels import choices, display_name, imagenet_id2label, parse_choice, resolve_labels
-from .metrics import amplified_difference
-from .models import (
+from dit_demo import compare as compare_module
+from dit_demo.compare import Comparison, VariantCache
+from dit_demo.engine.device import default_device
+from dit_demo.engine.generate import Variant, generate
+from dit_demo.engine.labels import choices, display_name, imagenet_id2label, parse_choice, resolve_labels
+from dit_demo.engine.metrics import amplified_difference
+from dit_demo.engine.quantize import RECIPES, REFERENCE_RECIPE
+from dit_demo.engine.request import MAX_BATCH, MAX_SEED, SamplingRequest, whole_number
+from dit_demo.engine.sources import (
     EMBEDDED_MODEL_DIR,
     KNOWN_HUB_MODELS,
     QMAP_NAME,
     SCHEDULERS,
-    default_device,
     resolve_source,
 )
-from .quantize import RECIPES, REFERENCE_RECIPE
-from .render import hstrip
+from dit_demo.errors import DemoError, InvalidRequestError
+from dit_demo.reports.render import hstrip
 
 log = logging.getLogger("dit_demo.app")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GALLERY_DIR = ROOT / "gallery" / "embedded"
 BENCH_README = ROOT / "bench" / "README.md"
 MODEL_ENV = "DIT_DEMO_MODEL"
@@ -177,7 +178,7 @@ def example_rows(source: str) -> list[list]:
 
 def prequantized_recipe(source: str) -> str | None:
     """The recipe a pre-quantized folder or cached Hub repo was saved with (None for full-precision sources)."""
-    from .serialization import read_metadata
+    from dit_demo.engine.serialization import read_metadata
 
     try:
         info = resolve_source(source)
@@ -237,9 +238,9 @@ def _spaces_gpu(duration: int = 120) -> Callable[[Callable], Callable]:
 
 
 def fast_module():
-    """`dit_demo.fast` if it exists and exposes `compile_variant(variant, mode)`, else None."""
+    """`dit_demo.engine.fast` if it exists and exposes `compile_variant(variant, mode)`, else None."""
     try:
-        module = importlib.import_module("dit_demo.fast")
+        module = importlib.import_module("dit_demo.engine.fast")
     except ImportError:
         return None
     return module if callable(getattr(module, "compile_variant", None)) else None
@@ -252,7 +253,7 @@ def fast_compile_available() -> bool:
 
 @_spaces_gpu(duration=180)
 def run_comparison(
-    variants: dict[str, Variant], labels: list, *, reference: str, cold: Sequence[Variant] = (), **kwargs
+    variants: dict[str, Variant], request: SamplingRequest, *, reference: str, cold: Sequence[Variant] = ()
 ) -> Comparison:
     """The device-bound part of a request (the only function ZeroGPU needs to hold a GPU for).
 
@@ -260,8 +261,8 @@ def run_comparison(
     kernel selection) do not land on whichever recipe happens to run first and skew the latency comparison.
     """
     for variant in cold:
-        generate(variant, labels[:1], seed=0, steps=2, guidance_scale=kwargs.get("guidance_scale", 4.0))
-    return compare_module.compare(variants, labels, reference=reference, **kwargs)
+        generate(variant, request.head(1, steps=2).replace(warmup=False))
+    return compare_module.compare(variants, request, reference=reference)
 
 
 SMALL_MODEL_PARAMS = 20_000_000
@@ -347,13 +348,17 @@ class Request:
     """One validated comparison request, as the UI and API send it."""
 
     model: str
-    labels: list
-    seed: int
-    steps: int
-    guidance_scale: float
-    scheduler: str | None
+    sampling: SamplingRequest
     recipes: list[str]
     compile: bool = False
+
+    @property
+    def labels(self) -> tuple:
+        return self.sampling.labels
+
+    @property
+    def seed(self) -> int:
+        return self.sampling.seed
 
     @classmethod
     def parse(
@@ -378,21 +383,26 @@ class Request:
         if isinstance(classes, str):  # API callers may send one name instead of a list
             classes = [classes]
         labels = [parse_choice(c) for c in (classes or [])]
-        seed = random.randint(0, MAX_SEED) if randomize else _whole(seed, "seed")
-        steps = _whole(steps, "steps")
-        if isinstance(guidance_scale, int) and not isinstance(guidance_scale, bool):
-            guidance_scale = float(guidance_scale)
-        validate_request(labels, [seed], steps, guidance_scale, max_batch)
+        seed = random.randint(0, MAX_SEED) if randomize else whole_number(_whole(seed, "seed"), "seed", 0, MAX_SEED)
+        if scheduler and scheduler not in SCHEDULERS:
+            raise InvalidRequestError(f"Unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
+        sampling = SamplingRequest.create(
+            labels,
+            seed=seed,
+            steps=_whole(steps, "steps"),
+            guidance_scale=guidance_scale,
+            scheduler=scheduler or None,
+            warmup=bool(compile_gpu),
+            max_batch=max_batch,
+        )
         id2label, authoritative = peek_id2label(model)
         if authoritative:
             resolve_labels(labels, id2label)  # unknown names fail here, with suggestions, before loading
-        if scheduler and scheduler not in SCHEDULERS:
-            raise InvalidRequestError(f"Unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
         chosen = [r for r in dict.fromkeys(recipes or []) if r != REFERENCE_RECIPE]
         unknown = [r for r in chosen if r not in RECIPES]
         if unknown:
             raise InvalidRequestError(f"Unknown recipe(s) {unknown}: choose from {', '.join(RECIPES)}.")
-        return cls(model, labels, int(seed), int(steps), float(guidance_scale), scheduler or None, chosen, compile_gpu)
+        return cls(model, sampling, chosen, bool(compile_gpu))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -616,7 +626,9 @@ class DemoService:
     def _compile(self, model: str, recipe: str, variant: Variant, notify: Callable[[str], None] | None) -> Variant:
         fast = fast_module()
         if fast is None or variant.device.type != "cuda":
-            raise InvalidRequestError("compile (GPU) needs a CUDA GPU and dit_demo.fast; untick it to run eagerly.")
+            raise InvalidRequestError(
+                "compile (GPU) needs a CUDA GPU and dit_demo.engine.fast; untick it to run eagerly."
+            )
         key = (model, recipe, COMPILE_MODE)
         with self._compile_lock:
             if key not in self._compiled:
@@ -636,13 +648,14 @@ class DemoService:
         try:
             start = time.perf_counter()
             id2label, _ = peek_id2label(self.default_model)
-            request = Request(self.default_model, [min(id2label)], 0, 2, DEFAULT_GUIDANCE, None, list(recipes))
+            sampling = SamplingRequest.create([min(id2label)], seed=0, steps=2, guidance_scale=DEFAULT_GUIDANCE)
+            request = Request(self.default_model, sampling, list(recipes))
             with self._run_lock:
                 _, variants = self.variants(request)
                 with thread_budget(list(variants.values())):
                     for variant in variants.values():
                         if variant.pipe not in self._warm:
-                            generate(variant, request.labels, seed=0, steps=2, guidance_scale=DEFAULT_GUIDANCE)
+                            generate(variant, sampling)
                             self._warm.add(variant.pipe)
             log.info(
                 "Preloaded %s (%s) in %.2f s", self.default_model, ", ".join(variants), time.perf_counter() - start
@@ -666,17 +679,7 @@ class DemoService:
         reference, variants = self.variants(request, notify)
         cold = [] if request.compile else [v for v in variants.values() if v.pipe not in self._warm]
         with thread_budget(list(variants.values())):
-            comparison = run_comparison(
-                variants,
-                request.labels,
-                reference=reference,
-                cold=cold,
-                seed=request.seed,
-                steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                scheduler=request.scheduler,
-                warmup=request.compile,
-            )
+            comparison = run_comparison(variants, request.sampling, reference=reference, cold=cold)
         self._warm.update(v.pipe for v in cold)
         return comparison
 
@@ -771,7 +774,7 @@ def gallery_markdown(folder: Path = GALLERY_DIR) -> str:
         return results.read_text(encoding="utf-8")
     return (
         "No pre-computed comparison yet. Create it (CPU, a few minutes) with\n\n"
-        "```bash\npython -m dit_demo.gallery --model embedded --recipes bf16,int8,int8-a8 --labels all --seeds 0,1 "
+        "```bash\npython -m dit_demo.reports.gallery --model embedded --recipes bf16,int8,int8-a8 --labels all --seeds 0,1 "
         "--steps 25 --guidance 4 --out gallery/embedded\n```\n\n"
         "It writes `grid.png`, `results.json`, `results.md` and `index.html` there; restart the app to show them."
     )

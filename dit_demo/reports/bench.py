@@ -1,4 +1,4 @@
-"""`python -m dit_demo.bench`: honest speed / memory numbers for every recipe, as ratios to bf16 in the same run.
+"""`python -m dit_demo.reports.bench`: honest speed / memory numbers for every recipe, as ratios to bf16 in the same run.
 
 Method (see DESIGN.md §4): one process, each variant built fresh and alone on the device (so peak memory is its
 own), warm-up first (compile, autotune, CUDA-graph capture), `torch.cuda.synchronize()`, median of ≥ 5 timed
@@ -20,13 +20,14 @@ from pathlib import Path
 
 import torch
 
-from .environment import environment
-from .fast import COMPILE_MODES, LINEAR_KERNELS, compile_variant, warm_up
-from .generate import Variant, build_reference, generate
-from .metrics import finite_or_none, psnr
-from .models import default_device
-from .quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe, quantize_pipeline
-from .render import scatter_chart
+from dit_demo.engine.device import default_device
+from dit_demo.engine.fast import COMPILE_MODES, LINEAR_KERNELS, compile_variant, warm_up
+from dit_demo.engine.generate import Variant, build_reference, generate
+from dit_demo.engine.machine import environment
+from dit_demo.engine.metrics import finite_or_none, psnr
+from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe, quantize_pipeline
+from dit_demo.engine.request import SamplingRequest
+from dit_demo.reports.render import scatter_chart
 
 
 def device_label(env: dict) -> str:
@@ -154,10 +155,12 @@ def bench_one(
         row["compile_mode"] = variant.compile_mode
         row["memory_after_load_bytes"] = torch.cuda.memory_allocated() if torch.cuda.is_available() else None
 
+        sampling = SamplingRequest.create(
+            labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance, max_batch=max(batch, 1)
+        )
+
         def request():
-            return generate(
-                variant, labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance, max_batch=max(batch, 1)
-            )
+            return generate(variant, sampling)
 
         row["warmup_s"] = warm_up(variant, request, runs=args.warmup_runs)
         results = [request() for _ in range(args.runs)]
@@ -280,7 +283,9 @@ def parse_list(text: str, cast=str) -> list:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dit_demo.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m dit_demo.reports.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default="dit-xl-2-256-random")
     parser.add_argument("--recipes", default="bf16,int8,int8-a8")

@@ -7,8 +7,6 @@ Everything returns a plain `DiTPipeline` so one generation path serves every sou
 from __future__ import annotations
 
 import copy
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +21,10 @@ from diffusers import (
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from .errors import CheckpointError, InvalidRequestError, ModelLoadError
-from .labels import imagenet_id2label
+from dit_demo.engine.labels import imagenet_id2label
+from dit_demo.errors import InvalidRequestError, ModelLoadError
 
-EMBEDDED_MODEL_DIR = Path(__file__).parent / "embedded" / "digits"
+EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[1] / "embedded" / "digits"
 QMAP_NAME = "quanto_qmap.json"
 NULL_CLASS_ID = 1000  # DiTPipeline hard-codes the classifier-free-guidance null class to 1000
 
@@ -81,15 +79,6 @@ class SourceInfo:
     kind: str  # embedded | random | folder | hub
     path: str | None
     prequantized: bool
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def default_dtype(device: torch.device | str) -> torch.dtype:
-    """bf16 on GPU (the DiT reference precision there); fp32 on CPU, where bf16 matmuls are slow and lossy."""
-    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
 def make_scheduler(name: str, config: dict | None = None) -> SchedulerMixin:
@@ -156,68 +145,6 @@ def random_pipeline(name: str, *, device: torch.device, dtype: torch.dtype, seed
     return assemble_pipeline(transformer.eval(), vae.eval(), make_scheduler("dpm"), imagenet_id2label())
 
 
-def _read_model_index(folder: Path) -> dict:
-    index_file = folder / "model_index.json"
-    if not index_file.is_file():
-        raise ModelLoadError(
-            f"{folder} is not a diffusers pipeline folder (no model_index.json). Point --model at a folder saved by "
-            "`dit_demo` or `DiTPipeline.save_pretrained`, a Hub id such as facebook/DiT-XL-2-256, or 'embedded'."
-        )
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{index_file} is not valid JSON ({exc}).") from exc
-    if index.get("_class_name") != "DiTPipeline":
-        raise CheckpointError(
-            f"{folder} holds a {index.get('_class_name', 'unknown')} pipeline, not a DiTPipeline: this demo runs "
-            "class-conditional DiT models only."
-        )
-    return index
-
-
-def _load_component(cls: type, folder: Path, dtype: torch.dtype) -> torch.nn.Module:
-    """diffusers only warns when tensors are missing (and leaves them random): make that an error."""
-    model, info = cls.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True, output_loading_info=True)
-    problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "mismatched_keys", "unexpected_keys")}
-    if problems:
-        summary = "; ".join(f"{len(v)} {k.replace('_', ' ')} e.g. {list(v)[:2]}" for k, v in problems.items())
-        raise CheckpointError(f"{folder} does not match its config ({summary}). Refusing to run random weights.")
-    return model
-
-
-def load_pipeline_folder(
-    folder: str | os.PathLike, *, device: torch.device, dtype: torch.dtype, scheduler: str | None = None
-) -> DiTPipeline:
-    """Load a complete DiT pipeline folder, plain or pre-quantized, refusing anything that would run random weights."""
-    from .serialization import QuantizedDiTTransformer2DModel  # local: serialization imports this module
-
-    folder = Path(folder)
-    index = _read_model_index(folder)
-    transformer_dir = folder / "transformer"
-    try:
-        if (transformer_dir / QMAP_NAME).is_file():
-            transformer = QuantizedDiTTransformer2DModel.load_module(transformer_dir, device=device, dtype=dtype)
-        else:
-            transformer = _load_component(DiTTransformer2DModel, transformer_dir, dtype).to(device)
-        vae = _load_component(AutoencoderKL, folder / "vae", dtype).to(device)
-        sched_cls_name = index.get("scheduler", [None, "DPMSolverMultistepScheduler"])[1]
-        sched_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # diffusers/safetensors raise many types for a broken folder
-        raise CheckpointError(f"Could not load the pipeline in {folder}: {type(exc).__name__}: {exc}") from exc
-    if transformer.config.num_embeds_ada_norm != NULL_CLASS_ID:
-        raise CheckpointError(
-            f"{folder}: the transformer has num_embeds_ada_norm={transformer.config.num_embeds_ada_norm}, but "
-            f"DiTPipeline uses class {NULL_CLASS_ID} as its guidance null class; train with num_embeds_ada_norm=1000."
-        )
-    id2label = index.get("id2label") or imagenet_id2label()
-    sched_name = scheduler or next(
-        (short for short, cls in SCHEDULERS.items() if cls.__name__ == sched_cls_name), "dpm"
-    )
-    return assemble_pipeline(transformer.eval(), vae.eval(), make_scheduler(sched_name, sched_config), id2label)
-
-
 def _hub_error(source: str, exc: Exception) -> ModelLoadError:
     reason = (str(exc).splitlines() or [""])[0][:200]
     return ModelLoadError(
@@ -256,29 +183,3 @@ def download_pipeline(repo_id: str, **kwargs) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.md", "*.png"], **kwargs))
     except Exception as exc:  # httpx, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, ...
         raise _hub_error(repo_id, exc) from exc
-
-
-def load_pipeline(
-    source: str | None = None,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-    scheduler: str | None = None,
-    revision: str | None = None,
-) -> DiTPipeline:
-    """One call for every source: returns a ready `DiTPipeline` on `device`, in eval mode, with `id2label`."""
-    device = torch.device(device) if device is not None else default_device()
-    dtype = dtype or default_dtype(device)
-    info = resolve_source(source)
-    if info.kind == "random":
-        pipe = random_pipeline(info.source, device=device, dtype=dtype)
-        if scheduler:
-            set_scheduler(pipe, scheduler)
-        return pipe
-    if info.kind == "hub":
-        folder = download_pipeline(info.source, revision=revision)
-    else:
-        folder = Path(info.path)
-        if info.kind == "embedded" and not (folder / "model_index.json").is_file():
-            raise ModelLoadError(f"The embedded digits model is missing from {folder}; reinstall the project.")
-    return load_pipeline_folder(folder, device=device, dtype=dtype, scheduler=scheduler)

@@ -23,8 +23,8 @@ from optimum.quanto import QuantizedDiffusersModel, quantization_map, requantize
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .errors import CheckpointError, ModelLoadError
-from .models import QMAP_NAME, download_pipeline
+from dit_demo.engine.sources import QMAP_NAME, download_pipeline
+from dit_demo.errors import CheckpointError, ModelLoadError
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 METADATA_NAME = "dit_demo.json"

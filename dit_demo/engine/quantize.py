@@ -13,9 +13,10 @@ from diffusers import DiTPipeline
 from optimum.quanto import Calibration, freeze, qfloat8, qint4, qint8, quantization_map, quantize
 from optimum.quanto.tensor import QTensor
 
-from .errors import InvalidRequestError
-from .labels import spread_ids
-from .models import sibling_pipeline
+from dit_demo.engine.device import sync
+from dit_demo.engine.labels import spread_ids
+from dit_demo.engine.sources import sibling_pipeline
+from dit_demo.errors import InvalidRequestError
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def quantize_pipeline(
         report.calibrate_s = time.perf_counter() - cal_start
         start = time.perf_counter()
     freeze(transformer)
-    _sync(transformer)
+    sync(next(transformer.parameters()).device)
     report.quantize_s += time.perf_counter() - start
     qmap = quantization_map(transformer)
     report.quantized_modules = sorted(qmap)
@@ -256,12 +257,6 @@ def quantize_pipeline(
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch(name, pattern) for pattern in patterns)
-
-
-def _sync(module: torch.nn.Module) -> None:
-    device = next(module.parameters()).device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def derive_pipeline(pipe: DiTPipeline, recipe: str, **kwargs) -> tuple[DiTPipeline, QuantizationReport]:

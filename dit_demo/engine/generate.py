@@ -3,22 +3,19 @@ scripts all call `build_reference`, `build_variant` and `generate`, so every sur
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from diffusers import DiTPipeline
 from PIL import Image
 
-from .errors import InvalidRequestError
-from .labels import display_name, parse_choice, resolve_labels
-from .models import default_device, default_dtype, load_pipeline, resolve_source, set_scheduler
-from .quantize import (
+from dit_demo.engine.device import default_device, default_dtype, memory_in_use, peak_memory, reset_peak_memory, sync
+from dit_demo.engine.labels import display_name, resolve_labels
+from dit_demo.engine.loading import load_pipeline
+from dit_demo.engine.quantize import (
     REFERENCE_RECIPE,
     CalibrationConfig,
     QuantizationReport,
@@ -26,11 +23,10 @@ from .quantize import (
     get_recipe,
     module_weight_bytes,
 )
-from .serialization import is_quantized, read_metadata
-
-MAX_SEED = 2**32 - 1
-MAX_STEPS = 1000
-MAX_BATCH = int(os.environ.get("DIT_DEMO_MAX_BATCH", "16"))
+from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.serialization import is_quantized, read_metadata
+from dit_demo.engine.sources import resolve_source, set_scheduler
+from dit_demo.errors import InvalidRequestError
 
 
 @dataclass
@@ -90,73 +86,6 @@ class GenerationResult:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in data.items()}
 
 
-def validate_request(
-    labels: Sequence[str | int], seeds: Sequence[int], steps: int, guidance_scale: float, max_batch: int = MAX_BATCH
-) -> None:
-    """Reject bad input with a message a person can act on, before any work starts."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
-        raise InvalidRequestError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {steps!r}.")
-    if (
-        isinstance(guidance_scale, bool)
-        or not isinstance(guidance_scale, (int, float, np.floating))
-        or not (math.isfinite(guidance_scale) and guidance_scale >= 1)
-    ):
-        raise InvalidRequestError(f"guidance scale must be a number ≥ 1 (1 = no guidance), got {guidance_scale!r}.")
-    for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-            raise InvalidRequestError(f"seed must be a whole number from 0 to {MAX_SEED} (2**32-1), got {seed!r}.")
-    if not labels:
-        raise InvalidRequestError("No class selected: give at least one class name or id.")
-    if len(labels) > max_batch:
-        raise InvalidRequestError(f"Too many images in one request: {len(labels)} > {max_batch}. Split the request.")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    """CUDA: allocator peak. CPU: the kernel's resident-set high-water mark (VmHWM), reset via clear_refs."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        pass
-
-
-def memory_in_use(device: torch.device) -> int:
-    """Allocated device memory (CUDA) or resident set size (CPU) right now."""
-    if device.type == "cuda":
-        return int(torch.cuda.memory_allocated(device))
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def peak_memory(device: torch.device) -> tuple[int, str]:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device)), "cuda_max_memory_allocated"
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024, "process_peak_rss"
-    except OSError:
-        pass
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process_peak_rss_lifetime"
-
-
 @contextmanager
 def _decode_clock(pipe: DiTPipeline, device: torch.device):
     """Timestamp of "VAE decode starts", so sampling and decoding are timed apart without editing DiTPipeline.
@@ -167,7 +96,7 @@ def _decode_clock(pipe: DiTPipeline, device: torch.device):
     marks: dict[str, float] = {}
 
     def decode_start(*_args) -> None:
-        _sync(device)
+        sync(device)
         marks.setdefault("decode", time.perf_counter())
 
     handle = pipe.vae.decoder.register_forward_pre_hook(decode_start)
@@ -188,7 +117,7 @@ def build_reference(
     device = torch.device(device) if device is not None else default_device()
     start = time.perf_counter()
     pipe = load_pipeline(source, device=device, dtype=dtype or default_dtype(device), scheduler=scheduler)
-    _sync(device)
+    sync(device)
     load_s = time.perf_counter() - start
     info = resolve_source(source)
     recipe = REFERENCE_RECIPE
@@ -226,71 +155,50 @@ def build_variant(
     return Variant(pipe=pipe, recipe=recipe, source=reference.source, report=report, load_s=reference.load_s)
 
 
-def seeds_for(seed: int, count: int) -> list[int]:
-    """Image i of a request uses seed + i, so any image can be regenerated alone and compared pixel by pixel."""
-    return [(seed + i) % (MAX_SEED + 1) for i in range(count)]
-
-
 def initial_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """CPU generators: the same seed gives the same initial noise on every device and for every recipe."""
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
 
 
-def generate(
-    variant: Variant | DiTPipeline,
-    labels: Sequence[str | int],
-    *,
-    seed: int = 0,
-    seeds: Sequence[int] | None = None,
-    steps: int = 25,
-    guidance_scale: float = 4.0,
-    scheduler: str | None = None,
-    warmup: bool = False,
-    max_batch: int = MAX_BATCH,
-) -> GenerationResult:
-    """Sample one image per label, timed and measured. `warmup` runs the same shapes once first (compile,
-    kernel autotuning, CUDA graphs) and reports its time separately."""
+def generate(variant: Variant | DiTPipeline, request: SamplingRequest) -> GenerationResult:
+    """Sample one image per label of the (already validated) request, timed and measured. `request.warmup` runs the
+    same shapes once first (compile, kernel autotuning, CUDA graphs) and reports its time separately."""
     if isinstance(variant, DiTPipeline):
         variant = Variant(
             pipe=variant, recipe="unknown", source="in-memory", report=QuantizationReport(recipe="unknown"), load_s=0.0
         )
-    labels = [parse_choice(label) for label in labels]
-    seeds = list(seeds) if seeds is not None else None
-    if seeds is not None and len(seeds) != len(labels):
-        raise InvalidRequestError(f"{len(seeds)} seeds for {len(labels)} labels: give one seed per image.")
-    validate_request(labels, seeds if seeds is not None else [seed], steps, guidance_scale, max_batch)
     id2label = variant.id2label
-    class_ids = resolve_labels(labels, id2label)
-    seeds = seeds if seeds is not None else seeds_for(seed, len(class_ids))
+    class_ids = resolve_labels(list(request.labels), id2label)
+    seeds = list(request.seeds)
     pipe = variant.pipe
-    if scheduler:
-        set_scheduler(pipe, scheduler)
+    if request.scheduler:
+        set_scheduler(pipe, request.scheduler)
     device = pipe.transformer.device
 
     def run() -> list[Image.Image]:
         output = pipe(
             class_labels=class_ids,
-            guidance_scale=float(guidance_scale),
+            guidance_scale=request.guidance_scale,
             generator=initial_generators(seeds),
-            num_inference_steps=int(steps),
+            num_inference_steps=request.steps,
             output_type="np",
         )
         return pipe.numpy_to_pil(output.images)
 
     warmup_s = None
-    if warmup:
+    if request.warmup:
         start = time.perf_counter()
         run()
-        _sync(device)
+        sync(device)
         warmup_s = time.perf_counter() - start
         variant.warmup_s = warmup_s
     reset_peak_memory(device)
     memory_before = memory_in_use(device)
-    _sync(device)
+    sync(device)
     with _decode_clock(pipe, device) as marks:
         start = time.perf_counter()
         images = run()
-        _sync(device)
+        sync(device)
         end = time.perf_counter()
     peak, memory_kind = peak_memory(device)
     denoise_s = marks.get("decode", end) - start  # noise + every sampling step (the noise itself is negligible)
@@ -298,15 +206,15 @@ def generate(
         images=images,
         class_ids=class_ids,
         class_names=[display_name(id2label, i) for i in class_ids],
-        seeds=list(seeds),
+        seeds=seeds,
         recipe=variant.recipe,
         source=variant.source,
-        steps=int(steps),
-        guidance_scale=float(guidance_scale),
+        steps=request.steps,
+        guidance_scale=request.guidance_scale,
         scheduler=type(pipe.scheduler).__name__,
         latency_s=end - start,
         denoise_s=denoise_s,
-        per_step_s=denoise_s / int(steps),
+        per_step_s=denoise_s / request.steps,
         decode_s=end - marks.get("decode", end),
         peak_memory_bytes=peak,
         memory_kind=memory_kind,
