@@ -18,6 +18,31 @@ from dit_demo.engine.generate import Variant, build_reference, build_variant  # 
 from dit_demo.engine.quantize import CalibrationConfig  # noqa: E402
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` are skipped, with the reason, where no CUDA GPU is present (their GPU runs are logged)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (GPU runs are logged under bench/)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Every available device in turn (CPU always; CUDA where present), as in optimum-quanto's tests."""
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def cuda_device() -> torch.device:
+    """The GPU, for CUDA-only paths; skips with the reason on a CPU machine."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (GPU runs are logged under bench/)")
+    return torch.device("cuda")
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +57,9 @@ def tiny_variants(tiny_reference: Variant) -> dict[str, Variant]:
     return {
         recipe: build_variant(tiny_reference, recipe, calibration=TINY_CALIBRATION) for recipe in ("int8", "int8-a8")
     }
+
+
+@pytest.fixture(scope="session")
+def digits_reference() -> Variant:
+    """The shipped digits DiT on CPU (its classifier judges class accuracy and FID)."""
+    return build_reference("embedded", device="cpu")

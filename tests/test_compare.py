@@ -34,3 +34,28 @@ def test_cache_builds_once_and_stays_bounded():
     assert cache.key("tiny-random", VariantCache.REFERENCE_KEY) in cache  # the reference outlives its variants
     assert cache.get("tiny-random", "bf16") is cache.reference("tiny-random")
     assert cache.key("tiny-random", "fp8") in cache and cache.key("tiny-random", "int8") not in cache
+
+
+def test_rows_speak_the_one_vocabulary(tiny_reference, tiny_variants):
+    """Every quality/ratio key a row carries is a documented metric, and the same key is computed the same way."""
+    from dit_demo.compare import METRICS, image_quality, ratios
+
+    request = SamplingRequest.create([3, 4], seed=2, steps=3)
+    comparison = compare({"bf16": tiny_reference, "int8": tiny_variants["int8"]}, request)
+    row = {r["recipe"]: r for r in comparison.rows()}["int8"]
+    for key in ("psnr_db", "ssim", "latency_ratio", "peak_memory_ratio", "weight_bytes_ratio"):
+        assert key in METRICS and key in row
+    result = comparison.results["int8"]
+    assert {k: row[k] for k in ("psnr_db", "ssim")} == image_quality(comparison.reference.images, result.images)
+    assert ratios(result, comparison.reference)["weight_bytes_ratio"] == row["weight_bytes_ratio"]
+
+
+def test_digits_model_gets_classifier_scores(digits_reference):
+    from dit_demo.compare import digit_quality
+
+    assert is_digits_model(digits_reference)
+    request = SamplingRequest.create([3, 7], seed=0, steps=10)
+    comparison = compare({"bf16": digits_reference}, request)
+    row = comparison.rows()[0]
+    assert {"digit_accuracy", "digit_confidence", "predicted_digits", "confidences"} <= set(row)
+    assert digit_quality(comparison.reference.images, [3, 7])["digit_accuracy"] == row["digit_accuracy"]

@@ -20,7 +20,7 @@ import dit_demo.engine.kernels as kernels
 from dit_demo.engine.fast import Int8Linear, resolve_kernel
 from dit_demo.errors import InvalidRequestError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _interpreter_unusable() -> str | None:

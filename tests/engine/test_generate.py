@@ -51,10 +51,10 @@ def test_guidance_one_disables_cfg(tiny_reference):
     assert result.guidance_scale == 1.0 and len(result.images) == 1
 
 
-def test_scheduler_switch(tiny_reference):
+def test_scheduler_switch(device):
     from dit_demo.engine.generate import build_reference
 
-    variant = build_reference("tiny-random", device="cpu")
+    variant = build_reference("tiny-random", device=device)
     result = generate(variant, SamplingRequest.create([1], steps=3, scheduler="euler"))
     assert result.scheduler == "EulerDiscreteScheduler"
 
