@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dit_demo.embedded.classifier import DIGIT_NAMES
-from dit_demo.embedded.quality import digit_predictions
+from dit_demo.embedded import quality
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
 from dit_demo.engine.metrics import finite_or_none, psnr, ssim
 from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
@@ -54,7 +54,7 @@ def digit_quality(images: Sequence, class_ids: Sequence[int]) -> dict:
     Empty when the classifier is not installed (a trimmed copy of the package): quality then falls back to PSNR/SSIM.
     """
     try:
-        predicted, confidence = digit_predictions(images)
+        predicted, confidence = quality.digit_predictions(images)
     except (FileNotFoundError, OSError):
         return {}
     expected = torch.tensor(list(class_ids)).numpy()
@@ -224,8 +224,6 @@ class VariantCache:
 def fid_quality(images: Sequence) -> dict:
     """Classifier-feature FID against the held-out real digits, with the count: FID depends on sample size, so it
     is only comparable between runs with the same number of images."""
-    from dit_demo.embedded import quality
-
     scores: dict = {
         "fid_num_images": len(images),
         "fid_feature_dim": quality.get_classifier().feature_dim,
