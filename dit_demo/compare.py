@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.embedded import quality
+from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
 from dit_demo.engine.metrics import finite_or_none, psnr, ssim
 from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
