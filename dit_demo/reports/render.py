@@ -1,27 +1,21 @@
-"""Rendering helpers for galleries, benchmarks and cards: labelled image grids, tables (Markdown and sortable
-HTML) and a small scatter chart — all with Pillow and the standard library, no matplotlib.
+"""The one grid drawer, and the text and scaling helpers it shares with charts (Pillow; difference tiles via
+`engine.metrics.amplified_difference`).
 
-Generic on purpose: a table is a list of dict rows, a chart is a list of dict points, a grid is a list of rows of
-PIL images. Nothing here knows about DiT, recipes or metrics, so `bench.py`, `gallery.py` and the Hub card share
-one look and one set of tests.
+Generic on purpose: a grid is a list of rows of PIL images with labels; nothing here knows about DiT, recipes
+or metrics, so the gallery, the app's comparison strip and the Hub repo's gallery image share one look and one
+set of tests. Tables live in `tables.py`, the scatter chart in `charts.py`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-Column = str | tuple[str, str]  # a row key, or (row key, header text)
-Formatter = Callable[[object], str]
-
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+from dit_demo.engine.metrics import amplified_difference
 
 
 @lru_cache(maxsize=16)
@@ -117,24 +111,35 @@ def hstrip(images: Sequence[Image.Image], background: str = "white") -> Image.Im
     return canvas
 
 
-def image_grid(
-    cells: Sequence[Sequence[Image.Image | None]],
-    *,
-    row_labels: Sequence[str] = (),
-    col_labels: Sequence[str] = (),
-    tile: int | None = None,
-    gap: int = 4,
-    pad: int = 8,
-    label_width: int = 150,
-    header_height: int = 24,
-    font_size: int = 13,
-    background: str = "white",
-) -> Image.Image:
-    """A labelled grid: rows × columns of tiles (NEAREST-upscaled to `tile`), column headers, row labels.
+def line_height(font_size: int = 13) -> int:
+    return font_size + 3
 
-    `None` cells stay blank (e.g. no difference image for the reference column). `tile` defaults to
-    `tile_size(largest image side)`. Set `label_width=0` / `header_height=0` for an unlabelled grid.
-    """
+
+def header_height_for(col_labels: Sequence[str], font_size: int = 13) -> int:
+    """Room for the tallest column label (one line per newline, 4 px above and below); 0 without labels.
+    One line at the default size gives the classic 24 px."""
+    lines = max((len(str(label).splitlines()) or 1 for label in col_labels), default=0)
+    return 8 + lines * line_height(font_size) if lines else 0
+
+
+def with_difference(
+    cells: Sequence[Sequence[Image.Image | None]], a: int, b: int, gain: float = 8.0
+) -> list[list[Image.Image | None]]:
+    """Each row with one more tile: |row[a] − row[b]| × gain (`metrics.amplified_difference`), blank if either
+    is missing. Images of one row must have the same size."""
+    out: list[list[Image.Image | None]] = []
+    for row in cells:
+        x, y = row[a], row[b]
+        out.append([*row, None if x is None or y is None else amplified_difference(x, y, gain)])
+    return out
+
+
+def _first_line(label: object) -> str:
+    lines = str(label).splitlines()
+    return lines[0] if lines else ""
+
+
+def _check_labels(cells: Sequence[Sequence], row_labels: Sequence[str], col_labels: Sequence[str]) -> int:
     rows = len(cells)
     cols = max((len(r) for r in cells), default=0)
     if rows == 0 or cols == 0:
@@ -143,278 +148,68 @@ def image_grid(
         raise ValueError(f"{len(row_labels)} row labels for {rows} rows")
     if col_labels and len(col_labels) != cols:
         raise ValueError(f"{len(col_labels)} column labels for {cols} columns")
+    return cols
+
+
+def _draw_lines(draw: ImageDraw.ImageDraw, lines: Sequence[str], x: int, y: int, width: int, size: int, centre: bool):
+    """Lines top-down from (x, y), each cut to `width` pixels (only glyphs the font has), optionally centred."""
+    for k, line in enumerate(lines):
+        text = fit_text(line, width, size)
+        left = x + (width - text_width(text, size)) // 2 if centre else x
+        draw.text((left, y + k * line_height(size)), text, fill="black", font=font(size))
+
+
+def image_grid(
+    cells: Sequence[Sequence[Image.Image | None]],
+    *,
+    row_labels: Sequence[str] = (),
+    col_labels: Sequence[str] = (),
+    tile: int | None = None,
+    min_tile: int = 96,
+    difference: tuple[int, int] | None = None,
+    gain: float = 8.0,
+    gap: int = 4,
+    pad: int = 8,
+    label_width: int | None = None,
+    header_height: int | None = None,
+    font_size: int = 13,
+    background: str = "white",
+) -> Image.Image:
+    """A labelled grid: rows × columns of tiles (NEAREST-upscaled to `tile`), column headers, row labels.
+
+    Labels may have several lines ("\\n"); every line is cut to fit its cell. `None` cells stay blank (e.g. no
+    difference image for the reference column). `tile` defaults to `tile_size(largest image side, min_tile)`,
+    a whole multiple, so every generated pixel stays a crisp square. `difference=(a, b)` appends a column
+    |column a − column b| × `gain`, headed "|A − B| ×gain" from the first lines of the two column labels.
+    `label_width` defaults to 150 with row labels, else 0; `header_height` to the room the column labels need
+    (24 px for one line), else 0.
+    """
+    if difference is not None:
+        a, b = difference
+        cells = with_difference(cells, a, b, gain)
+        if col_labels:
+            col_labels = [*col_labels, f"|{_first_line(col_labels[a])} − {_first_line(col_labels[b])}| ×{gain:g}"]
+    cols = _check_labels(cells, row_labels, col_labels)
     if tile is None:
-        side = max((max(im.size) for r in cells for im in r if im is not None), default=96)
-        tile = tile_size(side)
-    layout = GridLayout(rows, cols, tile, gap, pad, label_width, header_height)
+        side = max((max(im.size) for r in cells for im in r if im is not None), default=min_tile)
+        tile = tile_size(side, min_tile)
+    label_width = (150 if row_labels else 0) if label_width is None else label_width
+    header_height = header_height_for(col_labels, font_size) if header_height is None else header_height
+    layout = GridLayout(len(cells), cols, tile, gap, pad, label_width, header_height)
     canvas = Image.new("RGB", layout.size, background)
     draw = ImageDraw.Draw(canvas)
-    text_font = font(font_size)
     for c, label in enumerate(col_labels):
         x, _ = layout.cell(0, c)
-        text = fit_text(str(label), tile, font_size)
-        draw.text((x + (tile - text_width(text, font_size)) // 2, pad + 4), text, fill="black", font=text_font)
+        _draw_lines(draw, str(label).splitlines(), x, pad + 4, tile, font_size, centre=True)
     for r, row in enumerate(cells):
+        _, y = layout.cell(r, 0)
         if row_labels:
-            _, y = layout.cell(r, 0)
-            lines = [fit_text(line, label_width - 8, font_size) for line in str(row_labels[r]).splitlines()]
-            line_height = font_size + 3
-            top = y + (tile - line_height * len(lines)) // 2
-            for k, line in enumerate(lines):
-                draw.text((pad, top + k * line_height), line, fill="black", font=text_font)
+            lines = str(row_labels[r]).splitlines()
+            top = y + (tile - line_height(font_size) * len(lines)) // 2
+            _draw_lines(draw, lines, pad, top, label_width - 8, font_size, centre=False)
         for c, image in enumerate(row):
             if image is not None:
                 tile_image = upscale(image, tile)
                 x, y = layout.cell(r, c)
                 canvas.paste(tile_image, (x + (tile - tile_image.width) // 2, y + (tile - tile_image.height) // 2))
-    return canvas
-
-
-# ---------------------------------------------------------------------------------------------------- tables
-
-
-def format_value(value: object) -> str:
-    """Readable default: 4 significant digits for floats, thousands separators for ints, "—" for missing."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "—"
-        if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
-        return f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_value(v) for v in value)
-    return str(value)
-
-
-def _columns(rows: Sequence[Mapping], columns: Sequence[Column] | None) -> list[tuple[str, str]]:
-    if columns is None:
-        keys: list[str] = []
-        for row in rows:
-            keys += [k for k in row if k not in keys]
-        columns = keys
-    return [(c, c) if isinstance(c, str) else (c[0], c[1]) for c in columns]
-
-
-def _cell(row: Mapping, key: str, formats: Mapping[str, Formatter] | None) -> str:
-    value = row.get(key)
-    formatter = (formats or {}).get(key)
-    return formatter(value) if formatter is not None and value is not None else format_value(value)
-
-
-def markdown_table(
-    rows: Sequence[Mapping],
-    columns: Sequence[Column] | None = None,
-    formats: Mapping[str, Formatter] | None = None,
-    align: Mapping[str, str] | None = None,
-) -> str:
-    """A GitHub Markdown table from dict rows. `columns`: keys or (key, header); default every key seen.
-    `formats`: key → callable for non-missing values; `align`: key → "left" | "right" | "center"
-    (default: right for numbers, left otherwise)."""
-    cols = _columns(rows, columns)
-    if not cols:
-        return ""
-
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    def rule(key: str) -> str:
-        side = (align or {}).get(key)
-        if side is None:
-            numeric = any(isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) for r in rows)
-            side = "right" if numeric else "left"
-        return {"left": ":---", "right": "---:", "center": ":---:"}[side]
-
-    lines = [
-        "| " + " | ".join(escape(header) for _, header in cols) + " |",
-        "|" + "|".join(rule(key) for key, _ in cols) + "|",
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(escape(_cell(row, key, formats)) for key, _ in cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
-SORT_SCRIPT = """<script>
-// Click a header to sort by that column (again to reverse); numbers sort by their data-sort value.
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  table.querySelectorAll("th").forEach(function (th, col) {
-    th.addEventListener("click", function () {
-      var body = table.tBodies[0], rows = Array.from(body.rows);
-      var asc = th.getAttribute("aria-sort") !== "ascending";
-      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-      function key(row) {
-        var cell = row.cells[col], raw = cell.getAttribute("data-sort");
-        var text = raw !== null ? raw : cell.textContent.trim(), num = parseFloat(text);
-        return raw !== null && raw !== "" && !isNaN(num) ? [0, num] : [1, text.toLowerCase()];
-      }
-      rows.sort(function (a, b) {
-        var ka = key(a), kb = key(b);
-        var cmp = ka[0] - kb[0] || (ka[1] < kb[1] ? -1 : ka[1] > kb[1] ? 1 : 0);
-        return asc ? cmp : -cmp;
-      });
-      rows.forEach(function (row) { body.appendChild(row); });
-    });
-  });
-});
-</script>"""
-
-TABLE_STYLE = """
-table.sortable { border-collapse: collapse; font: 13px system-ui, sans-serif; }
-table.sortable th, table.sortable td { border: 1px solid #ccc; padding: 3px 8px; }
-table.sortable th { background: #f3f3f3; cursor: pointer; user-select: none; }
-table.sortable th[aria-sort=ascending]::after { content: " ▲"; }
-table.sortable th[aria-sort=descending]::after { content: " ▼"; }
-table.sortable td.num { text-align: right; font-variant-numeric: tabular-nums; }
-"""
-
-
-def html_table(
-    rows: Sequence[Mapping],
-    columns: Sequence[Column] | None = None,
-    formats: Mapping[str, Formatter] | None = None,
-    *,
-    table_id: str | None = None,
-    sortable: bool = True,
-) -> str:
-    """An HTML table from dict rows; numeric cells carry `data-sort` with the raw value so sorting is numeric.
-    Add `SORT_SCRIPT` (and `TABLE_STYLE`) once per page to make every `table.sortable` clickable."""
-    cols = _columns(rows, columns)
-    attrs = (f' id="{html.escape(table_id)}"' if table_id else "") + (' class="sortable"' if sortable else "")
-    out = [f"<table{attrs}>", "<thead><tr>"]
-    out += [f"<th>{html.escape(header)}</th>" for _, header in cols]
-    out.append("</tr></thead>\n<tbody>")
-    for row in rows:
-        out.append("<tr>")
-        for key, _ in cols:
-            value = row.get(key)
-            text = html.escape(_cell(row, key, formats))
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if numeric and math.isfinite(value):
-                out.append(f'<td class="num" data-sort="{value!r}">{text}</td>')
-            elif numeric or value is None:
-                out.append(f'<td class="num" data-sort="">{text}</td>')
-            else:
-                out.append(f"<td>{text}</td>")
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
-
-
-def html_page(title: str, body: str, *, style: str = "", script: str = SORT_SCRIPT) -> str:
-    """A complete self-contained page (inline CSS and JS, no external requests): opens from disk."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>\nbody {{ font: 14px system-ui, sans-serif; margin: 1.5em; }}"
-        f"{TABLE_STYLE}{style}\n</style>\n</head>\n<body>\n{body}\n{script}\n</body>\n</html>\n"
-    )
-
-
-def data_uri(image: Image.Image) -> str:
-    """A PNG as a `data:` URI, for pages that must be a single file."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-# ---------------------------------------------------------------------------------------------------- chart
-
-
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values (1, 2, 2.5, 5 × 10^k steps) covering [low, high]."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"tick range must be finite, got {low}, {high}")
-    if high <= low:
-        high = low + (abs(low) or 1.0)
-    raw = (high - low) / max(count - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step) * step
-    ticks, value = [], start
-    while value < high + step * 0.999:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
-
-
-def scatter_chart(
-    points: Sequence[Mapping],
-    *,
-    x: str,
-    y: str,
-    label: str | None = None,
-    title: str = "",
-    x_label: str | None = None,
-    y_label: str | None = None,
-    size: tuple[int, int] = (640, 420),
-    from_zero: bool = True,
-    x_format: Formatter = format_value,
-    y_format: Formatter = format_value,
-) -> Image.Image:
-    """A labelled scatter plot (e.g. latency vs memory, one point per recipe) as an RGB image.
-
-    Points whose x or y is missing or not finite are left out; at least one must remain. Axes start at zero
-    unless `from_zero=False`, so ratios between points read correctly.
-    """
-    usable = []
-    for point in points:
-        px, py = point.get(x), point.get(y)
-        if isinstance(px, (int, float)) and isinstance(py, (int, float)) and math.isfinite(px) and math.isfinite(py):
-            usable.append(point)
-    if not usable:
-        raise ValueError(f"no point has finite {x!r} and {y!r}")
-    width, height = size
-    left, right, top, bottom = 72, 24, 36 if title else 16, 48
-    xs, ys = [float(p[x]) for p in usable], [float(p[y]) for p in usable]
-    x_ticks = nice_ticks(0.0 if from_zero else min(xs), max(xs) * (1.08 if max(xs) > 0 else 1) or 1.0)
-    y_ticks = nice_ticks(0.0 if from_zero else min(ys), max(ys) * (1.08 if max(ys) > 0 else 1) or 1.0)
-
-    def to_px(vx: float, vy: float) -> tuple[float, float]:
-        fx = (vx - x_ticks[0]) / ((x_ticks[-1] - x_ticks[0]) or 1)
-        fy = (vy - y_ticks[0]) / ((y_ticks[-1] - y_ticks[0]) or 1)
-        return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
-
-    canvas = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(canvas)
-    small, normal = font(11), font(13)
-    for tick in x_ticks:
-        px, _ = to_px(tick, y_ticks[0])
-        draw.line([(px, top), (px, height - bottom)], fill="#e6e6e6")
-        text = drawable(x_format(tick))
-        draw.text((px - text_width(text, 11) / 2, height - bottom + 4), text, fill="#333", font=small)
-    for tick in y_ticks:
-        _, py = to_px(x_ticks[0], tick)
-        draw.line([(left, py), (width - right, py)], fill="#e6e6e6")
-        text = drawable(y_format(tick))
-        draw.text((left - 6 - text_width(text, 11), py - 6), text, fill="#333", font=small)
-    draw.rectangle([left, top, width - right, height - bottom], outline="#444")
-    title, x_label, y_label = drawable(title), drawable(x_label or x), drawable(y_label or y)
-    if title:
-        draw.text(((width - text_width(title, 13)) / 2, 10), title, fill="black", font=normal)
-    draw.text(((left + width - right - text_width(x_label, 13)) / 2, height - 22), x_label, fill="black", font=normal)
-    label_image = Image.new("RGB", (text_width(y_label, 13) + 4, 16), "white")
-    ImageDraw.Draw(label_image).text((2, 0), y_label, fill="black", font=normal)
-    rotated = label_image.rotate(90, expand=True)
-    canvas.paste(rotated, (4, max(top, (top + height - bottom - rotated.height) // 2)))
-    placed: list[tuple[float, float, float, float]] = []
-    for i, point in enumerate(usable):
-        px, py = to_px(float(point[x]), float(point[y]))
-        colour = PALETTE[i % len(PALETTE)]
-        draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=colour, outline="black")
-        if label:
-            text = drawable(str(point.get(label, "")))
-            w = text_width(text, 13)
-            tx = px + 8 if px + 8 + w < width - right else px - 8 - w
-            # first vertical offset whose box overlaps no earlier label: close points stay readable
-            for dy in (-16, 4, -30, 18, -44, 32):
-                box = (tx, py + dy, tx + w, py + dy + 14)
-                if not any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3] for b in placed):
-                    break
-            placed.append(box)
-            draw.text((box[0], box[1]), text, fill=colour, font=normal)
     return canvas

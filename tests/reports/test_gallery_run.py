@@ -1,4 +1,5 @@
-"""Galleries: rendering helpers, the files a gallery run writes, and 2-process Accelerate = 1-process results."""
+"""Gallery runs end to end: the files a run writes, bad requests, the digits metrics, and the guard that a
+2-process Accelerate run gathers exactly the 1-process run's images and numbers."""
 
 from __future__ import annotations
 
@@ -7,29 +8,19 @@ import os
 import socket
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from html_checks import parse_page
 from PIL import Image
 
-import dit_demo.reports.gallery as gallery_cli
+import dit_demo.cli.gallery as gallery_cli
 from dit_demo.engine.sources import EMBEDDED_MODEL_DIR
-from dit_demo.reports.render import (
-    PALETTE,
-    GridLayout,
-    html_page,
-    html_table,
-    image_grid,
-    markdown_table,
-    nice_ticks,
-    scatter_chart,
-    tile_size,
-    upscale,
-)
+from dit_demo.reports.gallery import GalleryConfig, run_gallery, write_gallery
+from dit_demo.reports.render import GridLayout, tile_size, upscale
 
 THREADS = torch.get_num_threads()
 HAS_EMBEDDED = (EMBEDDED_MODEL_DIR / "model_index.json").is_file()
@@ -66,134 +57,6 @@ TINY_ARGS = [
     "3",  # 4 jobs → batches of 3 and 1: uneven shares across 2 processes
     "--no-progress",
 ]
-
-
-class Page(HTMLParser):
-    """Collects referenced files and checks that table markup is balanced."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.refs: list[str] = []
-        self.stack: list[str] = []
-        self.tables = 0
-        self.script = ""
-        self._in_script = False
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        for key in ("src", "href"):
-            if attrs.get(key):
-                self.refs.append(attrs[key])
-        if tag in ("table", "tr", "td", "th", "thead", "tbody"):
-            self.stack.append(tag)
-            self.tables += tag == "table"
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag):
-        if tag in ("table", "tr", "td", "th", "thead", "tbody"):
-            assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}> after {self.stack[-3:]}"
-            self.stack.pop()
-        self._in_script = False
-
-    def handle_data(self, data):
-        if self._in_script:
-            self.script += data
-
-
-def parse_page(path: Path) -> Page:
-    page = Page()
-    page.feed(path.read_text(encoding="utf-8"))
-    page.close()
-    assert not page.stack, f"unclosed tags {page.stack}"
-    return page
-
-
-# ------------------------------------------------------------------------------------------------ render helpers
-
-
-def test_grid_size_is_rows_cols_tiles_plus_margins():
-    rng = np.random.default_rng(0)
-    images = [[Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(2)] for _ in range(3)]
-    tile = tile_size(16, 96)
-    grid = image_grid(images, row_labels=["a", "b", "c"], col_labels=["x", "y"], tile=tile, gap=4, pad=8)
-    assert tile == 96
-    # width = 2·pad + label column + cols·tile + (cols−1)·gap; height likewise with the header row
-    assert grid.size == (2 * 8 + 150 + 2 * 96 + 4, 2 * 8 + 24 + 3 * 96 + 2 * 4)
-    layout = GridLayout(rows=3, cols=2, tile=96)
-    x, y = layout.cell(2, 1)
-    tile_pixels = np.asarray(grid.crop((x, y, x + 96, y + 96)))
-    expected = np.asarray(images[2][1]).repeat(6, axis=0).repeat(6, axis=1)  # NEAREST ×6: crisp squares
-    assert np.array_equal(tile_pixels, expected)
-    labels = np.asarray(grid.crop((8, y, 8 + 140, y + 96)).convert("L"))
-    assert labels.min() < 128  # the row label was drawn
-
-
-def test_grid_refuses_mismatched_labels_and_leaves_none_blank():
-    image = Image.new("RGB", (8, 8), "red")
-    with pytest.raises(ValueError, match="row labels"):
-        image_grid([[image]], row_labels=["a", "b"])
-    grid = image_grid([[image, None]], tile=16, label_width=0, header_height=0, pad=0, gap=0)
-    assert grid.size == (32, 16)
-    assert grid.getpixel((4, 4)) == (255, 0, 0) and grid.getpixel((20, 4)) == (255, 255, 255)
-
-
-def test_upscale_keeps_aspect_and_pixels():
-    image = Image.fromarray(np.arange(32, dtype=np.uint8).reshape(4, 8))
-    big = upscale(image, 64)
-    assert big.size == (64, 32)
-    assert np.array_equal(np.asarray(big.convert("L"))[::8, ::8], np.asarray(image))
-    assert tile_size(256, 96) == 256 and tile_size(20, 96) == 100
-
-
-def test_markdown_table_columns_formats_and_escaping():
-    rows = [{"name": "a|b", "ms": 1.23456, "n": 1200}, {"name": "c", "ms": None}]
-    text = markdown_table(rows, [("name", "recipe"), ("ms", "latency"), "n"], {"ms": lambda v: f"{v:.1f} ms"})
-    lines = text.strip().splitlines()
-    assert lines[0] == "| recipe | latency | n |"
-    assert lines[1] == "|:---|---:|---:|"
-    assert lines[2] == "| a\\|b | 1.2 ms | 1,200 |"
-    assert lines[3] == "| c | — | — |"
-    assert markdown_table(rows).splitlines()[0] == "| name | ms | n |"  # default: every key, in order
-
-
-def test_html_table_is_sortable_by_raw_numbers(tmp_path):
-    rows = [{"recipe": "int8", "bytes": 2_000_000, "psnr": None}, {"recipe": "bf16", "bytes": 9_000_000, "psnr": 40.5}]
-    page_path = tmp_path / "t.html"
-    page_path.write_text(html_page("t", html_table(rows, table_id="m")), encoding="utf-8")
-    page = parse_page(page_path)
-    assert page.tables == 1 and "aria-sort" in page.script
-    text = page_path.read_text()
-    assert 'data-sort="2000000"' in text and 'data-sort="40.5"' in text and "2,000,000" in text
-
-
-def test_nice_ticks_cover_the_range():
-    ticks = nice_ticks(0, 7.3)
-    assert ticks[0] == 0 and ticks[-1] >= 7.3 and len(ticks) <= 7
-    steps = np.diff(ticks)
-    assert np.allclose(steps, steps[0]) and steps[0] in (1, 2, 2.5)
-    with pytest.raises(ValueError):
-        nice_ticks(0, float("inf"))
-
-
-def test_scatter_chart_places_points_by_value():
-    points = [{"mem": 100.0, "ms": 10.0, "name": "small"}, {"mem": 400.0, "ms": 40.0, "name": "big"}, {"mem": None}]
-    chart = scatter_chart(points, x="mem", y="ms", label="name", title="latency vs memory", size=(500, 300))
-    assert chart.size == (500, 300)
-    pixels = np.asarray(chart)
-
-    def centre(hex_colour: str) -> tuple[float, float]:
-        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-        ys, xs = np.nonzero(np.all(pixels == rgb, axis=-1))
-        assert len(xs), f"no pixel of {hex_colour}"
-        return float(np.median(xs)), float(np.median(ys))
-
-    (x0, y0), (x1, y1) = centre(PALETTE[0]), centre(PALETTE[1])
-    assert x1 > x0 and y1 < y0  # larger memory → further right, larger latency → higher up
-    with pytest.raises(ValueError, match="finite"):
-        scatter_chart([{"mem": float("nan"), "ms": 1}], x="mem", y="ms")
-
-
-# ------------------------------------------------------------------------------------------------ gallery runs
 
 
 @pytest.fixture(scope="module")
@@ -262,13 +125,6 @@ def test_tiny_gallery_writes_grid_html_json_md(tiny_gallery):
     assert np.array_equal(np.asarray(grid.crop((x, y, x + 96, y + 96))), np.asarray(upscale(first, 96)))
 
 
-def test_shown_rows_cover_every_class_first():
-    jobs = [{"row": i, "class_id": c, "seed": s} for i, (c, s) in enumerate(gallery_cli.plan_jobs([5, 7, 9], range(4)))]
-    shown = gallery_cli.shown_rows(jobs, 7)
-    assert [(j["class_id"], j["seed"]) for j in shown] == [(5, 0), (5, 1), (5, 2), (7, 0), (7, 1), (9, 0), (9, 1)]
-    assert gallery_cli.shown_rows(jobs, 100) == jobs
-
-
 def test_bad_request_exits_2(tmp_path, capsys):
     args = ["--model", "tiny-random", "--steps", "2", "--no-progress", "--out", str(tmp_path / "g")]
     assert gallery_cli.main([*args, "--recipes", "bf16,int9"]) == 2
@@ -319,7 +175,7 @@ def test_two_process_accelerate_gallery_equals_one_process(tmp_path):
         "--main_process_port",
         str(_free_port()),
         "-m",
-        "dit_demo.reports.gallery",
+        "dit_demo.cli.gallery",
         *args,
         "--out",
         str(out),
@@ -368,12 +224,12 @@ def test_digits_model_gets_accuracy_and_fid_per_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(quality, "get_classifier", lambda: SimpleNamespace(feature_dim=64))
     reference = build_reference("tiny-random", device="cpu")
     reference.pipe.register_to_config(id2label={str(i): name for i, name in enumerate(DIGIT_NAMES)})
-    config = gallery_cli.GalleryConfig(
+    config = GalleryConfig(
         source="tiny-digits", recipes=["int8", "bf16"], labels=None, seeds=[0], steps=2, batch_size=5
     )
-    result = gallery_cli.run_gallery(config, progress=False, reference=reference)
+    result = run_gallery(config, progress=False, reference=reference)
     assert result is not None and result.digits and result.recipes == ["bf16", "int8"]
-    gallery_cli.write_gallery(result, tmp_path)
+    write_gallery(result, tmp_path)
     data = check_gallery_files(tmp_path, ["bf16", "int8"], digits=True)
     assert [i["class_id"] for i in data["images"]] == list(range(10))  # default labels: every digit
     assert calls == [10, 10] and [data["recipes"][r]["fid"] for r in ("bf16", "int8")] == [13.5, 14.5]

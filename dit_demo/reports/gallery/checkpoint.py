@@ -1,0 +1,18 @@
+"""Checkpoint sizing: the measured bytes of a variant's saved transformer folder, not an estimate."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from dit_demo.engine.generate import Variant
+from dit_demo.engine.serialization import save_transformer
+
+
+def checkpoint_bytes(variant: Variant) -> tuple[int, list[str]]:
+    """Measured size of the saved transformer folder (config, safetensors, quanto map) and its file names."""
+    with tempfile.TemporaryDirectory(prefix="gallery-ckpt-") as tmp:
+        folder = Path(tmp) / "transformer"
+        save_transformer(variant.pipe.transformer, folder)
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        return sum(p.stat().st_size for p in files), [p.name for p in files]
