@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from diffusers import DiTPipeline
@@ -14,7 +15,7 @@ from PIL import Image
 
 from dit_demo.engine.device import default_device, default_dtype, memory_in_use, peak_memory, reset_peak_memory, sync
 from dit_demo.engine.labels import display_name, resolve_labels
-from dit_demo.engine.loading import load_pipeline
+from dit_demo.engine.loading import load_pipeline, source_folder
 from dit_demo.engine.quantize import (
     REFERENCE_RECIPE,
     CalibrationConfig,
@@ -24,7 +25,7 @@ from dit_demo.engine.quantize import (
     module_weight_bytes,
 )
 from dit_demo.engine.request import SamplingRequest
-from dit_demo.engine.serialization import is_quantized, read_metadata
+from dit_demo.engine.serialization import is_quantized, read_metadata, stored_dtype
 from dit_demo.engine.sources import resolve_source, set_scheduler
 from dit_demo.errors import InvalidRequestError
 
@@ -40,6 +41,8 @@ class Variant:
     load_s: float
     compile_mode: str = "none"
     warmup_s: float | None = None
+    storage_dtype: torch.dtype | None = None  # how the source stores its float weights (save kept tensors so)
+    folder: Path | None = None  # the source's local folder (a Hub snapshot for Hub ids); None for in-memory sources
 
     @property
     def device(self) -> torch.device:
@@ -113,24 +116,31 @@ def build_reference(
     dtype: torch.dtype | None = None,
     scheduler: str | None = None,
 ) -> Variant:
-    """Load a source once; its recipe is `bf16` unless the folder was saved quantized by this project."""
+    """Load a source once; its recipe is `bf16` unless the folder (local or a Hub snapshot) was saved quantized by
+    this project, in which case its saved recipe and report come with it."""
     device = torch.device(device) if device is not None else default_device()
     start = time.perf_counter()
-    pipe = load_pipeline(source, device=device, dtype=dtype or default_dtype(device), scheduler=scheduler)
+    info = resolve_source(source)
+    folder = source_folder(source)
+    pipe = load_pipeline(
+        source, device=device, dtype=dtype or default_dtype(device), scheduler=scheduler, folder=folder
+    )
     sync(device)
     load_s = time.perf_counter() - start
-    info = resolve_source(source)
     recipe = REFERENCE_RECIPE
     report = QuantizationReport(recipe=recipe)
     if is_quantized(pipe.transformer):
-        metadata = (read_metadata(info.path) if info.path else None) or {}
+        metadata = (read_metadata(folder) if folder else None) or {}
         recipe = metadata.get("recipe", "prequantized")
         report = QuantizationReport.from_dict({"recipe": recipe, **(metadata.get("report") or {})})
     report.weight_bytes_after = module_weight_bytes(pipe.transformer)
     if not report.weight_bytes_before:
         report.weight_bytes_before = report.weight_bytes_after
     pipe.set_progress_bar_config(leave=False)
-    return Variant(pipe=pipe, recipe=recipe, source=info.source, report=report, load_s=load_s)
+    storage = stored_dtype(folder / "transformer") if folder else None
+    return Variant(
+        pipe=pipe, recipe=recipe, source=info.source, report=report, load_s=load_s, storage_dtype=storage, folder=folder
+    )
 
 
 def build_variant(
@@ -152,7 +162,15 @@ def build_variant(
         )
     pipe, report = derive_pipeline(reference.pipe, recipe, keep=keep, exclude=exclude, calibration=calibration)
     pipe.set_progress_bar_config(leave=False)
-    return Variant(pipe=pipe, recipe=recipe, source=reference.source, report=report, load_s=reference.load_s)
+    return Variant(
+        pipe=pipe,
+        recipe=recipe,
+        source=reference.source,
+        report=report,
+        load_s=reference.load_s,
+        storage_dtype=reference.storage_dtype,
+        folder=reference.folder,
+    )
 
 
 def initial_generators(seeds: Sequence[int]) -> list[torch.Generator]:

@@ -90,6 +90,20 @@ def load_pipeline_folder(
     return assemble_pipeline(transformer.eval(), vae.eval(), make_scheduler(sched_name, sched_config), id2label)
 
 
+def source_folder(source: str | None, *, revision: str | None = None) -> Path | None:
+    """The local folder behind a source (a Hub repo is downloaded once, safetensors/json only); None when the source
+    is built in memory (random weights). Metadata and stored dtypes are read from this one folder."""
+    info = resolve_source(source)
+    if info.kind == "random":
+        return None
+    if info.kind == "hub":
+        return download_pipeline(info.source, revision=revision)
+    folder = Path(info.path)
+    if info.kind == "embedded" and not (folder / "model_index.json").is_file():
+        raise ModelLoadError(f"The embedded digits model is missing from {folder}; reinstall the project.")
+    return folder
+
+
 def load_pipeline(
     source: str | None = None,
     *,
@@ -97,8 +111,10 @@ def load_pipeline(
     dtype: torch.dtype | None = None,
     scheduler: str | None = None,
     revision: str | None = None,
+    folder: Path | None = None,
 ) -> DiTPipeline:
-    """One call for every source: returns a ready `DiTPipeline` on `device`, in eval mode, with `id2label`."""
+    """One call for every source: returns a ready `DiTPipeline` on `device`, in eval mode, with `id2label`.
+    `folder`: the source's folder when the caller already resolved it (`source_folder`)."""
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     info = resolve_source(source)
@@ -107,10 +123,5 @@ def load_pipeline(
         if scheduler:
             set_scheduler(pipe, scheduler)
         return pipe
-    if info.kind == "hub":
-        folder = download_pipeline(info.source, revision=revision)
-    else:
-        folder = Path(info.path)
-        if info.kind == "embedded" and not (folder / "model_index.json").is_file():
-            raise ModelLoadError(f"The embedded digits model is missing from {folder}; reinstall the project.")
+    folder = folder or source_folder(source, revision=revision)
     return load_pipeline_folder(folder, device=device, dtype=dtype, scheduler=scheduler)

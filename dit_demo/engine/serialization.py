@@ -20,13 +20,15 @@ import torch
 from accelerate import init_empty_weights
 from diffusers import DiTPipeline, DiTTransformer2DModel
 from optimum.quanto import QuantizedDiffusersModel, quantization_map, requantize
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 from dit_demo.engine.sources import QMAP_NAME, download_pipeline
+from dit_demo.engine.stock import stock_quantization_config
 from dit_demo.errors import CheckpointError, ModelLoadError
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+SAFETENSORS_FLOATS = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
 METADATA_NAME = "dit_demo.json"
 ACCEPTED_CLASS_NAMES = ("DiTTransformer2DModel", "Transformer2DModel")  # the Hub's DiT repos use the old name
 
@@ -128,11 +130,65 @@ def is_quantized(module: torch.nn.Module) -> bool:
     return len(quantization_map(module)) > 0
 
 
-def save_transformer(transformer: DiTTransformer2DModel, folder: Path) -> None:
-    """Plain diffusers format, or quanto's (config + safetensors + quanto_qmap.json) when quantized."""
+QUANTO_INTERNAL_SUFFIXES = ("._data", "._scale", "._shift", "input_scale", "output_scale")
+
+
+def _publishable_config(path: Path, extra: dict | None = None) -> None:
+    """No absolute local path (`_name_or_path`) in what may be published; add `extra` keys."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.pop("_name_or_path", None)
+    config.update(extra or {})
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _store_floats_as(weights: Path, dtype: torch.dtype | None) -> None:
+    """Re-store kept float tensors in the base model's dtype (a CPU run upcasts an fp16 base to fp32).
+
+    quanto's own tensors (int data, scales, shifts, activation scales) are left as computed: casting them would change
+    the numbers. Kept tensors came unchanged from the base, so storing them in its dtype is lossless.
+    """
+    if dtype is None or not weights.is_file():
+        return
+    state = load_file(str(weights))
+    changed = False
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and tensor.dtype != dtype and not key.endswith(QUANTO_INTERNAL_SUFFIXES):
+            state[key] = tensor.to(dtype)
+            changed = True
+    if changed:
+        save_file(state, str(weights), metadata={"format": "pt"})
+
+
+def save_transformer(
+    transformer: DiTTransformer2DModel, folder: Path, *, storage_dtype: torch.dtype | None = None
+) -> None:
+    """Plain diffusers format, or quanto's (config + safetensors + quanto_qmap.json) when quantized; a quantized
+    config also carries the `quantization_config` stock diffusers needs (or a loud refusal, see `stock`)."""
     transformer.save_pretrained(folder, safe_serialization=True)
+    _store_floats_as(folder / WEIGHTS_NAME, storage_dtype)
+    extra = None
     if is_quantized(transformer):
         (folder / QMAP_NAME).write_text(json.dumps(quantization_map(transformer), indent=2), encoding="utf-8")
+        extra = {"quantization_config": stock_quantization_config(transformer)}
+    _publishable_config(folder / "config.json", extra)
+
+
+def save_vae(vae: torch.nn.Module, folder: Path, *, storage_dtype: torch.dtype | None = None) -> None:
+    vae.save_pretrained(folder, safe_serialization=True)
+    _store_floats_as(folder / WEIGHTS_NAME, storage_dtype)
+    _publishable_config(folder / "config.json")
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Hidden `.NAME.partial-*` / `.NAME.old` / `.NAME.staging-*` folders a killed save left beside `target`."""
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for pattern in (f".{target.name}.partial-*", f".{target.name}.old", f".{target.name}.staging-*"):
+        for stale in target.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 def swap_in_folder(complete: Path, target: Path) -> None:
@@ -148,17 +204,24 @@ def swap_in_folder(complete: Path, target: Path) -> None:
 
 
 def save_pipeline(
-    pipe: DiTPipeline, folder: str | os.PathLike, *, metadata: dict | None = None, overwrite: bool = False
+    pipe: DiTPipeline,
+    folder: str | os.PathLike,
+    *,
+    metadata: dict | None = None,
+    overwrite: bool = False,
+    storage_dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a complete, loadable pipeline folder atomically: a failed save leaves nothing half-written."""
+    """Write a complete, loadable pipeline folder atomically: a failed save leaves nothing half-written (and the
+    leftovers of an earlier killed save are removed). `storage_dtype`: the base model's dtype for kept tensors."""
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
     folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
     try:
-        save_transformer(pipe.transformer, tmp / "transformer")
-        pipe.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+        save_transformer(pipe.transformer, tmp / "transformer", storage_dtype=storage_dtype)
+        save_vae(pipe.vae, tmp / "vae", storage_dtype=storage_dtype)
         pipe.scheduler.save_pretrained(tmp / "scheduler")
         id2label = dict(pipe.config.get("id2label") or {})
         if not id2label:
@@ -182,15 +245,38 @@ def save_pipeline(
 
 
 def read_metadata(folder: str | os.PathLike) -> dict | None:
-    """The recipe/report a folder was saved with, if it was saved by this project."""
+    """The recipe/report a folder was saved with, if it was saved by this project (a corrupt file is an error)."""
     path = Path(folder) / METADATA_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    metadata = _read_json(path, "The dit_demo metadata (dit_demo.json)")
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path} is not a JSON object; re-save the folder with `dit-demo quantize`.")
+    return metadata
+
+
+def stored_dtype(folder: str | os.PathLike) -> torch.dtype | None:
+    """The dtype a component's float weights are stored in (read from the safetensors header, no tensor loaded)."""
+    path = Path(folder) / WEIGHTS_NAME
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        for key in handle.keys():
+            if key.endswith(QUANTO_INTERNAL_SUFFIXES):
+                continue
+            dtype = handle.get_slice(key).get_dtype()
+            if dtype in SAFETENSORS_FLOATS:
+                return SAFETENSORS_FLOATS[dtype]
+    return None
 
 
 __all__ = [
     "QuantizedDiTTransformer2DModel",
     "save_pipeline",
     "save_transformer",
+    "save_vae",
+    "stored_dtype",
+    "remove_stale_siblings",
     "swap_in_folder",
     "read_metadata",
     "is_quantized",
