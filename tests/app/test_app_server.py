@@ -14,26 +14,31 @@ import pytest
 import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from helpers import serving
 from PIL import Image
 
-import dit_demo.app.logic as logic
 from app import build_demo
+from dit_demo.app import service as app_service
+from dit_demo.app.config import embedded_available
+from dit_demo.app.offered import class_choices
+from dit_demo.app.service import DemoService
 from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.request import MAX_BATCH
 
-MODEL = "embedded" if logic.embedded_available() else "tiny-random"
+MODEL = "embedded" if embedded_available() else "tiny-random"
 STEPS = 4
 CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)  # int8-a8 quickly, if a test asks for it
 METRICS = ("latency_s", "per_step_s", "weight_bytes", "peak_memory_bytes", "quantize_s", "calibrate_s", "ssim")
 
 
 @pytest.fixture(scope="module")
-def service() -> logic.DemoService:
-    return logic.DemoService(MODEL, device="cpu", calibration=CALIBRATION)
+def service() -> DemoService:
+    return DemoService(MODEL, device="cpu", calibration=CALIBRATION)
 
 
 @pytest.fixture(scope="module")
-def url(service: logic.DemoService) -> Iterator[str]:
-    with logic.serving(build_demo(service=service)) as local_url:
+def url(service: DemoService) -> Iterator[str]:
+    with serving(build_demo(service=service)) as local_url:
         yield local_url
 
 
@@ -44,7 +49,7 @@ def client(url: str) -> Client:
 
 @pytest.fixture(scope="module")
 def two_classes() -> list[str]:
-    entries = logic.class_choices(MODEL)
+    entries = class_choices(MODEL)
     return [entries[1], entries[len(entries) // 2]]
 
 
@@ -73,14 +78,14 @@ def call(
     )
 
 
-def native_size(service: logic.DemoService) -> tuple[int, int]:
+def native_size(service: DemoService) -> tuple[int, int]:
     """The model's own output size, from its configs (not from anything the app reports)."""
     pipe = service.cache.get(MODEL, "bf16").pipe
     side = pipe.transformer.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     return side, side
 
 
-def test_generate_bf16_and_int8(client: Client, service: logic.DemoService, two_classes: list[str]) -> None:
+def test_generate_bf16_and_int8(client: Client, service: DemoService, two_classes: list[str]) -> None:
     gallery, numbers, summary, download = call(client, two_classes, seed=11)
 
     assert len(gallery) == 2 * len(two_classes)  # every class by every recipe
@@ -102,7 +107,7 @@ def test_generate_bf16_and_int8(client: Client, service: logic.DemoService, two_
         assert row["latency_s"] > 0 and row["per_step_s"] > 0 and row["weight_bytes"] > 0
         assert row["peak_memory_bytes"] > 0
         assert "psnr_db" in row
-        if logic.embedded_available():
+        if embedded_available():
             assert len(row["predicted_digits"]) == len(two_classes) and len(row["confidences"]) == len(two_classes)
     ref, int8 = numbers["recipes"]["bf16"], numbers["recipes"]["int8"]
     assert int8["weight_bytes"] < ref["weight_bytes"]
@@ -132,7 +137,7 @@ def test_randomized_seed_is_reported(client: Client, two_classes: list[str]) -> 
         ({"steps": 5000}, "greater than maximum value"),
         ({"steps": 0}, "less than minimum value"),
         ({"guidance": 0.5}, "less than minimum value"),
-        ({"classes": ["1"] * (logic.MAX_BATCH + 1)}, "Too many images in one request"),
+        ({"classes": ["1"] * (MAX_BATCH + 1)}, "Too many images in one request"),
         ({"model": "nobody/no-such-dit-repo"}, "Could not load 'nobody/no-such-dit-repo'"),
         ({"model": "not a model!"}, "Unknown model source"),
     ],
@@ -144,7 +149,7 @@ def test_bad_input_gives_a_clear_message(client: Client, two_classes: list[str],
 
 
 def test_unknown_class_suggests_names(client: Client) -> None:
-    name = logic.class_choices(MODEL)[3].split(": ", 1)[1]
+    name = class_choices(MODEL)[3].split(": ", 1)[1]
     with pytest.raises(AppError, match="Did you mean") as info:
         call(client, [name[:-1] + "q"])
     assert name in str(info.value)
@@ -156,7 +161,7 @@ def test_out_of_memory_is_reported_and_the_app_keeps_serving(
     def oom(*_args, **_kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(logic, "run_comparison", oom)
+    monkeypatch.setattr(app_service, "run_comparison", oom)
     with pytest.raises(AppError, match="Out of memory.*Reduce the number of classes"):
         call(client, two_classes[:1])
     monkeypatch.undo()
@@ -165,7 +170,7 @@ def test_out_of_memory_is_reported_and_the_app_keeps_serving(
 
 
 def test_twenty_concurrent_clients_are_all_answered(url: str) -> None:
-    entries = logic.class_choices(MODEL)
+    entries = class_choices(MODEL)
     answers: dict[int, int] = {}
     failures: list[BaseException] = []
 

@@ -12,16 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import serving
 
-import dit_demo.app.logic as logic
 from app import build_demo
+from dit_demo.app.config import embedded_available
+from dit_demo.app.service import DemoService
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-MODEL = "embedded" if logic.embedded_available() else "tiny-random"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+MODEL = "embedded" if embedded_available() else "tiny-random"
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +59,8 @@ def driver() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    service = logic.DemoService(MODEL, device="cpu")
-    with logic.serving(build_demo(service=service)) as local_url:
+    service = DemoService(MODEL, device="cpu")
+    with serving(build_demo(service=service)) as local_url:
         yield local_url
 
 

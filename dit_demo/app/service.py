@@ -1,0 +1,297 @@
+"""The service behind the page and `/generate`: the variant cache, one request at a time, GPU hooks, error mapping.
+
+Heavy work (loading, quantizing) happens lazily on the first request, or in `DemoService.preload` started after
+launch. Every failure reaches the visitor as a `gr.Error` they can act on; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from dit_demo import compare as scoring
+from dit_demo.app import config
+from dit_demo.app.inputs import Request
+from dit_demo.app.offered import peek_id2label, prequantized_recipe
+from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
+from dit_demo.compare import Comparison, VariantCache
+from dit_demo.engine.device import default_device, free_memory
+from dit_demo.engine.generate import Variant, generate
+from dit_demo.engine.quantize import REFERENCE_RECIPE
+from dit_demo.engine.request import DEFAULT_GUIDANCE, MAX_BATCH, SamplingRequest
+from dit_demo.errors import DemoError, InvalidRequestError
+
+log = logging.getLogger("dit_demo.app")
+
+SMALL_MODEL_PARAMS = 20_000_000
+OUT_OF_MEMORY = (
+    "Out of memory while generating. Reduce the number of classes (images per request), compare fewer recipes at "
+    "once, lower the resolution (DiT-XL-2-256 instead of -512), or try again when the GPU is less busy."
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Every failure becomes a `gr.Error` a person can act on; the server keeps serving the next request."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except DemoError as exc:
+        raise gr.Error(str(exc), print_exception=False) from exc
+    except torch.OutOfMemoryError as exc:
+        free_memory()
+        raise gr.Error(OUT_OF_MEMORY, print_exception=False) from exc
+    except Exception as exc:  # anything unforeseen: say what it was, log the traceback, keep serving
+        log.error("Unexpected error in a request:\n%s", traceback.format_exc())
+        free_memory()
+        raise gr.Error(f"Unexpected error: {type(exc).__name__}: {exc}", print_exception=False) from exc
+
+
+def _notify(message: str) -> None:
+    """Tell the visitor (toast) and the log what is about to take time, before it does."""
+    log.info(message)
+    try:
+        gr.Info(message, duration=8)
+    except Exception:  # outside a request (preload, unit tests): the log line is enough
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPU hooks: ZeroGPU decorator, optional fast path, CPU thread budget
+
+
+def _spaces_gpu(duration: int = 120) -> Callable[[Callable], Callable]:
+    """`spaces.GPU` where the package exists (Hugging Face Spaces), a no-op elsewhere."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+def fast_module():
+    """`dit_demo.engine.fast` if it imports and exposes `compile_variant(variant, mode)`, else None."""
+    try:
+        from dit_demo.engine import fast
+    except ImportError:
+        return None
+    return fast if callable(getattr(fast, "compile_variant", None)) else None
+
+
+def fast_compile_available() -> bool:
+    """Show the "compile (GPU)" checkbox only where compiling can work."""
+    return fast_module() is not None and torch.cuda.is_available()
+
+
+@_spaces_gpu(duration=180)
+def run_comparison(
+    variants: dict[str, Variant], request: SamplingRequest, *, reference: str, cold: Sequence[Variant] = ()
+) -> Comparison:
+    """The device-bound part of a request (the only function ZeroGPU needs to hold a GPU for).
+
+    `cold` variants were never run: one 2-step image each first, so one-time costs (allocator, thread pools,
+    kernel selection) do not land on whichever recipe happens to run first and skew the latency comparison.
+    """
+    for variant in cold:
+        generate(variant, request.head(1, steps=2).replace(warmup=False))
+    return scoring.compare(variants, request, reference=reference)
+
+
+def cpu_threads(variants: Sequence[Variant], environ: Mapping[str, str] | None = None) -> int | None:
+    """Threads to sample with on CPU (None: leave torch's setting alone).
+
+    A small model's matmuls are too small to split: on 2 busy cores, 2 OpenMP threads made the 2.9 M-parameter
+    digits DiT 8-40× slower per step than 1 thread (spin-waiting on a core someone else holds). Large models
+    keep torch's default. `DIT_DEMO_CPU_THREADS` overrides.
+    """
+    threads = config.env_int(config.CPU_THREADS_ENV, None, environ)
+    if threads is not None:
+        return max(1, threads)
+    if not variants or any(v.device.type != "cpu" for v in variants):
+        return None
+    params = max(sum(p.numel() for p in v.pipe.transformer.parameters()) for v in variants)
+    return 1 if params < SMALL_MODEL_PARAMS else None
+
+
+@contextmanager
+def thread_budget(variants: Sequence[Variant]) -> Iterator[None]:
+    """Apply `cpu_threads` for one request and restore torch's setting after (requests run one at a time)."""
+    threads = cpu_threads(variants)
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The service: cached variants + the request handler
+
+
+class DemoService:
+    """Holds the bounded variant cache and handles requests; one per app (tests make their own)."""
+
+    def __init__(
+        self,
+        default_model: str | None = None,
+        *,
+        device: torch.device | str | None = None,
+        max_variants: int | None = None,
+        calibration=None,
+        output_dir: str | Path | None = None,
+        max_batch: int = MAX_BATCH,
+    ):
+        self.default_model = config.default_model(default_model)
+        self.device = torch.device(device) if device is not None else default_device()
+        max_variants = config.max_variants() if max_variants is None else max_variants
+        self.cache = VariantCache(max_variants=max_variants, device=self.device, calibration=calibration)
+        self.max_batch = max_batch
+        self._compiled: OrderedDict[tuple, Variant] = OrderedDict()
+        self._compile_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._warm: weakref.WeakSet = weakref.WeakSet()  # pipelines that have run once (see run_comparison)
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="dit-demo-app-"))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- variants ---------------------------------------------------------------------------------------------
+
+    def variants(self, request: Request, notify: Callable[[str], None] | None = None) -> tuple[str, dict[str, Variant]]:
+        """The reference recipe and every requested variant, built once (the cache says what it builds)."""
+        saved = prequantized_recipe(request.model)
+        if saved:
+            variant = self.cache.get(request.model, saved, on_build=notify)
+            return variant.recipe, {variant.recipe: variant}
+        variants = {REFERENCE_RECIPE: self.cache.get(request.model, REFERENCE_RECIPE, on_build=notify)}
+        for recipe in request.recipes:
+            variants[recipe] = self.cache.get(request.model, recipe, on_build=notify)
+        if request.compile:
+            variants = {r: self._compile(request.model, r, v, notify) for r, v in variants.items()}
+        return (REFERENCE_RECIPE if REFERENCE_RECIPE in variants else next(iter(variants))), variants
+
+    def _compile(self, model: str, recipe: str, variant: Variant, notify: Callable[[str], None] | None) -> Variant:
+        fast = fast_module()
+        if fast is None or variant.device.type != "cuda":
+            raise InvalidRequestError(
+                "compile (GPU) needs a CUDA GPU and dit_demo.engine.fast; untick it to run eagerly."
+            )
+        mode = config.COMPILE_MODE
+        key = (model, recipe, mode)
+        with self._compile_lock:
+            if key not in self._compiled:
+                if notify:
+                    notify(f"Compiling {recipe} ({mode}); the first run includes a warm-up.")
+                self._compiled[key] = fast.compile_variant(variant, mode, inplace=False)
+                while len(self._compiled) > self.cache.max_variants:
+                    self._compiled.popitem(last=False)
+            self._compiled.move_to_end(key)
+            return self._compiled[key]
+
+    def preload(self, recipes: Sequence[str] = config.DEFAULT_RECIPES) -> None:
+        """Load the default model, build the default recipes and run each once, ahead of the first visitor.
+
+        Runs in a background thread after launch; a request arriving meanwhile waits on the same lock.
+        """
+        try:
+            start = time.perf_counter()
+            id2label, _ = peek_id2label(self.default_model)
+            sampling = SamplingRequest.create([min(id2label)], seed=0, steps=2, guidance_scale=DEFAULT_GUIDANCE)
+            request = Request(self.default_model, sampling, list(recipes))
+            with self._run_lock:
+                _, variants = self.variants(request)
+                with thread_budget(list(variants.values())):
+                    for variant in variants.values():
+                        if variant.pipe not in self._warm:
+                            generate(variant, sampling)
+                            self._warm.add(variant.pipe)
+            seconds = time.perf_counter() - start
+            log.info("Preloaded %s (%s) in %.2f s", self.default_model, ", ".join(variants), seconds)
+        except Exception as exc:  # a failed preload is reported by the first request instead
+            log.warning("Preloading %s failed: %s", self.default_model, exc)
+
+    def start_preload(self, recipes: Sequence[str] = config.DEFAULT_RECIPES) -> threading.Thread:
+        thread = threading.Thread(target=self.preload, args=(list(recipes),), name="dit-demo-preload", daemon=True)
+        thread.start()
+        return thread
+
+    # -- the handler ------------------------------------------------------------------------------------------
+
+    def compare(self, request: Request, notify: Callable[[str], None] | None = None) -> Comparison:
+        """Build (cached) and run one request; raises DemoError / OutOfMemoryError for the caller to map."""
+        with self._run_lock:  # one pipeline must never sample in two threads at once (stateful schedulers)
+            return self._compare_locked(request, notify)
+
+    def _compare_locked(self, request: Request, notify: Callable[[str], None] | None) -> Comparison:
+        reference, variants = self.variants(request, notify)
+        cold = [] if request.compile else [v for v in variants.values() if v.pipe not in self._warm]
+        with thread_budget(list(variants.values())):
+            comparison = run_comparison(variants, request.sampling, reference=reference, cold=cold)
+        self._warm.update(v.pipe for v in cold)
+        return comparison
+
+    def generate(
+        self,
+        model: str,
+        classes: list[str],
+        seed: float,
+        randomize_seed: bool,
+        steps: float,
+        guidance_scale: float,
+        scheduler: str,
+        recipes: list[str],
+        compile_gpu: bool = False,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> tuple[list[tuple[Image.Image, str]], dict, str, str, ComparisonState]:
+        """The `/generate` endpoint: gallery, numbers JSON, summary, the one-PNG download, and state for views."""
+        with user_errors():
+            request = Request.parse(
+                model,
+                classes,
+                seed,
+                randomize_seed,
+                steps,
+                guidance_scale,
+                scheduler,
+                recipes,
+                compile_gpu,
+                max_batch=self.max_batch,
+            )
+            progress(0, desc="Preparing models…")
+            comparison = self.compare(request, notify=_notify)
+            numbers = numbers_json(comparison, request)
+            rows = list(numbers["recipes"].values())
+            items = [
+                (result.images[i], caption(numbers["recipes"][recipe], i))
+                for i in range(len(comparison.reference.images))
+                for recipe, result in comparison.results.items()
+            ]
+            strip_path = self._save(comparison_strip(comparison), f"comparison-seed{request.seed}")
+        return items, numbers, summary_markdown(numbers), strip_path, ComparisonState(comparison, rows)
+
+    def _save(self, image: Image.Image, stem: str) -> str:
+        """A PNG in this service's output folder (older files pruned: the folder does not grow without bound)."""
+        files = sorted(self.output_dir.glob("*.png"), key=lambda p: p.stat().st_mtime)
+        for old in files[:-64]:
+            old.unlink(missing_ok=True)
+        path = self.output_dir / f"{stem}-{uuid.uuid4().hex[:8]}.png"
+        image.save(path, format="PNG")
+        return str(path)

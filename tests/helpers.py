@@ -1,0 +1,28 @@
+"""Helpers for tests that launch the real app: a free port and a `with` block that serves a Gradio demo."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (tests and the startup measurement launch on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(demo, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Run the real app (a `gr.Blocks`) on a local port for the duration of a `with` block; yields its URL."""
+    from dit_demo.app.views import launch_kwargs
+
+    demo.launch(
+        prevent_thread_lock=True, server_name=host, server_port=port or free_port(host), quiet=True, **launch_kwargs()
+    )
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
