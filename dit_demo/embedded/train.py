@@ -4,8 +4,9 @@ Why: no real DiT weights are reachable offline and a random DiT draws noise, so 
 *trained* DiT on scikit-learn's `load_digits`, saved as a stock diffusers `DiTPipeline` folder so the very same
 pipeline code path runs it. Usage::
 
-    python -m dit_demo.embedded.train [--out dit_demo/embedded] [--seed 0] [--dit-steps N] [--vae-steps N]
-                                      [--classifier-steps N]
+    dit-demo train [--out dit_demo/embedded] [--seed 0] [--dit-steps N] [--vae-steps N] [--classifier-steps N]
+
+(`dit_demo.cli.train`; this module is the library: `train(TrainConfig(...))`.)
 
 Data: the 1,797 8x8 digits, upsampled bilinearly to 16x16, RGB-replicated, scaled to [-1, 1]. A fixed
 stratified split (`SPLIT_SEED`, independent of `--seed`): 80 % *train* (VAE, DiT and classifier train on it),
@@ -21,10 +22,8 @@ needs no scikit-learn).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dit_demo.embedded.classifier import DIGIT_NAMES, DigitClassifier, save_classifier
+from dit_demo.engine.machine import machine_description
 from dit_demo.engine.sources import assemble_pipeline
 
 SPLIT_SEED = 0
@@ -47,6 +47,7 @@ IMAGE_SIZE = 16
 NULL_CLASS = 1000  # DiTPipeline hard-codes the unconditional label 1000
 BETA_START, BETA_END, TRAIN_TIMESTEPS = 1e-4, 0.02, 1000
 ID2LABEL = {str(i): name for i, name in enumerate(DIGIT_NAMES)}
+EMBEDDED_DIR = Path(__file__).resolve().parent  # the shipped digits/ and classifier/ live here
 
 
 @dataclass
@@ -258,36 +259,24 @@ def folder_size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """CLI entry point; returns the training summary that it also writes to `digits/training.json`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dit-steps", type=int, default=4000)
-    parser.add_argument("--vae-steps", type=int, default=500)
-    parser.add_argument("--classifier-steps", type=int, default=600)
-    parser.add_argument("--check-samples", type=int, default=100, help="generated digits to score at the end")
-    parser.add_argument(
-        "--threads", type=int, default=2, help="torch threads; 1 is far faster when other jobs share the 2 cores"
-    )
-    parser.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="dtype of saved weights")
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class TrainConfig:
+    """What `train` does; the defaults are the shipped model's (`dit-demo train` with no options)."""
 
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # denormals from the zero-initialised adaLN layers made CPU steps ~3x slower
-    torch.manual_seed(args.seed)
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    splits = load_digit_splits()
+    out: Path = EMBEDDED_DIR  # writes out/digits and out/classifier
+    seed: int = 0
+    dit_steps: int = 4000
+    vae_steps: int = 500
+    classifier_steps: int = 600
+    check_samples: int = 100  # generated digits to score at the end (0: skip)
+    threads: int = 2  # torch threads; 1 is far faster when other jobs share the 2 cores
+    dtype: str = "float16"  # dtype of the saved weights: float16 | float32
 
-    t0 = time.perf_counter()
-    classifier, clf_acc = train_classifier(splits, args.classifier_steps, args.seed)
-    timings["classifier_s"] = time.perf_counter() - t0
-    print(f"classifier: held-out real-digit accuracy {clf_acc:.4f}", flush=True)
 
-    t0 = time.perf_counter()
-    vae = train_vae(splits.train_x, args.vae_steps, args.seed)
-    timings["vae_s"] = time.perf_counter() - t0
+def fit_vae(splits: DigitSplits, config: TrainConfig) -> tuple[AutoencoderKL, dict, torch.Tensor, torch.Tensor]:
+    """The trained VAE (its scaling factor set from the latents' std), its held-out PSNR and scaling factor, and
+    the train split's latent means and stds."""
+    vae = train_vae(splits.train_x, config.vae_steps, config.seed)
     with torch.no_grad():
         held = to_model_space(splits.heldout_x)
         recon = vae.decode(vae.encode(held).latent_dist.mean).sample.clamp(-1, 1)
@@ -297,17 +286,23 @@ def main(argv: list[str] | None = None) -> dict:
     scaling_factor = 1.0 / sample_std
     vae.register_to_config(scaling_factor=scaling_factor)
     print(f"vae: held-out reconstruction PSNR {vae_psnr:.2f} dB, scaling_factor {scaling_factor:.4f}", flush=True)
+    return vae, {"psnr_db": vae_psnr, "scaling_factor": scaling_factor}, mean, std
 
-    t0 = time.perf_counter()
-    transformer = train_transformer(mean, std, splits.train_y, scaling_factor, args.dit_steps, args.seed)
-    timings["dit_s"] = time.perf_counter() - t0
 
+def save_models(
+    config: TrainConfig,
+    splits: DigitSplits,
+    models: tuple[nn.Module, AutoencoderKL, DigitClassifier],
+    clf_acc: float,
+) -> Path:
+    """The DiTPipeline folder (out/digits, returned) and the judge with the held-out digits (out/classifier)."""
+    transformer, vae, classifier = models
     # .half()/.float() rather than .to(dtype): diffusers' ModelMixin.to warns on any dtype cast.
-    cast = (lambda m: m.half()) if args.dtype == "float16" else (lambda m: m.float())
+    cast = (lambda m: m.half()) if config.dtype == "float16" else (lambda m: m.float())
     pipe = assemble_pipeline(cast(transformer), cast(vae), make_scheduler(), ID2LABEL)
-    out_pipe = args.out / "digits"
+    out_pipe = Path(config.out) / "digits"
     pipe.save_pretrained(out_pipe, safe_serialization=True)
-    out_clf = args.out / "classifier"
+    out_clf = Path(config.out) / "classifier"
     save_classifier(
         classifier,
         out_clf,
@@ -319,19 +314,49 @@ def main(argv: list[str] | None = None) -> dict:
     )
     held_u8 = (splits.heldout_x[:, 0] * 255).round().to(torch.uint8).contiguous()
     save_file({"images": held_u8, "labels": splits.heldout_y.contiguous()}, str(out_clf / "heldout.safetensors"))
+    return out_pipe
+
+
+def train(config: TrainConfig = TrainConfig()) -> dict:
+    """Train the judge, the VAE and the DiT, save them under `config.out`; returns the training summary that it
+    also writes to `digits/training.json`."""
+    if config.dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype must be float16 or float32, got {config.dtype!r}")
+    torch.set_num_threads(config.threads)
+    torch.set_flush_denormal(True)  # denormals from the zero-initialised adaLN layers made CPU steps ~3x slower
+    torch.manual_seed(config.seed)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    splits = load_digit_splits()
+
+    t0 = time.perf_counter()
+    classifier, clf_acc = train_classifier(splits, config.classifier_steps, config.seed)
+    timings["classifier_s"] = time.perf_counter() - t0
+    print(f"classifier: held-out real-digit accuracy {clf_acc:.4f}", flush=True)
+
+    t0 = time.perf_counter()
+    vae, vae_fit, mean, std = fit_vae(splits, config)
+    timings["vae_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    scaling_factor = vae_fit["scaling_factor"]
+    transformer = train_transformer(mean, std, splits.train_y, scaling_factor, config.dit_steps, config.seed)
+    timings["dit_s"] = time.perf_counter() - t0
+    out_pipe = save_models(config, splits, (transformer, vae, classifier), clf_acc)
 
     check_acc = None
-    if args.check_samples > 0:
-        check_acc = quick_check(out_pipe, classifier, args.check_samples, seed=args.seed)
-        print(f"check: class accuracy of {args.check_samples} generated digits at guidance 4: {check_acc:.4f}")
+    if config.check_samples > 0:
+        check_acc = quick_check(out_pipe, classifier, config.check_samples, seed=config.seed)
+        print(f"check: class accuracy of {config.check_samples} generated digits at guidance 4: {check_acc:.4f}")
 
     timings["total_s"] = time.perf_counter() - t_start
+    machine = machine_description("cpu")
     summary = {
-        "seed": args.seed,
-        "steps": {"dit": args.dit_steps, "vae": args.vae_steps, "classifier": args.classifier_steps},
+        "seed": config.seed,
+        "steps": {"dit": config.dit_steps, "vae": config.vae_steps, "classifier": config.classifier_steps},
         "split": {"seed": SPLIT_SEED, "train": len(splits.train_y), "heldout": len(splits.heldout_y)},
         "classifier_heldout_accuracy": round(clf_acc, 4),
-        "vae_heldout_psnr_db": round(vae_psnr, 2),
+        "vae_heldout_psnr_db": round(vae_fit["psnr_db"], 2),
         "scaling_factor": scaling_factor,
         "check_accuracy_guidance4": None if check_acc is None else round(check_acc, 4),
         "parameters": {
@@ -339,9 +364,9 @@ def main(argv: list[str] | None = None) -> dict:
             "vae": sum(p.numel() for p in vae.parameters()),
             "classifier": sum(p.numel() for p in classifier.parameters()),
         },
-        "saved_dtype": args.dtype,
+        "saved_dtype": config.dtype,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "machine": f"{machine['cpu']}, {machine['torch_threads']} threads, torch {machine['torch']}",
         "date": time.strftime("%Y-%m-%d"),
     }
     (out_pipe / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -361,7 +386,3 @@ def quick_check(folder: Path, classifier: DigitClassifier, n: int, seed: int) ->
     gray = images.mean(1, keepdim=True)
     pred = classifier(gray).argmax(1)
     return (pred == torch.tensor(labels)).float().mean().item()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,9 @@
-"""Where the numbers come from: timings mean nothing without the machine and the library versions."""
+"""Where the numbers come from: timings mean nothing without the machine and the library versions.
+
+The one machine description. `machine_description` names the machine (device, GPU or CPU model, threads, library
+versions); `environment` — the benchmark's and gallery's `environment` block — is built from it, and the model
+card's `machine` block is it. Both keep their historical key names (written files stay readable).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import platform
 from importlib import metadata
 
 import torch
+
+LIBRARIES = ("diffusers", "optimum-quanto", "huggingface_hub")
 
 
 def cpu_name() -> str:
@@ -21,12 +28,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_name()} ({os.cpu_count()} logical cores)"
-
-
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -34,23 +35,49 @@ def _version(package: str) -> str | None:
         return None
 
 
+def machine_description(device: torch.device | str) -> dict:
+    """Name the machine the numbers were measured on: GPU name, or the CPU model and thread count, and versions.
+
+    This is the model card's `machine` block (`measurements.json`), keys as written there: `device`, `cpu`,
+    `cpu_count`, `torch_threads`, `platform` (terse), `python`, `torch`, `gpu` (CUDA only) and the installed
+    versions of `LIBRARIES` under their distribution names.
+    """
+    device = torch.device(device)
+    info = {
+        "device": str(device),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    info.update({name: version for name in LIBRARIES if (version := _version(name)) is not None})
+    return info
+
+
 def environment(device: torch.device, num_processes: int, machine: str | None = None) -> dict:
-    """Where the numbers come from: timings mean nothing without the machine and the library versions."""
-    name = device_name(device)
+    """The benchmark's / gallery's record of the machine: `machine_description` plus the process count, the full
+    platform string, CUDA and Accelerate versions and the date (keys as in the committed results.json files)."""
+    device = torch.device(device)
+    info = machine_description(device)
+    name = info.get("gpu") or f"{info['cpu']} ({info['cpu_count']} logical cores)"
     return {
         "machine": machine or (f"{num_processes}× {name}" if num_processes > 1 and device.type == "cuda" else name),
         "device_type": device.type,
         "device_name": name,
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_num_threads": torch.get_num_threads(),
+        "cpu": info["cpu"],
+        "cpu_count": info["cpu_count"],
+        "torch_num_threads": info["torch_threads"],
         "num_processes": num_processes,
-        "python": platform.python_version(),
+        "python": info["python"],
         "platform": platform.platform(),
-        "torch": torch.__version__,
+        "torch": info["torch"],
         "cuda": torch.version.cuda,
-        "diffusers": _version("diffusers"),
-        "optimum_quanto": _version("optimum-quanto"),
+        "diffusers": info.get("diffusers"),
+        "optimum_quanto": info.get("optimum-quanto"),
         "accelerate": _version("accelerate"),
         "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
     }

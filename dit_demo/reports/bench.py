@@ -1,57 +1,115 @@
-"""`python -m dit_demo.reports.bench`: honest speed / memory numbers for every recipe, as ratios to bf16 in the same run.
+"""Honest speed / memory numbers for every recipe, as ratios to bf16 in the same run (`dit-demo bench`).
 
 Method (see DESIGN.md §4): one process, each variant built fresh and alone on the device (so peak memory is its
-own), warm-up first (compile, autotune, CUDA-graph capture), `torch.cuda.synchronize()`, median of ≥ 5 timed
-end-to-end runs through the one generation path, transformer-forward latency by CUDA events, peak memory after
-`reset_peak_memory_stats()`, weight bytes, PSNR vs the bf16 eager images of the same seeds.
+own), warm-up first (compile, autotune, CUDA-graph capture), a device sync, median of ≥ 5 timed end-to-end runs
+through the one generation path, transformer-forward latency by CUDA events, peak memory after a reset, weight
+bytes, and quality against the bf16 eager images of the same seeds through `dit_demo.compare.image_quality`.
+
+Each row's quality keys are the vocabulary's `psnr_db` and `ssim`. results.json files written before the rename
+(the committed `bench/*/results.json`) call PSNR `psnr_vs_bf16_db`; `row_psnr_db` and therefore `markdown` and
+`markdown_from_record` read both, so those files still render.
 """
 
 from __future__ import annotations
 
-import argparse
-import gc
 import json
 import statistics
-import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from dit_demo.engine.device import default_device
+from dit_demo.compare import image_quality
+from dit_demo.engine.device import default_device, free_memory, memory_in_use, sync
 from dit_demo.engine.fast import COMPILE_MODES, LINEAR_KERNELS, compile_variant, warm_up
-from dit_demo.engine.generate import Variant, build_reference, generate
+from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
 from dit_demo.engine.machine import environment
-from dit_demo.engine.metrics import finite_or_none, psnr
-from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe, quantize_pipeline
+from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
 from dit_demo.engine.request import SamplingRequest
-from dit_demo.reports.render import scatter_chart
+from dit_demo.errors import InvalidRequestError
+from dit_demo.reports.charts import scatter_chart
+from dit_demo.units import GIB, format_bytes
 
 
-def device_label(env: dict) -> str:
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure. Checked on construction; the bf16 recipe and the eager mode are moved to the front (every
+    ratio is to the bf16 eager row of the same batch, so it runs first)."""
+
+    model: str = "dit-xl-2-256-random"
+    recipes: tuple[str, ...] = ("bf16", "int8", "int8-a8")
+    batches: tuple[int, ...] = (1,)
+    compile_modes: tuple[str, ...] = ("none", "reduce-overhead")
+    kernels: tuple[str, ...] = ("auto",)  # int8 linear kernels of the compiled int8 cells: one cell each
+    eager_recipes: tuple[str, ...] | None = None  # recipes that also get an eager cell (None: all; bf16 always)
+    steps: int = 25
+    guidance: float = 4.0
+    seed: int = 0
+    runs: int = 5
+    warmup_runs: int = 2
+    forward_runs: int = 20
+    device: str | None = None
+    fast_linears: bool = True  # False: compile quanto's own modules instead of swapping in Int8Linear
+    fullgraph: bool = False
+    profile: int = 0  # also profile this many forwards per cell (kernel tables in `out`)
+    out: str = "bench-out"
+
+    def __post_init__(self) -> None:
+        for kernel in self.kernels:
+            if kernel not in LINEAR_KERNELS:
+                raise InvalidRequestError(f"unknown kernel {kernel!r}; choose from {', '.join(LINEAR_KERNELS)}")
+        for recipe in self.recipes:
+            get_recipe(recipe)
+        for mode in self.compile_modes:
+            if mode not in COMPILE_MODES:
+                raise InvalidRequestError(f"unknown compile mode {mode!r}; choose from {', '.join(COMPILE_MODES)}")
+        if REFERENCE_RECIPE not in self.recipes or "none" not in self.compile_modes:
+            raise InvalidRequestError("the bf16 eager baseline must be part of the run (ratios are to it)")
+        if not self.batches or not self.kernels:
+            raise InvalidRequestError("give at least one batch size and one kernel")
+        recipes = (REFERENCE_RECIPE, *(r for r in self.recipes if r != REFERENCE_RECIPE))
+        object.__setattr__(self, "recipes", recipes)
+        object.__setattr__(self, "compile_modes", ("none", *(m for m in self.compile_modes if m != "none")))
+        object.__setattr__(self, "batches", tuple(self.batches))
+        object.__setattr__(self, "kernels", tuple(self.kernels))
+        if self.eager_recipes is not None:
+            object.__setattr__(self, "eager_recipes", tuple(self.eager_recipes))
+
+    def cells(self) -> Iterator[tuple[int, str, str, str]]:
+        """(batch, compile mode, recipe, kernel) in run order: per batch, eager first, bf16 first in each mode."""
+        for batch in self.batches:
+            for mode in self.compile_modes:
+                for recipe in self.recipes:
+                    eager = mode == "none" and recipe != REFERENCE_RECIPE
+                    if eager and self.eager_recipes is not None and recipe not in self.eager_recipes:
+                        continue
+                    # Kernels only differ for compiled int8 layers: bf16 and eager quanto cells run once.
+                    several = mode != "none" and recipe != REFERENCE_RECIPE and self.fast_linears
+                    for kernel in self.kernels if several else self.kernels[:1]:
+                        yield batch, mode, recipe, kernel
+
+
+def device_label(env: Mapping) -> str:
     return env["machine"]
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def row_psnr_db(row: Mapping) -> float | None:
+    """PSNR vs bf16 of a row: `psnr_db`, or `psnr_vs_bf16_db` in results.json files written before the rename."""
+    return row["psnr_db"] if "psnr_db" in row else row.get("psnr_vs_bf16_db")
 
 
 def build_fresh(model: str, recipe: str, device: str | None, calibration: CalibrationConfig) -> Variant:
-    """A variant alone on the device: the reference is loaded and quantized in place, never kept beside it."""
-    variant = build_reference(model, device=device)
-    variant.pipe.set_progress_bar_config(disable=True)  # keep logs readable; timing is unaffected
-    if recipe != REFERENCE_RECIPE:  # the reference's own report already says bf16, weights before = after
-        variant.report = quantize_pipeline(variant.pipe, recipe, calibration=calibration)
-        variant.recipe = recipe
+    """A variant alone on the device: built by `build_variant` from a freshly loaded reference, which is then dropped
+    (the build briefly holds both transformers; the measured runs see only the variant's)."""
+    reference = build_reference(model, device=device)
+    reference.pipe.set_progress_bar_config(disable=True)  # keep logs readable; timing is unaffected
+    variant = build_variant(reference, recipe, calibration=calibration)
+    variant.pipe.set_progress_bar_config(disable=True)
+    del reference
+    free_memory()
     return variant
 
 
@@ -75,26 +133,28 @@ def _mark_step() -> None:
         torch.compiler.cudagraph_mark_step_begin()
 
 
+def _timed_forward(transformer: torch.nn.Module, inputs: dict) -> float:
+    """Seconds of one forward: CUDA events on a GPU, the wall clock on CPU."""
+    if transformer.device.type != "cuda":
+        t0 = time.perf_counter()
+        transformer(**inputs)
+        return time.perf_counter() - t0
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    transformer(**inputs)
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1000
+
+
 def time_transformer_forward(variant: Variant, batch: int, guidance_scale: float, runs: int = 20) -> float:
     """Median seconds of one transformer forward with the request's real shapes (CFG doubles the rows)."""
-    pipe = variant.pipe
     inputs = forward_inputs(variant, batch, guidance_scale)
-    device = pipe.transformer.device
     times = []
     with torch.no_grad():
         for i in range(runs + 3):
             _mark_step()
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                pipe.transformer(**inputs)
-                end.record()
-                end.synchronize()
-                elapsed = start.elapsed_time(end) / 1000
-            else:
-                t0 = time.perf_counter()
-                pipe.transformer(**inputs)
-                elapsed = time.perf_counter() - t0
+            elapsed = _timed_forward(variant.pipe.transformer, inputs)
             if i >= 3:
                 times.append(elapsed)
     return statistics.median(times)
@@ -111,7 +171,7 @@ def profile_transformer_forward(variant: Variant, batch: int, guidance_scale: fl
         for _ in range(runs):
             _mark_step()
             variant.pipe.transformer(**inputs)
-        _sync()
+        sync(variant.device)
     key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
     events = [e for e in prof.key_averages() if getattr(e, key) > 0]
     events.sort(key=lambda e: getattr(e, key), reverse=True)
@@ -129,66 +189,72 @@ def profile_transformer_forward(variant: Variant, batch: int, guidance_scale: fl
     ]
 
 
+def batch_request(config: BenchConfig, batch: int) -> SamplingRequest:
+    """The request every cell of one batch size runs (labels spread over the classes, seeds from `config.seed`)."""
+    labels = [(7 * i + 1) % 1000 for i in range(batch)]
+    return SamplingRequest.create(
+        labels, seed=config.seed, steps=config.steps, guidance_scale=config.guidance, max_batch=max(batch, 1)
+    )
+
+
+def measure(variant: Variant, request: SamplingRequest, config: BenchConfig) -> tuple[dict, list]:
+    """Warm up, then time `config.runs` end-to-end runs and the transformer forward; the last run's images."""
+    warmup_s = warm_up(variant, lambda: generate(variant, request), runs=config.warmup_runs)
+    results = [generate(variant, request) for _ in range(config.runs)]
+    latencies = [r.latency_s for r in results]
+    numbers = {
+        "warmup_s": warmup_s,
+        "latency_s": statistics.median(latencies),
+        "latency_min_s": min(latencies),
+        "latency_max_s": max(latencies),
+        "per_step_s": statistics.median(r.per_step_s for r in results),
+        "decode_s": statistics.median(r.decode_s for r in results),
+        "peak_memory_bytes": max(r.peak_memory_bytes for r in results),
+        "memory_kind": results[0].memory_kind,
+        "weight_bytes": results[0].weight_bytes,
+        "quantize_s": variant.report.quantize_s,
+        "calibrate_s": variant.report.calibrate_s,
+        "dtype": results[0].dtype,
+        "forward_s": time_transformer_forward(variant, len(request.labels), config.guidance, runs=config.forward_runs),
+    }
+    return numbers, results[-1].images
+
+
 def bench_one(
-    model: str,
+    config: BenchConfig,
     recipe: str,
     compile_mode: str,
-    batch: int,
-    args: argparse.Namespace,
+    request: SamplingRequest,
     reference_images: list | None,
     kernel: str = "auto",
 ) -> tuple[dict, list | None]:
     """Build, warm up, time and measure one (recipe, compile mode, batch, int8 kernel) cell."""
-    row: dict = {"recipe": recipe, "compile": compile_mode, "batch": batch, "model": model, "kernel": kernel}
-    labels = [(7 * i + 1) % 1000 for i in range(batch)]
-    calibration = CalibrationConfig(steps=args.steps, guidance_scale=args.guidance)
+    batch = len(request.labels)
+    row: dict = {"recipe": recipe, "compile": compile_mode, "batch": batch, "model": config.model, "kernel": kernel}
+    calibration = CalibrationConfig(steps=config.steps, guidance_scale=config.guidance)
     variant = None
     try:
         start = time.perf_counter()
-        variant = build_fresh(model, recipe, args.device, calibration)
-        _sync()
+        variant = build_fresh(config.model, recipe, config.device, calibration)
+        sync(variant.device)
         row["build_s"] = time.perf_counter() - start
         if compile_mode != "none":
             compile_variant(
-                variant, compile_mode, fast_linears=not args.no_fast_linears, kernel=kernel, fullgraph=args.fullgraph
+                variant, compile_mode, fast_linears=config.fast_linears, kernel=kernel, fullgraph=config.fullgraph
             )
         row["compile_mode"] = variant.compile_mode
-        row["memory_after_load_bytes"] = torch.cuda.memory_allocated() if torch.cuda.is_available() else None
-
-        sampling = SamplingRequest.create(
-            labels, seed=args.seed, steps=args.steps, guidance_scale=args.guidance, max_batch=max(batch, 1)
-        )
-
-        def request():
-            return generate(variant, sampling)
-
-        row["warmup_s"] = warm_up(variant, request, runs=args.warmup_runs)
-        results = [request() for _ in range(args.runs)]
-        latencies = [r.latency_s for r in results]
-        row.update(
-            latency_s=statistics.median(latencies),
-            latency_min_s=min(latencies),
-            latency_max_s=max(latencies),
-            per_step_s=statistics.median(r.per_step_s for r in results),
-            decode_s=statistics.median(r.decode_s for r in results),
-            peak_memory_bytes=max(r.peak_memory_bytes for r in results),
-            memory_kind=results[0].memory_kind,
-            weight_bytes=results[0].weight_bytes,
-            quantize_s=variant.report.quantize_s,
-            calibrate_s=variant.report.calibrate_s,
-            dtype=results[0].dtype,
-        )
-        row["forward_s"] = time_transformer_forward(variant, batch, args.guidance, runs=args.forward_runs)
-        if args.profile:
+        row["memory_after_load_bytes"] = memory_in_use(variant.device) if variant.device.type == "cuda" else None
+        numbers, images = measure(variant, request, config)
+        row.update(numbers)
+        if config.profile:
             name = f"profile-b{batch}-{recipe}-{variant.compile_mode}.txt".replace("+", "-")
             row["profile_file"] = name
             row["profile_top"] = profile_transformer_forward(
-                variant, batch, args.guidance, args.profile, Path(args.out) / name
+                variant, batch, config.guidance, config.profile, Path(config.out) / name
             )
-        images = results[-1].images
         if reference_images is None:
             reference_images = images
-        row["psnr_vs_bf16_db"] = finite_or_none(psnr(reference_images, images))
+        row.update(image_quality(reference_images, images))
         row["ok"] = True
     except Exception as exc:  # one failing cell (fp8 kernel build, OOM, compile error) must not lose the others
         row["ok"] = False
@@ -197,7 +263,7 @@ def bench_one(
     finally:
         variant = None  # drop the last reference before freeing device memory
         torch._dynamo.reset()
-        _free()
+        free_memory()
     return row, reference_images
 
 
@@ -224,40 +290,46 @@ def _fmt(value, spec: str, scale: float = 1.0) -> str:
     return "—" if value is None else format(value * scale, spec)
 
 
-def markdown(rows: list[dict], env: dict, args: argparse.Namespace) -> str:
-    """The committed table: absolute numbers plus ratios to bf16 of the same run."""
+def _table_row(r: Mapping) -> str:
+    if not r["ok"]:
+        return f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} | | | | | | | | | | |"
+    psnr_db = row_psnr_db(r)
+    return (
+        f"| {r['batch']} | {r['recipe']} | {r.get('compile_mode', r['compile'])} | {r['latency_s']:.3f} "
+        f"| {_fmt(r.get('latency_vs_bf16_eager'), '.2f')} | {_fmt(r.get('latency_vs_bf16_same_mode'), '.2f')} "
+        f"| {_fmt(r.get('latency_vs_bf16_best_compiled'), '.2f')} | {r['forward_s'] * 1000:.2f} "
+        f"| {r['per_step_s'] * 1000:.1f} | {format_bytes(r['peak_memory_bytes'])} "
+        f"| {_fmt(r.get('peak_memory_vs_bf16_same_mode'), '.2f')} | {format_bytes(r['weight_bytes'])} "
+        f"| {'identical' if psnr_db is None else f'{psnr_db:.1f}'} | {r['warmup_s']:.1f} |"
+    )
+
+
+def markdown(rows: list[Mapping], env: Mapping, config: Mapping) -> str:
+    """The committed table: absolute numbers plus ratios to bf16 of the same run. `config` is a results.json
+    `config` block (`model`, `steps`, `guidance`, `runs`, `warmup_runs`: the same names in old and new files)."""
     lines = [
-        f"Model `{args.model}`, {args.steps} DPM-Solver steps, guidance {args.guidance}, median of {args.runs} runs "
-        f"after {args.warmup_runs} warm-up runs. Device: {device_label(env)}; torch {env['torch']}, diffusers "
-        f"{env['diffusers']}, optimum-quanto {env['optimum_quanto']}; {env['date']}.",
+        f"Model `{config['model']}`, {config['steps']} DPM-Solver steps, guidance {config['guidance']}, median of "
+        f"{config['runs']} runs after {config['warmup_runs']} warm-up runs. Device: {device_label(env)}; "
+        f"torch {env['torch']}, diffusers {env['diffusers']}, optimum-quanto {env['optimum_quanto']}; {env['date']}.",
         "",
         "| batch | recipe | compile | end-to-end s | × bf16 eager | × bf16 same mode | × best bf16 compiled "
-        "| forward ms | ms / step | peak GB | × bf16 peak | weights MB | PSNR vs bf16 dB | warm-up s |",
+        "| forward ms | ms / step | peak memory | × bf16 peak | weights | PSNR vs bf16 dB | warm-up s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        if not r["ok"]:
-            lines.append(
-                f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} | | | | | | | | | | |"
-            )
-            continue
-        psnr_text = "identical" if r.get("psnr_vs_bf16_db") is None else f"{r['psnr_vs_bf16_db']:.1f}"
-        lines.append(
-            f"| {r['batch']} | {r['recipe']} | {r.get('compile_mode', r['compile'])} | {r['latency_s']:.3f} "
-            f"| {_fmt(r.get('latency_vs_bf16_eager'), '.2f')} | {_fmt(r.get('latency_vs_bf16_same_mode'), '.2f')} "
-            f"| {_fmt(r.get('latency_vs_bf16_best_compiled'), '.2f')} | {r['forward_s'] * 1000:.2f} "
-            f"| {r['per_step_s'] * 1000:.1f} | {r['peak_memory_bytes'] / 1e9:.2f} "
-            f"| {_fmt(r.get('peak_memory_vs_bf16_same_mode'), '.2f')} | {r['weight_bytes'] / 1e6:.1f} "
-            f"| {psnr_text} | {r['warmup_s']:.1f} |"
-        )
+    lines += [_table_row(r) for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def markdown_from_record(record: Mapping) -> str:
+    """The table of a results.json record, new or written before the `psnr_db` rename."""
+    return markdown(record["rows"], record["environment"], record["config"])
 
 
 def chart(rows: list[dict], path: Path, title: str) -> None:
     """Latency vs peak memory, one labelled point per (recipe, compile mode, batch)."""
     points = [
         {
-            "memory_gb": r["peak_memory_bytes"] / 1e9,
+            "memory_gib": r["peak_memory_bytes"] / GIB,
             "latency_s": r["latency_s"],
             "label": f"{r['recipe']} {r['compile']} b{r['batch']}",
         }
@@ -267,122 +339,49 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
     if points:
         scatter_chart(
             points,
-            x="memory_gb",
+            x="memory_gib",
             y="latency_s",
             label="label",
             title=title,
-            x_label="peak memory (GB)",
+            x_label="peak memory (GiB)",
             y_label="end-to-end latency (s)",
             size=(900, 560),
         ).save(path)
 
 
-def parse_list(text: str, cast=str) -> list:
-    return [cast(item.strip()) for item in text.split(",") if item.strip()]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dit_demo.reports.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--model", default="dit-xl-2-256-random")
-    parser.add_argument("--recipes", default="bf16,int8,int8-a8")
-    parser.add_argument("--batch", default="1")
-    parser.add_argument(
-        "--compile", default="none,reduce-overhead", help=f"comma-separated: {', '.join(COMPILE_MODES)}"
-    )
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=4.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--warmup-runs", type=int, default=2)
-    parser.add_argument("--forward-runs", type=int, default=20)
-    parser.add_argument("--device", default=None)
-    parser.add_argument(
-        "--no-fast-linears", action="store_true", help="compile quanto's own modules instead of swapping in Int8Linear"
-    )
-    parser.add_argument(
-        "--kernels",
-        default="auto",
-        help="comma-separated int8 linear kernels for the compiled int8 cells "
-        f"({', '.join(LINEAR_KERNELS)}; auto = plain torch ops, the measured H100 winner): one cell each",
-    )
-    parser.add_argument(
-        "--eager-recipes",
-        default="all",
-        help="comma-separated recipes that also get an eager (compile none) cell; bf16 always does (default: all)",
-    )
-    parser.add_argument("--fullgraph", action="store_true", help="fail instead of allowing graph breaks")
-    parser.add_argument(
-        "--profile", type=int, default=0, metavar="N", help="also profile N forwards per cell (kernel tables in --out)"
-    )
-    parser.add_argument("--out", default="bench-out")
-    return parser
-
-
-def run(args: argparse.Namespace) -> dict:
-    recipes, batches = parse_list(args.recipes), parse_list(args.batch, int)
-    modes, kernel_choices = parse_list(args.compile), parse_list(args.kernels)
-    eager_recipes = None if args.eager_recipes == "all" else set(parse_list(args.eager_recipes))
-    for kernel in kernel_choices:
-        if kernel not in LINEAR_KERNELS:
-            raise SystemExit(f"error: unknown kernel {kernel!r}; choose from {', '.join(LINEAR_KERNELS)}")
-    for recipe in recipes:
-        get_recipe(recipe)
-    for mode in modes:
-        if mode not in COMPILE_MODES:
-            raise SystemExit(f"error: unknown compile mode {mode!r}; choose from {', '.join(COMPILE_MODES)}")
-    if REFERENCE_RECIPE not in recipes or "none" not in modes:
-        raise SystemExit("error: the bf16 eager baseline must be part of the run (ratios are to it)")
-    recipes = [REFERENCE_RECIPE] + [r for r in recipes if r != REFERENCE_RECIPE]
-    modes = ["none"] + [m for m in modes if m != "none"]
-    env = environment(torch.device(args.device) if args.device else default_device(), num_processes=1)
-    rows: list[dict] = []
-    record, table = {}, ""
-    for batch in batches:
-        reference_images = None
-        for mode in modes:
-            for recipe in recipes:
-                if mode == "none" and recipe != REFERENCE_RECIPE and eager_recipes is not None:
-                    if recipe not in eager_recipes:
-                        continue
-                # Kernels only differ for compiled int8 layers: bf16 and eager quanto cells run once.
-                several = mode != "none" and recipe != REFERENCE_RECIPE and not args.no_fast_linears
-                for kernel in kernel_choices if several else kernel_choices[:1]:
-                    print(f"[bench] batch {batch} {recipe} compile={mode} kernel={kernel} ...", flush=True)
-                    row, reference_images = bench_one(args.model, recipe, mode, batch, args, reference_images, kernel)
-                    rows.append(row)
-                    status = (
-                        f"{row['latency_s']:.3f} s, fwd {row['forward_s'] * 1e3:.2f} ms, "
-                        f"{row['peak_memory_bytes'] / 1e9:.2f} GB"
-                        if row["ok"]
-                        else row["error"]
-                    )
-                    print(f"[bench]   -> {status}", flush=True)
-                    record, table = write_outputs(rows, env, args)  # after every cell: a timeout keeps what ran
-    print(table, flush=True)
-    return record
-
-
-def write_outputs(rows: list[dict], env: dict, args: argparse.Namespace) -> tuple[dict, str]:
-    """results.json + results.md + latency_vs_memory.png in --out, with ratios recomputed over all rows."""
+def write_outputs(rows: list[dict], env: dict, config: BenchConfig) -> tuple[dict, str]:
+    """results.json + results.md + latency_vs_memory.png in `config.out`, with ratios recomputed over all rows."""
     add_ratios(rows)
-    out = Path(args.out)
+    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"environment": env, "config": vars(args), "rows": rows}
+    record = {"environment": env, "config": asdict(config), "rows": rows}
     (out / "results.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    table = markdown(rows, env, args)
+    table = markdown_from_record(record)
     (out / "results.md").write_text(table, encoding="utf-8")
-    chart(rows, out / "latency_vs_memory.png", f"{args.model} on {device_label(env)}")
+    chart(rows, out / "latency_vs_memory.png", f"{config.model} on {device_label(env)}")
     return record, table
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    run(build_parser().parse_args(argv))
-    return 0
+def _status(row: Mapping) -> str:
+    if not row["ok"]:
+        return row["error"]
+    return f"{row['latency_s']:.3f} s, fwd {row['forward_s'] * 1e3:.2f} ms, {format_bytes(row['peak_memory_bytes'])}"
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run_bench(config: BenchConfig) -> dict:
+    """Every cell of `config`, one after the other; the outputs are rewritten after each cell (a timeout keeps what
+    ran). Returns the results.json record."""
+    env = environment(torch.device(config.device) if config.device else default_device(), num_processes=1)
+    rows: list[dict] = []
+    record, table = {}, ""
+    requests = {batch: batch_request(config, batch) for batch in config.batches}
+    reference_images: dict[int, list | None] = {}
+    for batch, mode, recipe, kernel in config.cells():
+        print(f"[bench] batch {batch} {recipe} compile={mode} kernel={kernel} ...", flush=True)
+        images = reference_images.get(batch)
+        row, reference_images[batch] = bench_one(config, recipe, mode, requests[batch], images, kernel)
+        rows.append(row)
+        print(f"[bench]   -> {_status(row)}", flush=True)
+        record, table = write_outputs(rows, env, config)
+    print(table, flush=True)
+    return record

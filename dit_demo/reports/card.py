@@ -8,15 +8,14 @@ shows, so a test can check the card against it and a reader can check the card a
 from __future__ import annotations
 
 import os
-import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from huggingface_hub import ModelCard, ModelCardData
 
 from dit_demo.errors import DemoError
+from dit_demo.units import mebibytes
 
 CARD_SCHEMA_VERSION = 1
 PIPELINE_TAG = "unconditional-image-generation"  # what the Hub lists facebook/DiT-XL-2-* under
@@ -78,45 +77,16 @@ def base_model_info(source: str, kind: str, source_folder: str | os.PathLike | N
     return BaseModelInfo(card_base, card_license or "other", f"the local pipeline folder `{Path(source).name}`")
 
 
-def machine_description(device: torch.device | str) -> dict:
-    """Name the machine the numbers were measured on: GPU name, or the CPU model and thread count."""
-    device = torch.device(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "device": str(device),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(terse=True),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    try:
-        from importlib.metadata import version
-
-        info.update({name: version(name) for name in ("diffusers", "optimum-quanto", "huggingface_hub")})
-    except Exception:
-        pass
-    return info
-
-
 def machine_line(machine: dict) -> str:
+    """One line naming the machine of `dit_demo.engine.machine.machine_description` (the card's `machine` block)."""
     where = machine.get("gpu") or f"{machine['cpu']} ({machine['torch_threads']} torch threads)"
     return f"{machine['device']} — {where}; torch {machine['torch']}, {machine['platform']}"
 
 
 # -- number formatting (the test parses these back) -------------------------------------------------------------
 def fmt_bytes(value: int | None) -> str:
-    return "n/a" if value is None else f"{int(value):,} B ({int(value) / 2**20:.2f} MiB)"
+    """The exact byte count and its MiB (`dit_demo.units.mebibytes`): `1,234,567 B (1.18 MiB)`."""
+    return "n/a" if value is None else f"{int(value):,} B ({mebibytes(int(value)):.2f} MiB)"
 
 
 def fmt_seconds(value: float | None) -> str:

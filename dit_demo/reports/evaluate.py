@@ -1,47 +1,66 @@
-"""Quality table of the embedded digits model per quantization recipe and guidance scale.
+"""Quality table of the embedded digits model per quantization recipe and guidance scale (`dit-demo evaluate`).
 
 Why: "int8 is as good as full precision" has to be a measured statement. For every recipe and guidance this
-generates `--samples` digits (labels i % 10, seeds 0..N-1) through the project's one generation path
-(`dit_demo.engine.generate`), then reports class accuracy and classifier-feature FID against the held-out real digits
-(`dit_demo.embedded.quality`) and PSNR/SSIM against the full-precision images of the same seeds
-(`dit_demo.engine.metrics`). Usage::
+generates `samples` digits (labels i % 10, seeds 0..N-1) through the project's one generation path
+(`dit_demo.engine.generate`), then scores them through the one scorer, `dit_demo.compare`: digit accuracy and
+confidence (`digit_quality`), classifier-feature FID against the held-out real digits (`fid_quality`), and PSNR/SSIM
+against the full-precision images of the same seeds (`image_quality`). Usage::
 
-    python -m dit_demo.reports.evaluate --samples 500 --guidance 1,2,4 \
-        --recipes bf16,int8,int8-a8,fp8,int4 --out DIR
+    dit-demo evaluate --samples 500 --guidance 1,2,4 --recipes bf16,int8,int8-a8,fp8,int4 --out DIR
 
-Writes DIR/quality.json and DIR/quality.md. The targets (full precision >= 97 % at guidance 4 and >= 90 % at 2;
-int8 within 1 point and FID within 5 %; int8-a8 within 3 points) are checked and printed, never relaxed.
+Writes DIR/quality.json and DIR/quality.md. Rows use the vocabulary's keys (`digit_accuracy`, `digit_confidence`,
+`fid`, `psnr_db`, `ssim`); quality.json files written before the rename (`accuracy`, `psnr_vs_fp`, `ssim_vs_fp`)
+are read too (`upgrade_row`). The targets (full precision >= 97 % at guidance 4 and >= 90 % at 2; int8 within
+1 point and FID within 5 %; int8-a8 within 3 points) are checked and printed, never relaxed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import platform
 import time
 import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dit_demo.compare import digit_quality, fid_quality, image_quality
 from dit_demo.embedded import quality
 from dit_demo.engine.fast import compile_variant
 from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
-from dit_demo.engine.metrics import psnr, ssim
+from dit_demo.engine.machine import machine_description
 from dit_demo.engine.quantize import module_weight_bytes
 from dit_demo.engine.request import SamplingRequest
+from dit_demo.errors import DemoError
 
 REFERENCE = "bf16"  # the core library's name for the full-precision reference (float32 on CPU)
+LEGACY_KEYS = {"accuracy": "digit_accuracy", "psnr_vs_fp": "psnr_db", "ssim_vs_fp": "ssim"}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What to evaluate; `recipes` may carry options (`int8-a8:keep=adaln+embedders,fast`, see `parse_recipe`)."""
+
+    out: Path
+    samples: int = 500
+    guidances: tuple[float, ...] = (1.0, 2.0, 4.0)
+    recipes: tuple[str, ...] = ("bf16", "int8", "int8-a8", "fp8", "int4")
+    steps: int = 25
+    batch: int = 50
+    seed: int = 0
+    source: str = "embedded"
+    threads: int = 2
+    baseline: bool = True  # also score real train-split digits (needs scikit-learn)
 
 
 def parse_recipe(spec: str) -> tuple[str, list[str], bool]:
     """'int8-a8:keep=adaln+embedders,fast' -> ('int8-a8', ['adaln', 'embedders'], True): a recipe with module groups
-    kept in full precision (groups of `dit_demo.engine.quantize.KEEP_GROUPS`) and/or run through the GPU fast path's layers
-    (`dit_demo.engine.fast`: int8 linears as plain ops + int8 label tables, uncompiled here), so exclusion experiments and
-    the fast path's numerics land in the same table."""
+    kept in full precision (groups of `dit_demo.engine.quantize.KEEP_GROUPS`) and/or run through the GPU fast path's
+    layers (`dit_demo.engine.fast`: int8 linears as plain ops + int8 label tables, uncompiled here), so exclusion
+    experiments and the fast path's numerics land in the same table."""
     name, _, options = spec.partition(":")
     keep: list[str] = []
     fast = False
@@ -54,6 +73,15 @@ def parse_recipe(spec: str) -> tuple[str, list[str], bool]:
         else:
             raise ValueError(f"unknown recipe option {key!r} in {spec!r}; use keep=GROUP+GROUP and/or fast")
     return name, keep, fast
+
+
+def upgrade_row(row: Mapping) -> dict:
+    """A row under the vocabulary's keys; rows of older quality.json files (`accuracy`, `psnr_vs_fp` with `inf` or
+    null for the reference, `ssim_vs_fp`) are renamed, and an infinite PSNR becomes null ("identical")."""
+    new = {LEGACY_KEYS.get(key, key): value for key, value in row.items()}
+    if isinstance(new.get("psnr_db"), float) and math.isinf(new["psnr_db"]):
+        new["psnr_db"] = None
+    return new
 
 
 def generate_all(variant: Variant, n: int, guidance: float, steps: int, batch: int, seed0: int) -> dict:
@@ -85,8 +113,9 @@ def real_digit_baseline(n: int, seed: int) -> dict:
     }
 
 
-def check_targets(rows: list[dict]) -> list[dict]:
+def check_targets(rows: Sequence[Mapping]) -> list[dict]:
     """The stated targets, each with its measured value, margin and pass/miss."""
+    rows = [upgrade_row(r) for r in rows]
 
     def find(recipe: str, guidance: float) -> dict | None:
         return next((r for r in rows if r["recipe"] == recipe and r["guidance"] == guidance and "error" not in r), None)
@@ -106,8 +135,8 @@ def check_targets(rows: list[dict]) -> list[dict]:
         )
 
     ref4, ref2 = find(REFERENCE, 4.0), find(REFERENCE, 2.0)
-    add("full precision accuracy @ g=4 >= 97 %", ref4 and ref4["accuracy"] * 100, 97.0, "%")
-    add("full precision accuracy @ g=2 >= 90 %", ref2 and ref2["accuracy"] * 100, 90.0, "%")
+    add("full precision accuracy @ g=4 >= 97 %", ref4 and ref4["digit_accuracy"] * 100, 97.0, "%")
+    add("full precision accuracy @ g=2 >= 90 %", ref2 and ref2["digit_accuracy"] * 100, 90.0, "%")
     for guidance in sorted({r["guidance"] for r in rows}):
         ref = find(REFERENCE, guidance)
         if ref is None:
@@ -116,26 +145,42 @@ def check_targets(rows: list[dict]) -> list[dict]:
             row = find(recipe, guidance)
             if row is None:
                 continue
-            drop = (ref["accuracy"] - row["accuracy"]) * 100
+            drop = (ref["digit_accuracy"] - row["digit_accuracy"]) * 100
             add(f"{recipe} accuracy drop @ g={guidance:g} <= {points:g} point(s)", drop, points, "points", False)
         row = find("int8", guidance)
         if row is not None:
-            rel = (row["fid"] - ref["fid"]) / ref["fid"] * 100 if ref["fid"] > 0 else float("nan")
+            known = row["fid"] is not None and ref["fid"] is not None and ref["fid"] > 0
+            rel = (row["fid"] - ref["fid"]) / ref["fid"] * 100 if known else float("nan")
             add(f"int8 FID increase @ g={guidance:g} <= 5 %", rel, 5.0, "%", False)
     return checks
 
 
-def fmt(value: float | None, spec: str) -> str:
-    """Table cell: '-' for missing, 'identical' for infinite PSNR."""
-    if value is None:
-        return "–"
-    if isinstance(value, float) and math.isinf(value):
-        return "identical"
-    return format(value, spec)
+def fmt(value: float | None, spec: str, missing: str = "–") -> str:
+    """Table cell: `missing` for None (PSNR passes 'identical': null PSNR means identical images)."""
+    return missing if value is None else format(value, spec)
 
 
-def to_markdown(report: dict) -> str:
-    """The quality table + targets, as Markdown for the README."""
+def _table_row(r: dict) -> str:
+    name = "full precision (fp32)" if r["recipe"] == REFERENCE else r["recipe"]
+    if "error" in r:
+        return f"| {name} | {r['guidance']:g} | did not run: {r['error']} | | | | | |"
+    return (
+        f"| {name} | {r['guidance']:g} | {r['digit_accuracy'] * 100:.1f} % | {fmt(r['fid'], '.2f')} | "
+        f"{fmt(r['psnr_db'], '.1f', 'identical')} | {fmt(r['ssim'], '.3f')} | {r['transformer_mb']:.2f} | "
+        f"{r['s_per_image']:.3f} |"
+    )
+
+
+def _target_row(c: Mapping) -> str:
+    signed = "drop" in c["target"] or "increase" in c["target"]  # changes get a sign, levels do not
+    unit = f" {c['unit']}"
+    value = "–" if c["value"] is None else f"{c['value']:{'+' if signed else ''}.2f}{unit}"
+    verdict = "pass" if c["passed"] else ("missed" if c["margin"] is None else f"MISSED by {-c['margin']:.2f}{unit}")
+    return f"| {c['target']} | {value} | {verdict} |"
+
+
+def to_markdown(report: Mapping) -> str:
+    """The quality table + targets, as Markdown for the README (reads old and new quality.json reports)."""
     meta = report["meta"]
     lines = [
         f"Embedded digits DiT, {meta['samples']} samples per row (labels i % 10, seeds {meta['seed']}..), "
@@ -146,16 +191,7 @@ def to_markdown(report: dict) -> str:
         "| recipe | guidance | accuracy | FID | PSNR vs FP (dB) | SSIM vs FP | transformer MB | s / image |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["rows"]:
-        name = "full precision (fp32)" if r["recipe"] == REFERENCE else r["recipe"]
-        if "error" in r:
-            lines.append(f"| {name} | {r['guidance']:g} | did not run: {r['error']} | | | | | |")
-            continue
-        lines.append(
-            f"| {name} | {r['guidance']:g} | {r['accuracy'] * 100:.1f} % | {r['fid']:.2f} | "
-            f"{fmt(r['psnr_vs_fp'], '.1f')} | {fmt(r['ssim_vs_fp'], '.3f')} | {r['transformer_mb']:.2f} | "
-            f"{r['s_per_image']:.3f} |"
-        )
+    lines += [_table_row(upgrade_row(r)) for r in report["rows"]]
     base = report.get("real_baseline")
     if base:
         lines += [
@@ -165,112 +201,87 @@ def to_markdown(report: dict) -> str:
             "accurate on the held-out real digits.",
         ]
     lines += ["", "| target | measured | result |", "|---|---|---|"]
-    for c in report["targets"]:
-        signed = "drop" in c["target"] or "increase" in c["target"]  # changes get a sign, levels do not
-        unit = f" {c['unit']}"
-        value = "–" if c["value"] is None else f"{c['value']:{'+' if signed else ''}.2f}{unit}"
-        verdict = (
-            "pass" if c["passed"] else ("missed" if c["margin"] is None else f"MISSED by {-c['margin']:.2f}{unit}")
-        )
-        lines.append(f"| {c['target']} | {value} | {verdict} |")
+    lines += [_target_row(c) for c in report["targets"]]
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """CLI entry point; returns the report it writes."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--guidance", default="1,2,4", help="comma-separated guidance scales")
-    parser.add_argument(
-        "--recipes",
-        default="bf16,int8,int8-a8,fp8,int4",
-        help="comma-separated; a recipe may keep module groups in full precision: int8-a8:keep=adaln+embedders",
-    )
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--source", default="embedded")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-baseline", action="store_true", help="skip the real-digit baseline (needs sklearn)")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+def build_recipe(reference: Variant, recipe: str) -> Variant:
+    """The variant of one recipe spec (the reference itself for bf16)."""
+    if recipe == REFERENCE:
+        return reference
+    name, keep, fast = parse_recipe(recipe)
+    variant = build_variant(reference, name, keep=keep)
+    return compile_variant(variant, "none", kernel="torch", inplace=False) if fast else variant
 
-    torch.set_num_threads(args.threads)
-    guidances = [float(g) for g in args.guidance.split(",") if g.strip()]
-    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
-    if REFERENCE not in recipes:
-        recipes.insert(0, REFERENCE)  # PSNR/SSIM need the full-precision images
-    recipes.sort(key=lambda r: r != REFERENCE)
-    args.out.mkdir(parents=True, exist_ok=True)
 
+def score(out: dict, reference_images: list) -> dict:
+    """Digit accuracy/confidence, FID and PSNR/SSIM against the reference images, all from `dit_demo.compare`."""
+    digits = digit_quality(out["images"], out["labels"])
+    if not digits:
+        raise DemoError("The digits classifier is not installed (dit_demo/embedded/classifier): nothing can judge.")
+    return {
+        "digit_accuracy": digits["digit_accuracy"],
+        "digit_confidence": digits["digit_confidence"],
+        "fid": fid_quality(out["images"])["fid"],
+        **image_quality(reference_images, out["images"]),
+    }
+
+
+def evaluate_recipe(variant: Variant, recipe: str, config: EvaluateConfig, ref_images: dict, build_s: float) -> list:
+    """One row per guidance scale; the reference's images are kept in `ref_images` for the recipes after it."""
+    rows = []
+    for guidance in config.guidances:
+        out = generate_all(variant, config.samples, guidance, config.steps, config.batch, config.seed)
+        if recipe == REFERENCE:
+            ref_images[guidance] = out["images"]
+        row = {"recipe": recipe, "guidance": guidance, **score(out, ref_images[guidance])}
+        row["transformer_mb"] = module_weight_bytes(variant.pipe.transformer) / 1e6
+        row.update(s_per_image=out["s_per_image"], build_s=build_s)
+        rows.append(row)
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    return rows
+
+
+def cpu_machine_line() -> str:
+    info = machine_description("cpu")
+    return f"{info['cpu']}, {info['torch_threads']} threads, no GPU, torch {info['torch']}"
+
+
+def evaluate(config: EvaluateConfig) -> dict:
+    """Every recipe × guidance row (reference first), the real-digit baseline and the targets; writes
+    quality.json and quality.md to `config.out` and returns the report."""
+    torch.set_num_threads(config.threads)
+    recipes = [REFERENCE] + [r for r in config.recipes if r != REFERENCE]  # PSNR/SSIM need the reference images
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    reference = build_reference(args.source, device="cpu")
+    reference = build_reference(config.source, device="cpu")
     ref_images: dict[float, list] = {}
     rows: list[dict] = []
     for recipe in recipes:
         try:
             t0 = time.perf_counter()
-            name, keep, fast = parse_recipe(recipe)
-            variant = reference if recipe == REFERENCE else build_variant(reference, name, keep=keep)
-            if fast:
-                variant = compile_variant(variant, "none", kernel="torch", inplace=False)
+            variant = build_recipe(reference, recipe)
             build_s = time.perf_counter() - t0
         except Exception as exc:  # report a recipe that cannot run here instead of aborting the table
             traceback.print_exc()
             error = f"{type(exc).__name__}: {exc}"[:200]
-            rows += [{"recipe": recipe, "guidance": g, "error": error} for g in guidances]
+            rows += [{"recipe": recipe, "guidance": g, "error": error} for g in config.guidances]
             continue
-        for guidance in guidances:
-            out = generate_all(variant, args.samples, guidance, args.steps, args.batch, args.seed)
-            labels = np.asarray(out["labels"])
-            row = {
-                "recipe": recipe,
-                "guidance": guidance,
-                "accuracy": quality.class_accuracy(out["images"], labels),
-                "fid": quality.fid(out["images"]),
-                "transformer_mb": module_weight_bytes(variant.pipe.transformer) / 1e6,
-                "s_per_image": out["s_per_image"],
-                "build_s": build_s,
-            }
-            if recipe == REFERENCE:
-                ref_images[guidance] = out["images"]
-                row["psnr_vs_fp"], row["ssim_vs_fp"] = math.inf, 1.0
-            else:
-                row["psnr_vs_fp"] = psnr(out["images"], ref_images[guidance])
-                row["ssim_vs_fp"] = ssim(out["images"], ref_images[guidance])
-            rows.append(row)
-            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-        if variant is not reference:
-            del variant
-
+        rows += evaluate_recipe(variant, recipe, config, ref_images, build_s)
+        del variant
+    meta = {"samples": config.samples, "steps": config.steps, "seed": config.seed, "source": config.source}
+    meta.update(machine=cpu_machine_line(), date=time.strftime("%Y-%m-%d"), wall_s=None)
     report = {
-        "meta": {
-            "samples": args.samples,
-            "steps": args.steps,
-            "seed": args.seed,
-            "source": args.source,
-            "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, no GPU, "
-            f"torch {torch.__version__}",
-            "date": time.strftime("%Y-%m-%d"),
-            "wall_s": None,
-        },
+        "meta": meta,
         "rows": rows,
-        "real_baseline": None if args.no_baseline else real_digit_baseline(args.samples, args.seed),
+        "real_baseline": real_digit_baseline(config.samples, config.seed) if config.baseline else None,
+        "targets": check_targets(rows),
     }
-    report["targets"] = check_targets(rows)
     report["meta"]["wall_s"] = round(time.perf_counter() - started, 1)
-
-    def jsonable(v: object) -> object:
-        return None if isinstance(v, float) and math.isinf(v) else v
-
-    clean = json.loads(json.dumps(report, default=str), parse_constant=lambda _: None)
-    clean["rows"] = [{k: jsonable(v) for k, v in r.items()} for r in rows]
-    (args.out / "quality.json").write_text(json.dumps(clean, indent=2) + "\n")
+    clean = json.loads(json.dumps(report, default=str), parse_constant=lambda _: None)  # JSON has no NaN/inf
+    (out / "quality.json").write_text(json.dumps(clean, indent=2) + "\n")
     markdown = to_markdown(report)
-    (args.out / "quality.md").write_text(markdown)
+    (out / "quality.md").write_text(markdown)
     print(markdown)
     return report
-
-
-if __name__ == "__main__":
-    main()

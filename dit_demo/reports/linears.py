@@ -1,4 +1,4 @@
-"""`python -m dit_demo.reports.linears`: the linears of one real transformer forward, timed kernel by kernel (CUDA).
+"""`dit-demo linears`: the linears of one real transformer forward, timed kernel by kernel (CUDA).
 
 The end-to-end benchmark says whether int8 wins; this says where. One forward of the quantized model records every
 int8 linear call (rows M, in K, out N, how many per forward); each distinct shape is then timed alone, with its real
@@ -15,11 +15,9 @@ The per-forward totals (Σ calls × time) show how much of the forward's device 
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -86,14 +84,18 @@ def time_shape(layer: Int8Linear, rows: int, time_ms: Callable) -> dict[str, flo
     return results
 
 
-def run(args: argparse.Namespace) -> dict:
+def run_linears(
+    *, model: str = "dit-xl-2-256-random", batch: int = 1, guidance: float = 4.0, out: str = "bench-out"
+) -> dict:
+    """Time every linear shape of one int8 forward of `model`; writes linears.json and linears.md to `out`."""
     if not torch.cuda.is_available():
-        raise InvalidRequestError("bench_linears times CUDA kernels: run it on a GPU host.")
-    reference = build_reference(args.model, device="cuda")
+        raise InvalidRequestError("`dit-demo linears` times CUDA kernels: run it on a GPU host.")
+    config = {"model": model, "batch": batch, "guidance": guidance, "out": out}
+    reference = build_reference(model, device="cuda")
     variant = build_variant(reference, "int8")
     del reference
     convert_to_fast_linears(variant.pipe.transformer)
-    calls, layers = record_linear_calls(variant.pipe.transformer, forward_inputs(variant, args.batch, args.guidance))
+    calls, layers = record_linear_calls(variant.pipe.transformer, forward_inputs(variant, batch, guidance))
     time_ms = _timer()
     rows = []
     for (m, k, n), count in sorted(calls.items()):
@@ -102,20 +104,22 @@ def run(args: argparse.Namespace) -> dict:
         print(f"[linears] M={m} K={k} N={n} ×{count}: " + ", ".join(f"{a} {b:.4f}" for a, b in timings.items()))
     totals = {kernel: sum(r["calls_per_forward"] * r["ms"][kernel] for r in rows) for kernel in KERNELS}
     env = environment(torch.device("cuda"), num_processes=1)
-    record = {"environment": env, "config": vars(args), "shapes": rows, "totals": totals}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "linears.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    (out / "linears.md").write_text(markdown(rows, totals, record["environment"], args), encoding="utf-8")
-    print(markdown(rows, totals, record["environment"], args), flush=True)
+    record = {"environment": env, "config": config, "shapes": rows, "totals": totals}
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = markdown(rows, totals, env, config)
+    (folder / "linears.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    (folder / "linears.md").write_text(table, encoding="utf-8")
+    print(table, flush=True)
     return record
 
 
-def markdown(rows: list[dict], totals: dict, env: dict, args: argparse.Namespace) -> str:
+def markdown(rows: list[dict], totals: dict, env: Mapping, config: Mapping) -> str:
+    """The per-shape table; `config` is the record's `config` block (`model`, `batch`, `guidance`)."""
     header = " | ".join(f"{k} µs" for k in KERNELS)
     lines = [
-        f"Linears of one `{args.model}` forward, batch {args.batch}, guidance {args.guidance}; {env['machine']}, "
-        f"torch {env['torch']}; µs per call (CUDA graphs, median), totals per forward in ms.",
+        f"Linears of one `{config['model']}` forward, batch {config['batch']}, guidance {config['guidance']}; "
+        f"{env['machine']}, torch {env['torch']}; µs per call (CUDA graphs, median), totals per forward in ms.",
         "",
         f"| rows M | in K | out N | calls | {header} | w8 triton × bf16 | w8a8 triton × bf16 |",
         "|" + "---|" * (6 + len(KERNELS)),
@@ -133,25 +137,3 @@ def markdown(rows: list[dict], totals: dict, env: dict, args: argparse.Namespace
         f"| {totals['w8 triton'] / totals['bf16']:.2f} | {totals['w8a8 triton'] / totals['bf16']:.2f} |"
     )
     return "\n".join(lines) + "\n"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dit_demo.reports.linears",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--model", default="dit-xl-2-256-random")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--guidance", type=float, default=4.0)
-    parser.add_argument("--out", default="bench-out")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    run(build_parser().parse_args(argv))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

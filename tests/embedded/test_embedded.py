@@ -147,9 +147,9 @@ def test_training_script_end_to_end(tmp_path):
     from dit_demo.engine.loading import load_pipeline
 
     threads = torch.get_num_threads()
-    args = ["--dit-steps", "3", "--vae-steps", "2", "--classifier-steps", "3", "--check-samples", "2", "--threads", "1"]
+    config = train.TrainConfig(out=tmp_path, dit_steps=3, vae_steps=2, classifier_steps=3, check_samples=2, threads=1)
     try:
-        summary = train.main(["--out", str(tmp_path), *args])
+        summary = train.train(config)
     finally:
         torch.set_num_threads(threads)
     assert summary["steps"]["dit"] == 3 and summary["split"] == {"seed": 0, "train": 1437, "heldout": 360}
@@ -161,32 +161,46 @@ def test_training_script_end_to_end(tmp_path):
 
 
 def test_evaluate_writes_table(tmp_path):
-    from dit_demo.reports import evaluate
+    from dit_demo.reports.evaluate import EvaluateConfig, evaluate
 
-    report = evaluate.main(
-        [
-            "--samples",
-            "10",
-            "--guidance",
-            "4",
-            "--recipes",
-            "bf16,int8,int8:fast",
-            "--steps",
-            "5",
-            "--batch",
-            "10",
-            "--no-baseline",
-            "--out",
-            str(tmp_path),
-        ]
+    config = EvaluateConfig(
+        out=tmp_path,
+        samples=10,
+        guidances=(4.0,),
+        recipes=("bf16", "int8", "int8:fast"),
+        steps=5,
+        batch=10,
+        baseline=False,
     )
+    report = evaluate(config)
     assert [r["recipe"] for r in report["rows"]] == ["bf16", "int8", "int8:fast"]
-    assert 0 <= report["rows"][1]["accuracy"] <= 1 and report["rows"][1]["psnr_vs_fp"] > 10
+    assert 0 <= report["rows"][1]["digit_accuracy"] <= 1 and report["rows"][1]["psnr_db"] > 10
     # the fast path's layers: same int8 numerics (int8 label tables too), a smaller transformer
     fast, plain = report["rows"][2], report["rows"][1]
-    assert fast["psnr_vs_fp"] > 30 and fast["transformer_mb"] < plain["transformer_mb"]
-    assert json.loads((tmp_path / "quality.json").read_text())["rows"][0]["psnr_vs_fp"] is None
+    assert fast["psnr_db"] > 30 and fast["transformer_mb"] < plain["transformer_mb"]
+    assert json.loads((tmp_path / "quality.json").read_text())["rows"][0]["psnr_db"] is None
     assert "| int8 | 4 |" in (tmp_path / "quality.md").read_text()
+
+
+def test_evaluate_reads_reports_written_before_the_vocabulary():
+    """quality.json rows of older runs (`accuracy`, `psnr_vs_fp`, `ssim_vs_fp`) still render and check."""
+    from dit_demo.reports.evaluate import check_targets, to_markdown, upgrade_row
+
+    old = [
+        {"recipe": "bf16", "guidance": 4.0, "accuracy": 0.99, "fid": 30.0, "psnr_vs_fp": None, "ssim_vs_fp": 1.0},
+        {"recipe": "int8", "guidance": 4.0, "accuracy": 0.985, "fid": 31.0, "psnr_vs_fp": 35.2, "ssim_vs_fp": 0.98},
+    ]
+    for row in old:
+        row.update(transformer_mb=11.5, s_per_image=0.01)
+    new = [upgrade_row(r) for r in old]
+    assert new[0]["psnr_db"] is None and new[1]["digit_accuracy"] == 0.985 and new[1]["ssim"] == 0.98
+    assert upgrade_row({"psnr_vs_fp": float("inf")})["psnr_db"] is None
+    assert check_targets(old) == check_targets(new)
+    meta = {"samples": 10, "seed": 0, "steps": 5, "machine": "cpu", "date": "today"}
+    text = to_markdown({"meta": meta, "rows": old, "targets": check_targets(old)})
+    assert text == to_markdown({"meta": meta, "rows": new, "targets": check_targets(new)})
+    assert "| full precision (fp32) | 4 | 99.0 % | 30.00 | identical | 1.000 |" in text
+    assert "| int8 | 4 | 98.5 % | 31.00 | 35.2 | 0.980 |" in text
 
 
 def test_recipe_specs_parse_keep_and_fast():
