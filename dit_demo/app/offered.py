@@ -127,11 +127,11 @@ def model_note(source: str) -> str:
     source = (source or "").strip()
     try:
         info = resolve_source(source)
+        saved = prequantized_recipe(source)  # a corrupt metadata file is a CheckpointError: said here, not raised
     except DemoError as exc:
         return f"⚠️ {exc}"
     id2label, _ = peek_id2label(source)
     note = f"**{info.source}**: {SOURCE_KINDS[info.kind]}; {len(id2label)} classes."
-    saved = prequantized_recipe(source)
     if saved:
         note += f" Pre-quantized ({saved}): shown alone, no {REFERENCE_RECIPE} reference to compare against."
     if info.kind == "random" and not embedded_available():

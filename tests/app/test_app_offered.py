@@ -69,3 +69,14 @@ def test_prequantized_folder_is_recognised(tiny_variants: dict[str, Variant], tm
     assert offered.prequantized_recipe(str(folder)) == "int8"
     assert offered.prequantized_recipe("tiny-random") is None
     assert "Pre-quantized (int8)" in offered.model_note(str(folder))
+
+
+def test_corrupt_metadata_is_a_note_not_a_crash(digits_folder: Path) -> None:
+    from dit_demo.errors import CheckpointError
+
+    (digits_folder / "transformer").mkdir()
+    (digits_folder / "transformer" / "quanto_qmap.json").write_text("{}")
+    (digits_folder / "dit_demo.json").write_text("{not json")
+    with pytest.raises(CheckpointError):
+        offered.prequantized_recipe(str(digits_folder))
+    assert offered.model_note(str(digits_folder)).startswith("⚠️")
