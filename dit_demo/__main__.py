@@ -1,5 +1,5 @@
-import sys
+"""`python -m dit_demo COMMAND ...`: the same dispatcher as the `dit-demo` console script."""
 
-from dit_demo.cli.commands import main
+from dit_demo.cli.main import main
 
-sys.exit(main())
+raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""hub/push_gallery.py (dataset repo) and hub/deploy_space.py (Gradio Space), dry run and through the stand-in."""
+"""`dit-demo push-gallery` (dataset repo) and `dit-demo deploy-space` (Gradio Space), dry run and through the
+stand-in."""
 
 from __future__ import annotations
 
@@ -13,19 +14,19 @@ import yaml
 from huggingface_hub import DatasetCard, HfApi, SpaceCard
 from stand_in_env import ALICE
 
-import dit_demo.reports.gallery as gallery_cli
-from hub import deploy_space, push_gallery
+from dit_demo.cli import deploy_space, push_gallery
+from dit_demo.cli.main import main as dit_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def gallery_dir(tmp_path_factory) -> Path:
-    """A real `python -m dit_demo.reports.gallery` folder, as small as it gets."""
+    """A real `dit-demo gallery` folder, as small as it gets."""
     out = tmp_path_factory.mktemp("gallery") / "g"
     argv = ["--model", "tiny-random", "--recipes", "bf16,int8", "--labels", "tench", "--seeds", "3"]
     argv += ["--steps", "2", "--out", str(out), "--no-progress"]
-    assert gallery_cli.main(argv) == 0
+    assert dit_demo(["gallery", *argv]) == 0
     return out
 
 

@@ -1,4 +1,5 @@
-"""hub/push_quantized.py: the written folder and card (offline), then push/load through the Hub stand-in."""
+"""`dit-demo push-model` (hub/push_quantized.py): the written folder and card (offline), then push/load through the
+Hub stand-in."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from huggingface_hub import HfApi, ModelCard
 from PIL import Image
 from stand_in_env import ALICE, BOB_READ, CAROL, point_client_at
 
+from dit_demo.cli import push_model
 from dit_demo.engine.generate import build_reference, generate
 from dit_demo.engine.loading import load_pipeline
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.engine.serialization import QuantizedDiTTransformer2DModel
 from dit_demo.engine.sources import EMBEDDED_MODEL_DIR
-from dit_demo.hub_io import HubError, Target, publish_folder
+from dit_demo.hub.io import HubError, Target, publish_folder
 from dit_demo.reports.card import CardError, base_model_info, build_card, python_blocks, validate_card
-from hub import push_quantized
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "alice/tiny-dit-int8"
@@ -44,7 +45,7 @@ PIPELINE_FILES = [
 def built(tmp_path_factory):
     """One dry run (offline: the project conftest's HF_HUB_OFFLINE=1 is in force)."""
     out = tmp_path_factory.mktemp("push") / "repo"
-    assert push_quantized.main([*ARGS, "--out", str(out)]) == 0
+    assert push_model.main([*ARGS, "--out", str(out)]) == 0
     return out
 
 
@@ -59,7 +60,7 @@ def pixels(path_or_image) -> np.ndarray:
 
 
 def push(out: Path, *extra: str) -> int:
-    return push_quantized.main([*ARGS, "--out", str(out), "--push", *extra])
+    return push_model.main([*ARGS, "--out", str(out), "--push", *extra])
 
 
 # -- the written folder and card (no Hub) ------------------------------------------------------------------------
@@ -152,10 +153,10 @@ def test_validate_card_catches_a_number_that_was_not_measured(built, measured, t
 
 
 def test_rerun_without_overwrite_reuses_and_foreign_folder_is_refused(built, tmp_path, capsys):
-    assert push_quantized.main([*ARGS, "--out", str(built)]) == 0
+    assert push_model.main([*ARGS, "--out", str(built)]) == 0
     assert "reusing" in capsys.readouterr().out
     (tmp_path / "other").mkdir()
-    assert push_quantized.main([*ARGS, "--out", str(tmp_path / "other")]) == 2
+    assert push_model.main([*ARGS, "--out", str(tmp_path / "other")]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
@@ -220,7 +221,7 @@ def test_auth_failures_stop_before_any_work(hub_env, monkeypatch, capsys, tmp_pa
     if token:
         monkeypatch.setenv("HF_TOKEN", token)
     argv = ["--model", "tiny-random", "--recipe", "int8", "--repo-id", repo_id, "--out", str(tmp_path / "o")]
-    assert push_quantized.main([*argv, "--push"]) == code
+    assert push_model.main([*argv, "--push"]) == code
     err = capsys.readouterr().err
     assert needle in err and (token is None or token not in err)
     assert ("model", repo_id) not in hub_env.repos and not (tmp_path / "o").exists()
@@ -243,7 +244,7 @@ def test_unreachable_hub(hub_env, monkeypatch, capsys, tmp_path):
     point_client_at(monkeypatch, f"http://127.0.0.1:{port}", tmp_path / "c")
     monkeypatch.setenv("HF_TOKEN", ALICE)
     argv = ["--model", "tiny-random", "--repo-id", "alice/x", "--out", str(tmp_path / "o"), "--push"]
-    assert push_quantized.main(argv) == 6
+    assert push_model.main(argv) == 6
     err = capsys.readouterr().err
     assert "unreachable" in err and ALICE not in err and not (tmp_path / "o").exists()
 
@@ -253,7 +254,7 @@ def test_existing_repo_with_a_different_card_is_refused(built, hub_env, monkeypa
     assert push(built) == 0
     commits = hub_env.commit_count(REPO)
     other = ["--model", "tiny-random", "--recipe", "int8-a8", "--repo-id", REPO, "--out", str(tmp_path / "o")]
-    assert push_quantized.main([*other, "--push"]) == 7
+    assert push_model.main([*other, "--push"]) == 7
     assert "tiny-random / int8" in capsys.readouterr().err
     api = HfApi(endpoint=hub_env.url, token=ALICE)
     api.create_repo("alice/foreign")
@@ -263,7 +264,7 @@ def test_existing_repo_with_a_different_card_is_refused(built, hub_env, monkeypa
         repo_id="alice/foreign",
     )
     foreign = ["--model", "tiny-random", "--repo-id", "alice/foreign", "--out", str(tmp_path / "o"), "--push"]
-    assert push_quantized.main(foreign) == 7
+    assert push_model.main(foreign) == 7
     assert "not made by dit_demo" in capsys.readouterr().err
     assert hub_env.commit_count(REPO) == commits and hub_env.commit_count("alice/foreign") == 2
     assert not (tmp_path / "o").exists()
@@ -326,7 +327,7 @@ def test_digits_models_get_a_digit_accuracy_column(measured, tmp_path):
 @pytest.mark.skipif(not (EMBEDDED_MODEL_DIR / "model_index.json").is_file(), reason="embedded model not trained yet")
 def test_embedded_digits_repo_card(tmp_path):
     argv = ["--model", "embedded", "--recipe", "int8", "--repo-id", "alice/digits-int8", "--out", str(tmp_path / "r")]
-    assert push_quantized.main([*argv, "--labels", "three", "--steps", "5", "--calibration-steps", "5"]) == 0
+    assert push_model.main([*argv, "--labels", "three", "--steps", "5", "--calibration-steps", "5"]) == 0
     measured = json.loads((tmp_path / "r" / "measurements.json").read_text())
     card = validate_card(tmp_path / "r" / "README.md", measured)
     assert card.data.license == "apache-2.0" and "digit accuracy" in card.text

@@ -1,4 +1,4 @@
-"""Talking to the Hugging Face Hub for the `hub/` scripts: token checks, one-commit uploads, errors for people.
+"""Talking to the Hugging Face Hub: token checks, one-commit uploads, errors for people.
 
 Why one commit: `upload_folder` pre-uploads the large files, then creates a single commit; if anything fails before
 that commit the repo is unchanged, and a rerun re-sends only what the Hub lacks. `delete_patterns="*"` makes the
@@ -9,6 +9,7 @@ The token is passed to `HfApi` and nowhere else: it is never printed, logged or 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,6 +89,18 @@ def hub_errors(action: str, endpoint: str, token: str | None) -> Iterator[None]:
             "HF_ENDPOINT; nothing was uploaded.",
             EXIT_NETWORK,
         ) from exc
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Refuse anything but a valid USER/NAME before any work."""
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except Exception as exc:
+        raise DemoError(f"--repo-id {repo_id!r} is not a valid Hub repo id (USER/NAME): {exc}") from exc
+    if repo_id.count("/") != 1:
+        raise DemoError(f"--repo-id must be USER/NAME, got {repo_id!r}.")
 
 
 @dataclass
@@ -193,6 +206,22 @@ def publish_folder(
         )
 
 
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """An empty folder next to `out` to build in (same filesystem, so the result moves in atomically); removed
+    afterwards whatever happens, so a failed run leaves `out` as it was and no debris."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def folder_listing(folder: str | os.PathLike) -> list[tuple[str, int]]:
     """(path in repo, bytes) of every file a push would send."""
     root = Path(folder)
@@ -213,17 +242,3 @@ def describe_push(folder: str | os.PathLike, target: Target, extra: list[str] | 
         *(extra or []),
     ]
     return "\n".join(lines)
-
-
-def run_cli(run: Callable[[object], int], args: object) -> int:
-    """The hub scripts' shared exit policy: Hub failures exit with their own code, bad input with 2, no traceback."""
-    import sys
-
-    try:
-        return run(args)
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (DemoError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

@@ -4,7 +4,7 @@ import sys
 
 from PIL import Image
 
-from dit_demo.cli.commands import main
+from dit_demo.cli.main import main
 
 
 def test_generate_writes_an_image_and_compares(tmp_path, capsys):

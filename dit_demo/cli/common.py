@@ -1,0 +1,69 @@
+"""What the commands share: the model options, comma-separated list types and the exit policy.
+
+Light on purpose (standard library only): `dit-demo <cmd> --help` imports this and nothing heavy. The choice lists
+are the names of the engine's tables, spelled here so `--help` can show them without importing torch;
+tests/cli/test_common.py asserts they equal `engine.quantize.RECIPES`, `KEEP_GROUPS` and `engine.sources.SCHEDULERS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from dit_demo.errors import DemoError
+
+RECIPE_NAMES = ("bf16", "int8", "int8-a8", "fp8", "int4")
+REFERENCE_RECIPE = "bf16"
+KEEP_GROUP_NAMES = ("adaln", "embedders", "attention", "mlp")
+SCHEDULER_NAMES = ("dpm", "ddim", "euler")
+MODEL_HELP = "embedded (default) | Hub id | folder | dit-xl-2-256-random | dit-xl-2-512-random | tiny-random"
+
+EXIT_BAD_INPUT = 2
+
+
+def comma_list(text: str) -> list[str]:
+    """`a, b,,c` → ['a', 'b', 'c'] (an argparse `type`)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def comma_ints(text: str) -> list[int]:
+    """`7,8` → [7, 8]; anything else is an argparse error (exit 2 with usage)."""
+    try:
+        return [int(item) for item in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def add_quantize_args(parser: argparse.ArgumentParser, recipes: tuple[str, ...] = RECIPE_NAMES) -> None:
+    """--recipe, --device, --keep, --exclude, --calibration-steps: how a variant is built."""
+    parser.add_argument("--recipe", default="int8", choices=list(recipes))
+    parser.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        choices=list(KEEP_GROUP_NAMES),
+        help="keep a module group in full precision (repeatable)",
+    )
+    parser.add_argument("--exclude", action="append", default=[], help="extra fnmatch pattern to keep (repeatable)")
+    parser.add_argument("--calibration-steps", type=int, default=25, help="sampling steps to calibrate int8-a8")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """--model, --scheduler and the variant options of `generate` and `quantize`."""
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
+    add_quantize_args(parser)
+    parser.add_argument("--scheduler", default=None, choices=list(SCHEDULER_NAMES))
+
+
+def guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The exit policy of every command: a person-readable error on stderr and an exit code, never a traceback.
+
+    A `DemoError` with an `exit_code` (the Hub errors: 4 token, 5 access, 6 network, 7 conflict, 8 other) exits
+    with it; any other `DemoError` (bad input, unloadable model) and an existing output folder exit with 2."""
+    try:
+        return run(args)
+    except (DemoError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
