@@ -1,0 +1,45 @@
+"""dit_demo.hub.model_repo's spec: the gallery request and the Reproduce command, without building anything."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from dit_demo.errors import DemoError
+from dit_demo.hub.io import check_repo_id
+from dit_demo.hub.model_repo import ModelRepoSpec
+
+ID2LABEL = {i: f"class {i}" for i in range(10)}
+
+
+def test_request_spreads_labels_and_expands_one_start_seed():
+    labels, seeds = ModelRepoSpec("a/b").request(ID2LABEL)
+    assert len(labels) == 4 == len(set(labels)) and seeds == [0, 1, 2, 3]
+    assert ModelRepoSpec("a/b", labels=["three", "seven"], seeds=[7]).request(ID2LABEL) == (["three", "seven"], [7, 8])
+    with pytest.raises(DemoError, match="2 seeds for 3 labels"):
+        ModelRepoSpec("a/b", labels=[1, 2, 3], seeds=[4, 5]).request(ID2LABEL)
+
+
+def test_reproduce_command_round_trips_through_the_parser():
+    from dit_demo.cli.push_model import build_parser
+
+    spec = ModelRepoSpec("alice/x", model="tiny-random", recipe="int8-a8", keep=["adaln"], exclude=["*.ff.*"])
+    command = spec.reproduce_command(["golden retriever", "tench"], [7, 8])
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "hub/push_quantized.py"] and argv[-1] == "--push"
+    args = build_parser().parse_args(argv[2:])
+    assert (args.model, args.recipe, args.repo_id, args.keep, args.exclude) == (
+        "tiny-random",
+        "int8-a8",
+        "alice/x",
+        ["adaln"],
+        ["*.ff.*"],
+    )
+    assert args.labels == ["golden retriever", "tench"] and args.seeds == [7, 8] and args.push
+
+
+@pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "bad id/x"])
+def test_repo_ids_are_checked_before_any_work(repo_id):
+    with pytest.raises(DemoError, match="repo"):
+        check_repo_id(repo_id)
