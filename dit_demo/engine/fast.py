@@ -1,20 +1,17 @@
-"""The fast GPU path: compile-friendly int8 linears + torch.compile / CUDA graphs, with a timed warm-up.
+"""The fast GPU path: compile-friendly quantized linears, fused QKV, and the whole denoising step in CUDA graphs.
 
-quanto's modules dequantize every weight on every call and its int8-activation tensors break torch.compile.
-Here, after quantization (the saved format stays quanto's), each frozen qint8 `QLinear` is swapped for an
-`Int8Linear` holding the same int8 weights and scales and computing with plain torch ops that Inductor fuses:
-- weights only (`int8`): `(x @ W_int8ᵀ) * scale` — the int8→bf16 cast is fused into the matmul when Inductor can;
-- int8 activations (`int8-a8`, M > 16 rows): the calibrated static input scale quantizes x, `torch._int_mm` runs on
-  int8 tensor cores, and the output is fake-quantized with the calibrated output scale, as quanto does. The 2-row
-  adaLN / timestep layers (M ≤ 16, below `_int_mm`'s minimum) take the weight-only path.
+quanto's modules dequantize every weight on every call and its activation-quantized tensors break torch.compile.
+After quantization (the saved format stays quanto's), `compile_variant` swaps each frozen qint8 `QLinear` for an
+`Int8Linear` and each qfloat8 one for an `Fp8Linear` (plain torch ops that Inductor fuses; `dit_demo.engine.
+fast_layers`, `dit_demo.engine.fp8`), stores the per-block class-label tables as int8 rows, optionally fuses each
+attention's q/k/v into one GEMM (`dit_demo.engine.fusion`), compiles the transformer with Inductor and — the default
+on a GPU — captures the whole denoising step (transformer + guidance + sampler update) and the VAE decode as CUDA
+graphs (`dit_demo.engine.capture`). `capture="forward"` keeps the older arrangement: `torch.compile`'s own CUDA
+graphs around the transformer forward only, the pipeline's Python loop between forwards.
 
-The per-block class-label tables (`nn.Embedding`, which quanto leaves in bf16) become `Int8Embedding`s.
-
-On a CUDA GPU with Triton, `kernel="triton"` runs both as fused kernels from `dit_demo.engine.kernels` instead: int8
-weights are read straight into the tensor-core loop (no bf16 copy of any weight is written), scales, bias and output
-fake-quantization happen in the epilogue, and w8a8 has no row minimum. The default (`"auto"` = `"torch"`) is the
-plain-op path, on CPU and GPU alike: on the H100 cuBLAS beat these kernels at every DiT-XL/2 layer shape
-(`python -m dit_demo.reports.linears`, numbers in bench/README.md).
+On a CUDA GPU with Triton, `kernel="triton"` runs the int8 linears as fused kernels from `dit_demo.engine.kernels`
+instead; the default (`"auto"` = `"torch"`) is the plain-op path: on the H100 cuBLAS beat those kernels at every
+DiT-XL/2 layer shape (`python -m dit_demo.reports.linears`, numbers in bench/README.md).
 """
 
 from __future__ import annotations
@@ -29,126 +26,20 @@ from optimum.quanto import qint8
 from optimum.quanto.nn import QLinear
 
 import dit_demo.engine.kernels as kernels
+from dit_demo.engine.capture import CapturedDiTPipeline
+from dit_demo.engine.fast_layers import INT_MM_MIN_ROWS, Int8Embedding, Int8Linear
+from dit_demo.engine.fp8 import Fp8Linear, is_fp8_qlinear
+from dit_demo.engine.fusion import fuse_qkv
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.sources import sibling_pipeline
 from dit_demo.errors import InvalidRequestError
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
 LINEAR_KERNELS = ("auto", "triton", "mixed", "torch")  # mixed: Triton GEMV for ≤ 16 rows, plain ops above
-
-
-def _quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """quanto's per-tensor int8 activation quantization as plain ops Inductor can fuse: round half to even, clamp."""
-    return torch.clamp(torch.round(x / scale), -128, 127)
-
-
-def _fake_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """quanto's int8 activation rounding kept in float (x / s, round half to even, clamp, × s)."""
-    return _quantize(x, scale) * scale
-
-
-class Int8Linear(torch.nn.Module):
-    """A frozen qint8 linear as plain tensor ops; numerically the quanto module it replaces, up to fp rounding."""
-
-    def __init__(
-        self,
-        weight: torch.Tensor,
-        scale: torch.Tensor,
-        bias: torch.Tensor | None,
-        input_scale: torch.Tensor | None = None,
-        output_scale: torch.Tensor | None = None,
-    ):
-        super().__init__()
-        if weight.dtype != torch.int8:
-            raise TypeError(f"Int8Linear needs int8 weights, got {weight.dtype}")
-        self.out_features, self.in_features = weight.shape
-        self.register_buffer("weight", weight.contiguous())
-        self.register_buffer("scale", scale.reshape(-1).contiguous())
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
-        self.register_buffer("input_scale", None if input_scale is None else input_scale.detach().float().clone())
-        self.register_buffer("output_scale", None if output_scale is None else output_scale.detach().float().clone())
-        self.kernel = "torch"  # set by `compile_variant`: "triton" runs the fused kernels on CUDA inputs
-
-    @classmethod
-    def from_qlinear(cls, module: QLinear) -> Int8Linear:
-        weight = module.weight
-        # quanto's WeightQBytesTensor keeps int8 data and per-output-channel scales in `_data` / `_scale`.
-        data, scale = weight._data, weight._scale
-        activations = module.activation_qtype is not None
-        return cls(
-            data,
-            scale,
-            module.bias,
-            module.input_scale if activations else None,
-            module.output_scale if activations else None,
-        )
-
-    @property
-    def activations_quantized(self) -> bool:
-        return self.input_scale is not None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x2d = x.reshape(-1, self.in_features)
-        few_rows = x2d.shape[0] <= kernels.FEW_ROWS
-        if x2d.is_cuda and (self.kernel == "triton" or (self.kernel == "mixed" and few_rows)):
-            y = self._triton_forward(x2d)
-        else:
-            y = self._torch_forward(x2d)
-        return y.reshape(*shape[:-1], self.out_features)
-
-    def _triton_forward(self, x2d: torch.Tensor) -> torch.Tensor:
-        if self.input_scale is None:
-            return kernels.int8_weight_linear(x2d, self.weight, self.scale, self.bias)
-        xq = _quantize(x2d.float(), self.input_scale).to(torch.int8)  # fused by Inductor into the producer of x
-        return kernels.int8_static_linear(
-            xq, self.weight, self.scale, self.bias, self.input_scale, self.output_scale, x2d.dtype
-        )
-
-    def _torch_forward(self, x2d: torch.Tensor) -> torch.Tensor:
-        dtype = x2d.dtype
-        if self.input_scale is not None and x2d.shape[0] >= INT_MM_MIN_ROWS:
-            s_in = self.input_scale
-            xq = _quantize(x2d.float(), s_in).to(torch.int8)
-            acc = torch._int_mm(xq, self.weight.t())
-            y = (acc.float() * (s_in * self.scale.float())).to(dtype)
-        else:
-            if self.input_scale is not None:
-                x2d = _fake_quantize(x2d.float(), self.input_scale).to(dtype)
-            y = torch.nn.functional.linear(x2d, self.weight.to(dtype)) * self.scale.to(dtype)
-        if self.bias is not None:
-            y = y + self.bias.to(y.dtype)
-        if self.output_scale is not None:
-            y = _fake_quantize(y.float(), self.output_scale).to(dtype)
-        return y
-
-    def extra_repr(self) -> str:
-        mode = "w8a8 static" if self.activations_quantized else "w8 weight-only"
-        return f"in_features={self.in_features}, out_features={self.out_features}, {mode}, kernel={self.kernel}"
-
-
-class Int8Embedding(torch.nn.Module):
-    """An embedding table stored as int8 rows with one scale per row, gathered then rescaled.
-
-    DiT keeps a 1001 × 1152 class-label table in every block (28 copies, 65 MB in bf16) that quanto cannot quantize
-    (it quantizes Linear/Conv/LayerNorm only). Per-row absmax int8 halves it; a row's error is at most half a step
-    (max|row| / 254), below the int8 weight rounding of the layers that read it.
-    """
-
-    def __init__(self, embedding: torch.nn.Embedding):
-        super().__init__()
-        table = embedding.weight.detach()
-        scale = table.float().abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
-        self.register_buffer("weight", torch.round(table.float() / scale[:, None]).clamp(-127, 127).to(torch.int8))
-        self.register_buffer("scale", scale.to(table.dtype))
-        self.num_embeddings, self.embedding_dim = table.shape
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.weight[ids].to(self.scale.dtype) * self.scale[ids].unsqueeze(-1)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, int8 rows"
+CAPTURE_MODES = ("auto", "step", "forward")  # auto: step on a GPU when compiling, forward otherwise
+# Inductor without its own CUDA graphs, so the whole step can be captured around it
+NO_CUDAGRAPHS = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+__all__ = ["INT_MM_MIN_ROWS", "Int8Embedding", "Int8Linear", "Fp8Linear"]
 
 
 def _replace_submodule(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
@@ -178,7 +69,7 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
 
 def convert_to_fast_linears(module: torch.nn.Module) -> int:
     """Swap every frozen qint8 `QLinear` in `module` for an `Int8Linear` (plain-op kernel until `compile_variant`
-    picks one), in place; returns how many."""
+    picks one) and every frozen qfloat8 one for an `Fp8Linear`, in place; returns how many."""
     targets = [
         (name, child)
         for name, child in module.named_modules()
@@ -189,7 +80,10 @@ def convert_to_fast_linears(module: torch.nn.Module) -> int:
     ]
     for name, child in targets:
         _replace_submodule(module, name, Int8Linear.from_qlinear(child))
-    return len(targets)
+    fp8 = [(name, child) for name, child in module.named_modules() if is_fp8_qlinear(child)]
+    for name, child in fp8:
+        _replace_submodule(module, name, Fp8Linear.from_qlinear(child))
+    return len(targets) + len(fp8)
 
 
 def structural_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -197,6 +91,32 @@ def structural_copy(module: torch.nn.Module) -> torch.nn.Module:
     was, at no memory cost (quanto's weight tensors cannot be deep-copied anyway)."""
     memo = {id(t): t for t in [*module.parameters(), *module.buffers()]}
     return copy.deepcopy(module, memo)
+
+
+def resolve_capture(capture: str, mode: str, device: torch.device) -> str:
+    """ "auto" → "step" when compiling on a GPU (the whole step in CUDA graphs), "forward" otherwise."""
+    if capture not in CAPTURE_MODES:
+        raise InvalidRequestError(f"Unknown capture {capture!r}: choose one of {', '.join(CAPTURE_MODES)}.")
+    if capture == "auto":
+        return "step" if mode != "none" and device.type == "cuda" else "forward"
+    return capture
+
+
+def _fast_layers(transformer: torch.nn.Module, kernel: str, fast_linears: bool) -> str:
+    """Swap in the fast layers and pick their kernels; returns the label suffix ("" for a float model)."""
+    if fast_linears:
+        convert_to_fast_linears(transformer)
+    int8 = [m for m in transformer.modules() if isinstance(m, Int8Linear)]
+    for layer in int8:
+        layer.kernel = kernel
+    fp8 = [m for m in transformer.modules() if isinstance(m, Fp8Linear)]
+    tensor_cores = [layer.enable_scaled_mm() for layer in fp8]
+    if int8 or fp8:  # a quantized model: its label tables go int8 too (a bf16 reference is left exactly as it is)
+        convert_embeddings(transformer)
+    label = {"triton": "+int8-triton", "mixed": "+int8-mixed", "torch": "+int8-linears"}[kernel] if int8 else ""
+    if fp8:
+        label += "+fp8-scaled-mm" if any(tensor_cores) else "+fp8-emulated"
+    return label
 
 
 def compile_variant(
@@ -207,36 +127,39 @@ def compile_variant(
     kernel: str = "auto",
     fullgraph: bool = False,
     inplace: bool = True,
+    capture: str = "auto",
+    fuse: bool = False,
 ) -> Variant:
-    """Make a variant fast: int8 linears and int8 label tables (int8 / int8-a8), then `torch.compile` of the
-    transformer.
+    """Make a variant fast: fast int8/fp8 linears and int8 label tables, optionally fused QKV (`fuse`), Inductor,
+    and (`capture="step"`, the default on a GPU when compiling) the whole denoising step in CUDA graphs.
 
-    `kernel` picks the int8 linears' implementation (`LINEAR_KERNELS`; "auto" = plain torch ops, the measured
-    winner on the H100; "triton" / "mixed" = the fused kernels of `dit_demo.engine.kernels`, CUDA only).
-    `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with its own
-    transformer and scheduler (the VAE is shared). The first call afterwards compiles (tens of seconds on a GPU
-    host); run `warm_up` to pay that up front.
+    `mode` is torch.compile's; with step capture the modes that bring their own CUDA graphs (reduce-overhead,
+    max-autotune) compile without them and the step graphs take their place. `kernel` picks the int8 linears'
+    implementation (`LINEAR_KERNELS`; "auto" = plain torch ops, the measured winner on the H100). `inplace=False`
+    leaves the eager variant usable (the app keeps both) and returns a sibling with its own transformer and
+    scheduler (the VAE is shared). The first call afterwards compiles and captures (tens of seconds on a GPU host);
+    run `warm_up` to pay that up front.
     """
     if mode not in COMPILE_MODES:
         raise InvalidRequestError(f"Unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}.")
-    kernel = resolve_kernel(kernel, variant.pipe.transformer.device)
+    device = variant.pipe.transformer.device
+    kernel = resolve_kernel(kernel, device)
+    capture = resolve_capture(capture, mode, device)
     if not inplace:
         sibling = sibling_pipeline(variant.pipe, structural_copy(variant.pipe.transformer))
         sibling.set_progress_bar_config(leave=False)
         variant = dataclasses.replace(variant, pipe=sibling)
     transformer = variant.pipe.transformer
-    if fast_linears:
-        convert_to_fast_linears(transformer)
-    fast_layers = [m for m in transformer.modules() if isinstance(m, Int8Linear)]
-    for layer in fast_layers:
-        layer.kernel = kernel
-    converted = len(fast_layers)
-    if converted:  # an int8 model: its label tables go int8 too (a bf16 reference is left exactly as it is)
-        convert_embeddings(transformer)
+    label = _fast_layers(transformer, kernel, fast_linears)
+    if fuse and fuse_qkv(transformer):
+        label = "+fused-qkv" + label
+    if capture == "step":
+        variant.pipe = CapturedDiTPipeline.wrap(variant.pipe)
+        label = "+step-graph" + label
     if mode != "none":
-        transformer.compile(mode=mode, fullgraph=fullgraph, dynamic=False)
-    labels = {"triton": "+int8-triton", "mixed": "+int8-mixed", "torch": "+int8-linears"}
-    variant.compile_mode = mode + (labels[kernel] if converted else "")
+        compile_mode = NO_CUDAGRAPHS.get(mode, mode) if capture == "step" else mode
+        transformer.compile(mode=compile_mode, fullgraph=fullgraph, dynamic=False)
+    variant.compile_mode = mode + label
     variant.warmup_s = None
     return variant
 

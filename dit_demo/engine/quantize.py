@@ -28,6 +28,7 @@ class Recipe:
     activations: object | None
     description: str
     weights_only: tuple[str, ...] = ()  # layers whose weights are quantized but whose activations stay float
+    weights_only_qtype: object | None = None  # their weight type, when not `weights` (fp8-a8: int8, see RECIPES)
 
     @property
     def quantized(self) -> bool:
@@ -40,6 +41,8 @@ class Recipe:
     def build_note(self, device: torch.device | str) -> str | None:
         """What the first build will do that takes long, so a UI can say it before doing it."""
         device_type = torch.device(device).type
+        if self.name == "fp8-a8":
+            return _fp8_a8_note(device)
         if self.name == "fp8" and device_type == "cuda":
             return "fp8 on CUDA JIT-compiles quanto's Marlin kernel on first use (about 2 minutes on an H100)."
         if self.name == "int4" and device_type == "cpu":
@@ -47,6 +50,16 @@ class Recipe:
         if self.needs_calibration:
             return "int8-a8 calibrates activation ranges by sampling a few classes and seeds first."
         return None
+
+
+def _fp8_a8_note(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 9):
+        return "fp8-a8 calibrates activation ranges first; compiled, it runs fp8 GEMMs on the tensor cores."
+    return (
+        "fp8-a8: this device has no fp8 tensor cores (CPU, or a GPU older than Ada/Hopper), so it runs through "
+        "quanto's emulation (fp8 values upcast to float) - slower than bf16 here; int8 is the faster choice."
+    )
 
 
 RECIPES: dict[str, Recipe] = {
@@ -63,6 +76,17 @@ RECIPES: dict[str, Recipe] = {
         weights_only=("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*"),
     ),
     "fp8": Recipe("fp8", qfloat8, None, "float8 e4m3 weights"),
+    # Hopper's w8a8: the token layers run fp8 x fp8 on the tensor cores (engine/fp8.py). The conditioning layers
+    # keep float activations, as in int8-a8, with int8 weights: quanto would give fp8 weight-only layers its Marlin
+    # kernel, a ~2-minute CUDA build (DESIGN.md §3), and they run once per request on the fast path anyway.
+    "fp8-a8": Recipe(
+        "fp8-a8",
+        qfloat8,
+        qfloat8,
+        "float8 e4m3 weights (per-channel scales) + static float8 activations, calibrated",
+        weights_only=("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*"),
+        weights_only_qtype=qint8,
+    ),
     "int4": Recipe("int4", qint4, None, "int4 weights (group-wise scales)"),
 }
 REFERENCE_RECIPE = "bf16"
@@ -238,7 +262,8 @@ def quantize_pipeline(
             if _matches(name, spec.weights_only) and (include is None or _matches(name, include))
         ]
         if report.weights_only:
-            quantize(transformer, weights=spec.weights, include=report.weights_only, exclude=patterns)
+            weights = spec.weights_only_qtype or spec.weights
+            quantize(transformer, weights=weights, include=report.weights_only, exclude=patterns)
     if spec.needs_calibration:
         report.quantize_s = time.perf_counter() - start
         cal_start = time.perf_counter()

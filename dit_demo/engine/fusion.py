@@ -1,0 +1,93 @@
+"""Fused QKV: one projection GEMM (and, for int8 weights, one weight conversion) per attention instead of three.
+
+DiT's self-attention projects the same normalized tokens three times (to_q, to_k, to_v: 1152 → 1152 each in XL/2).
+`fuse_qkv` concatenates the three along the output dimension into `attn.to_qkv` and switches the block to diffusers'
+`FusedAttnProcessor2_0`, which splits the fused output back into q, k, v. It works for plain `nn.Linear`
+(bf16 / fp32), `Int8Linear` and `Fp8Linear` (per-output-channel weight scales concatenate; static activation input
+scales must be equal — the three layers see the same input, so calibration gives them the same scale — and output
+scales become per-column vectors). The three original modules keep working as views into the fused tensors, so no
+weight is stored twice.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_0
+
+from dit_demo.engine.fast_layers import Int8Linear
+from dit_demo.engine.fp8 import Fp8Linear
+
+
+def _cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
+    return None if tensors[0] is None else torch.cat([t.reshape(t.shape[0], -1).squeeze(-1) for t in tensors])
+
+
+def _per_column(scales: list[torch.Tensor | None], widths: list[int]) -> torch.Tensor | None:
+    if scales[0] is None:
+        return None
+    return torch.cat([s.reshape(()).expand(w) for s, w in zip(scales, widths)]).contiguous()
+
+
+def _same_input_scale(layers: list) -> bool:
+    scales = [layer.input_scale for layer in layers]
+    return all(s is None for s in scales) or all(s is not None and torch.equal(s, scales[0]) for s in scales)
+
+
+def _fuse_linear(layers: list[torch.nn.Linear]) -> torch.nn.Linear:
+    first = layers[0]
+    weight = torch.cat([layer.weight.detach() for layer in layers])
+    fused = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=first.bias is not None, device="meta")
+    fused.weight = torch.nn.Parameter(weight, requires_grad=False)
+    fused.bias = None if first.bias is None else torch.nn.Parameter(_cat([layer.bias.detach() for layer in layers]),
+                                                                    requires_grad=False)  # fmt: skip
+    offset = 0
+    for layer in layers:  # the originals become views into the fused tensors (no second copy)
+        rows = layer.weight.shape[0]
+        layer.weight = torch.nn.Parameter(fused.weight[offset : offset + rows], requires_grad=False)
+        if layer.bias is not None:
+            layer.bias = torch.nn.Parameter(fused.bias[offset : offset + rows], requires_grad=False)
+        offset += rows
+    return fused
+
+
+def _fuse_quantized(layers: list) -> torch.nn.Module:
+    cls = type(layers[0])
+    widths = [layer.out_features for layer in layers]
+    fused = cls(
+        torch.cat([layer.weight for layer in layers]),
+        _cat([layer.scale for layer in layers]),
+        _cat([layer.bias for layer in layers]),
+        layers[0].input_scale,
+        _per_column([layer.output_scale for layer in layers], widths),
+    )
+    offset = 0
+    for layer, rows in zip(layers, widths):
+        layer.weight = fused.weight[offset : offset + rows]
+        offset += rows
+    return fused
+
+
+def fusable(attn: torch.nn.Module) -> bool:
+    if not isinstance(attn, Attention) or attn.is_cross_attention or getattr(attn, "to_qkv", None) is not None:
+        return False
+    layers = [attn.to_q, attn.to_k, attn.to_v]
+    kinds = {type(layer) for layer in layers}
+    if len(kinds) != 1 or kinds.pop() not in (torch.nn.Linear, Int8Linear, Fp8Linear):
+        return False
+    if isinstance(layers[0], torch.nn.Linear):
+        return True
+    return _same_input_scale(layers) and all(getattr(layer, "kernel", "torch") == "torch" for layer in layers)
+
+
+@torch.no_grad()
+def fuse_qkv(module: torch.nn.Module) -> int:
+    """Fuse q/k/v of every self-attention in `module` that allows it, in place; returns how many."""
+    count = 0
+    for attn in [m for m in module.modules() if fusable(m)]:
+        layers = [attn.to_q, attn.to_k, attn.to_v]
+        fused = _fuse_linear(layers) if isinstance(layers[0], torch.nn.Linear) else _fuse_quantized(layers)
+        attn.to_qkv = fused
+        attn.fused_projections = True
+        attn.set_processor(FusedAttnProcessor2_0())
+        count += 1
+    return count

@@ -1,0 +1,63 @@
+"""Fused QKV: one projection per attention computes what three did, for float, int8 and fp8 layers."""
+
+import pytest
+import torch
+from diffusers.models.attention_processor import FusedAttnProcessor2_0
+
+from dit_demo.engine.fast import Fp8Linear, Int8Linear, convert_to_fast_linears
+from dit_demo.engine.fusion import fusable, fuse_qkv
+from dit_demo.engine.generate import build_reference, build_variant
+from dit_demo.engine.quantize import CalibrationConfig
+
+TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
+
+
+def _transformer(recipe: str):
+    reference = build_reference("tiny-random", device="cpu")
+    if recipe == "bf16":
+        return reference.pipe.transformer
+    transformer = build_variant(reference, recipe, calibration=TINY_CALIBRATION).pipe.transformer
+    convert_to_fast_linears(transformer)
+    return transformer
+
+
+def _forward(transformer, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 4, 8, 8, generator=generator)
+    with torch.no_grad():
+        return transformer(x, timestep=torch.tensor([500, 500]), class_labels=torch.tensor([3, 1000])).sample
+
+
+@pytest.mark.parametrize("recipe", ["bf16", "int8", "int8-a8", "fp8-a8"])
+def test_fused_qkv_gives_the_same_forward(recipe):
+    transformer = _transformer(recipe)
+    expected = _forward(transformer)
+    count = fuse_qkv(transformer)
+    assert count == len(transformer.transformer_blocks)
+    attn = transformer.transformer_blocks[0].attn1
+    assert isinstance(attn.processor, FusedAttnProcessor2_0) and attn.to_qkv.out_features == 3 * attn.to_q.out_features
+    kind = {"bf16": torch.nn.Linear, "int8": Int8Linear, "int8-a8": Int8Linear, "fp8-a8": Fp8Linear}[recipe]
+    assert type(attn.to_qkv) is kind
+    got = _forward(transformer)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (got - expected).abs().max()
+    assert fuse_qkv(transformer) == 0  # idempotent
+
+
+def test_originals_become_views_of_the_fused_weights():
+    transformer = _transformer("int8")
+    fuse_qkv(transformer)
+    attn = transformer.transformer_blocks[0].attn1
+    fused = attn.to_qkv.weight
+    for i, layer in enumerate((attn.to_q, attn.to_k, attn.to_v)):
+        assert layer.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
+        assert torch.equal(layer.weight, fused[i * layer.out_features : (i + 1) * layer.out_features])
+
+
+def test_triton_kernels_and_mixed_types_are_left_alone():
+    transformer = _transformer("int8")
+    attn = transformer.transformer_blocks[0].attn1
+    attn.to_q.kernel = "triton"
+    assert not fusable(attn)
+    attn.to_q.kernel = "torch"
+    attn.to_k = torch.nn.Linear(attn.to_k.in_features, attn.to_k.out_features)
+    assert not fusable(attn)
