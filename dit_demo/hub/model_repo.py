@@ -42,7 +42,7 @@ from dit_demo.reports.render import image_grid
 
 MEASUREMENTS_NAME = "measurements.json"
 GALLERY_NAME = "gallery.png"
-TILE = 128  # gallery tiles are upscaled (nearest) to at least this many pixels so 8x8-latent models are visible
+MIN_TILE = 128  # gallery tiles are upscaled (whole multiples, nearest) to at least this so 16-px digits are visible
 SCRIPT = "hub/push_quantized.py"  # what the card's Reproduce command runs
 
 
@@ -153,7 +153,7 @@ def write_samples(folder: Path, spec: ModelRepoSpec, run: Measured) -> list[dict
         [ref_result.images, quant_result.images],
         row_labels=[f"{REFERENCE_RECIPE} (ref)", spec.recipe],
         col_labels=[f"{name} / seed {seed}" for name, seed in zip(run.names, run.seeds)],
-        tile=max(TILE, ref_result.images[0].width),
+        min_tile=MIN_TILE,
     ).save(folder / GALLERY_NAME)
     return samples
 

@@ -71,8 +71,9 @@ def test_choice_lists_are_the_engines():
     from dit_demo.engine.quantize import KEEP_GROUPS, RECIPES, REFERENCE_RECIPE
     from dit_demo.engine.sources import SCHEDULERS
 
-    assert common.RECIPE_NAMES == tuple(RECIPES) and common.REFERENCE_RECIPE == REFERENCE_RECIPE
-    assert common.KEEP_GROUP_NAMES == tuple(KEEP_GROUPS) and common.SCHEDULER_NAMES == tuple(SCHEDULERS)
+    hint = "a recipe, keep group or scheduler was added to the engine: list it in dit_demo/cli/common.py too"
+    assert common.RECIPE_NAMES == tuple(RECIPES) and common.REFERENCE_RECIPE == REFERENCE_RECIPE, hint
+    assert common.KEEP_GROUP_NAMES == tuple(KEEP_GROUPS) and common.SCHEDULER_NAMES == tuple(SCHEDULERS), hint
 
 
 def test_console_script_and_module_answer_help():
