@@ -1,11 +1,16 @@
 """`dit-demo push-model` (also `python hub/push_quantized.py`): quantize a DiT, write a complete Hub repo folder
 (pipeline + measured model card + gallery), and with --push upload it in one commit.
 
-    dit-demo push-model --model embedded --recipe int8 --repo-id USER/dit-digits-int8          # dry run
-    dit-demo push-model --model embedded --recipe int8 --repo-id USER/dit-digits-int8 --push   # upload
+    dit-demo push-model --model embedded --recipe int8 --repo-id USER/dit-digits-int8                   # dry run
+    dit-demo push-model --model embedded --recipe int8 --repo-id USER/dit-digits-int8 \
+        --source-url https://huggingface.co/spaces/USER/dit-quanto-demo --push                          # upload
 
-The dry run stops after writing the folder (inspect it; `--push` later reuses it unchanged). Every number in the
-card is measured in the run that writes it and recorded in `measurements.json` next to the card.
+The dry run stops after writing the folder (inspect it; `--push` later reuses it unchanged, re-rendering only the
+card for a new --source-url). Every number in the card is measured in the run that writes it and recorded in
+`measurements.json` next to the card. --source-url is the public URL of this project's source that the card links
+and its Reproduce command clones (a git repo, or a Space deployed with `dit-demo deploy-space`, which holds the
+same app.py, dit_demo/ and requirements.txt); it is required with --push, because no public URL of the project is
+known to the tool itself.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="folder to write (default: out/hub/NAME)")
     parser.add_argument("--push", action="store_true", help="upload the folder (default: dry run, nothing uploaded)")
     parser.add_argument("--private", action="store_true")
+    parser.add_argument(
+        "--source-url",
+        help="public URL of this project's source (git repo or Space) for the card's snippets and Reproduce command; "
+        "required with --push (a dry run shows a placeholder)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--revision", help="push to this branch (created from main if missing)")
     where.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
@@ -66,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         calibration_steps=args.calibration_steps,
         warmup=args.warmup,
+        source_url=args.source_url,
     )
     target = Target(
         repo_id=args.repo_id,

@@ -11,9 +11,11 @@ dry run can be inspected and then pushed as is.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from dit_demo.compare import Comparison, compare
@@ -24,6 +26,7 @@ from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_re
 from dit_demo.engine.request import SamplingRequest, seeds_for
 from dit_demo.engine.serialization import save_pipeline, save_transformer, swap_in_folder
 from dit_demo.engine.sources import QMAP_NAME, SourceInfo, download_pipeline, resolve_source
+from dit_demo.engine.stock import is_stock_loadable
 from dit_demo.errors import DemoError
 from dit_demo.hub.io import (
     EXIT_CONFLICT,
@@ -38,12 +41,16 @@ from dit_demo.hub.io import (
     staging,
 )
 from dit_demo.reports.card import CardError, base_model_info, build_card, card_identity, validate_card
+from dit_demo.reports.card_text import SOURCE_PLACEHOLDER
 from dit_demo.reports.render import image_grid
 
 MEASUREMENTS_NAME = "measurements.json"
 GALLERY_NAME = "gallery.png"
 MIN_TILE = 128  # gallery tiles are upscaled (whole multiples, nearest) to at least this so 16-px digits are visible
-SCRIPT = "hub/push_quantized.py"  # what the card's Reproduce command runs
+COMMAND = ["python", "-m", "dit_demo", "push-model"]  # the card's Reproduce command: works from a clone or a Space
+STOCK_PACKAGES = ("torch", "diffusers", "optimum-quanto", "accelerate")  # what the card's stock/quanto snippets need
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"  # the checkout's (or the Space's) pins
+PIPELINE_PARTS = ("model_index.json", "transformer", "vae", "scheduler")
 
 
 @dataclass
@@ -62,6 +69,7 @@ class ModelRepoSpec:
     exclude: list[str] = field(default_factory=list)
     calibration_steps: int = 25
     warmup: bool = False
+    source_url: str | None = None  # the project's public source (the card links it); required to push
 
     def request(self, id2label: dict[int, str]) -> tuple[list[str | int], list[int]]:
         """The gallery's labels and one seed per label."""
@@ -74,8 +82,9 @@ class ModelRepoSpec:
         return labels, seeds
 
     def reproduce_command(self, labels: list[str], seeds: list[int]) -> str:
-        """The command that rebuilds this repo (with --push), from the spec, not from the shell."""
-        parts = ["python", SCRIPT, "--model", self.model, "--recipe", self.recipe]
+        """The command that rebuilds this repo (with --push), from the spec, not from the shell; a local folder is
+        named by its folder name only (no machine path is published)."""
+        parts = [*COMMAND, "--model", published_source(resolve_source(self.model)), "--recipe", self.recipe]
         parts += ["--repo-id", self.repo_id, "--labels", ",".join(labels), "--seeds", ",".join(map(str, seeds))]
         parts += ["--steps", str(self.steps), "--guidance", f"{self.guidance:g}"]
         parts += ["--calibration-steps", str(self.calibration_steps)]
@@ -85,7 +94,28 @@ class ModelRepoSpec:
             parts += ["--exclude", pattern]
         if self.device:
             parts += ["--device", self.device]
+        parts += ["--source-url", self.source_url or SOURCE_PLACEHOLDER]
         return shlex.join(parts + ["--push"])
+
+
+def published_source(info: SourceInfo) -> str:
+    """The source as published (card, dit_demo.json, measurements): a local folder by its name, never its path."""
+    return Path(info.source).name if info.kind == "folder" else info.source
+
+
+def tested_pins(names: tuple[str, ...] = STOCK_PACKAGES, requirements: Path = REQUIREMENTS) -> list[str]:
+    """`name==version` as pinned in the project's requirements.txt (else as installed here): the card's install line."""
+    pins = {}
+    if requirements.is_file():
+        for line in requirements.read_text(encoding="utf-8").splitlines():
+            match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s#;]+)", line)
+            if match:
+                pins[match.group(1).lower().replace("_", "-")] = match.group(2)
+    out = []
+    for name in names:
+        version = pins.get(name) or importlib_metadata.version(name)
+        out.append(f"{name}=={version.split('+')[0]}")  # 2.13.0+cpu: the pin, not this machine's build
+    return out
 
 
 @dataclass
@@ -123,13 +153,24 @@ def measure(spec: ModelRepoSpec) -> Measured:
     return Measured(info, reference, variant, comparison, labels, seeds)
 
 
+def base_folder(info: SourceInfo) -> Path | None:
+    """The base pipeline's own folder (a Hub snapshot is already in the cache: no new download)."""
+    if info.kind in ("embedded", "folder"):
+        return Path(info.path)
+    return download_pipeline(info.source) if info.kind == "hub" else None
+
+
+def pipeline_bytes(folder: Path) -> int:
+    """Bytes of a pipeline folder's loadable parts (model_index.json, transformer/, vae/, scheduler/)."""
+    return sum(
+        folder_bytes(folder / p) if (folder / p).is_dir() else (folder / p).stat().st_size for p in PIPELINE_PARTS
+    )
+
+
 def base_transformer_bytes(reference: Variant, info: SourceInfo, tmp: Path) -> tuple[int, str]:
     """Measured size of the full-precision transformer checkpoint: the base's own files when it has them."""
-    folder = None
-    if info.kind in ("embedded", "folder"):
-        folder = Path(info.path) / "transformer"
-    elif info.kind == "hub":
-        folder = download_pipeline(info.source) / "transformer"  # already in the cache: no new download
+    base = base_folder(info)
+    folder = base / "transformer" if base is not None else None
     if folder is not None and folder.is_dir() and not (folder / QMAP_NAME).exists():
         return folder_bytes(folder), "the base's transformer/ folder"
     save_transformer(reference.pipe.transformer, tmp / "base-transformer")  # random weights: save once, measure
@@ -144,14 +185,14 @@ def write_samples(folder: Path, spec: ModelRepoSpec, run: Measured) -> list[dict
     samples = []
     (folder / "samples").mkdir()
     for i, (seed, class_id, name) in enumerate(zip(run.seeds, ref_result.class_ids, run.names)):
-        for recipe_name, result in ((REFERENCE_RECIPE, ref_result), (spec.recipe, quant_result)):
+        for recipe_name, result in (("reference", ref_result), (spec.recipe, quant_result)):
             file = f"samples/{recipe_name}-{i}-class{class_id}-seed{seed}.png"
             result.images[i].save(folder / file)
             if recipe_name == spec.recipe:
                 samples.append({"file": file, "seed": seed, "class_id": class_id, "label": name})
     image_grid(
         [ref_result.images, quant_result.images],
-        row_labels=[f"{REFERENCE_RECIPE} (ref)", spec.recipe],
+        row_labels=[f"reference ({ref_result.dtype})", spec.recipe],
         col_labels=[f"{name} / seed {seed}" for name, seed in zip(run.names, run.seeds)],
         min_tile=MIN_TILE,
     ).save(folder / GALLERY_NAME)
@@ -163,11 +204,15 @@ def measurements_record(
 ) -> dict:
     """Every number the card shows, as measured (written to measurements.json)."""
     info, quant_result = run.info, run.comparison.results[spec.recipe]
-    source_folder = info.path or (download_pipeline(info.source) if info.kind == "hub" else None)
+    source_folder = base_folder(info)
     base_info = base_model_info(info.source, info.kind, source_folder)
+    config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
+    quant_method = str((config.get("quantization_config") or {}).get("quant_method", ""))
+    refusal = re.search(r"holds (.*?), which stock diffusers", quant_method)
     return {
         "repo_id": spec.repo_id,
-        "source": info.source,
+        "source": published_source(info),
+        "source_url": spec.source_url,
         "source_kind": info.kind,
         "recipe": spec.recipe,
         "recipe_description": get_recipe(spec.recipe).description,
@@ -190,9 +235,11 @@ def measurements_record(
             "transformer_checkpoint_bytes": folder_bytes(folder / "transformer"),
             "base_transformer_checkpoint_bytes": base[0],
             "base_transformer_checkpoint_measured_from": base[1],
-            "repo_bytes": sum(folder_bytes(folder / d) for d in ("transformer", "vae", "scheduler"))
-            + (folder / "model_index.json").stat().st_size,
+            "repo_bytes": pipeline_bytes(folder),
+            "base_repo_bytes": pipeline_bytes(source_folder) if source_folder is not None else None,
         },
+        "stock": {"loadable": is_stock_loadable(config), "refusal": refusal.group(1) if refusal else None},
+        "install": {"packages": tested_pins()},
         "scheduler_class": type(run.variant.pipe.scheduler).__name__,
         "machine": machine_description(quant_result.device),
         "samples": samples,
@@ -204,8 +251,9 @@ def build_repo_folder(spec: ModelRepoSpec, out: Path) -> dict:
     """Quantize, measure, and write the complete repo folder atomically; returns the measured record."""
     run = measure(spec)
     with staging(out) as stage:
-        metadata = {"recipe": spec.recipe, "source": run.info.source, "report": run.variant.report.to_dict()}
-        folder = save_pipeline(run.variant.pipe, stage / "repo", metadata=metadata)
+        metadata = {"recipe": spec.recipe, "source": published_source(run.info), "report": run.variant.report.to_dict()}
+        storage = run.reference.storage_dtype  # kept tensors and the VAE as the base stores them, never upcast
+        folder = save_pipeline(run.variant.pipe, stage / "repo", metadata=metadata, storage_dtype=storage)
         base = base_transformer_bytes(run.reference, run.info, stage)
         samples = write_samples(folder, spec, run)
         measurements = measurements_record(spec, run, folder, base, samples)
@@ -217,19 +265,38 @@ def build_repo_folder(spec: ModelRepoSpec, out: Path) -> dict:
 
 
 def reusable(out: Path, spec: ModelRepoSpec) -> dict | None:
-    """A folder written by an earlier (dry) run for the same repo, model and recipe, still valid: push it as is."""
+    """A folder written by an earlier (dry) run for the same repo, model and recipe, still valid: push it as is.
+
+    Only the card depends on `--source-url`: a different one re-renders the card from the same measurements."""
     path = out / MEASUREMENTS_NAME
     if not path.is_file():
         return None
     try:
         measurements = json.loads(path.read_text(encoding="utf-8"))
-        wanted = (spec.repo_id, resolve_source(spec.model).source, spec.recipe)
+        wanted = (spec.repo_id, published_source(resolve_source(spec.model)), spec.recipe)
         if (measurements["repo_id"], measurements["source"], measurements["recipe"]) == wanted:
+            if spec.source_url and measurements.get("source_url") != spec.source_url:
+                measurements = relink(out, measurements, spec)
             validate_card(out / "README.md", measurements)
             return measurements
     except (KeyError, json.JSONDecodeError, CardError, DemoError):
         return None
     return None
+
+
+def relink(out: Path, measurements: dict, spec: ModelRepoSpec) -> dict:
+    """The same measurements with a new source URL: measurements.json, the command and the card rewritten."""
+    command = shlex.split(measurements["command"])
+    command[command.index("--source-url") + 1] = spec.source_url
+    measurements = {**measurements, "source_url": spec.source_url, "command": shlex.join(command)}
+    for name, text in (
+        (MEASUREMENTS_NAME, json.dumps(measurements, indent=2)),
+        ("README.md", str(build_card(measurements))),
+    ):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out / name)
+    return measurements
 
 
 def check_remote_card(target: Target, source: str, recipe: str, overwrite: bool) -> None:
@@ -256,7 +323,12 @@ def publish_model(spec: ModelRepoSpec, out: Path, target: Target, *, push: bool,
     With `push`, the token, the write access and an existing foreign card are checked before the slow part.
     Returns the measurements."""
     check_repo_id(spec.repo_id)
-    source = resolve_source(spec.model).source
+    source = published_source(resolve_source(spec.model))
+    if push and not spec.source_url:
+        raise DemoError(
+            "--push needs --source-url: the public URL of this project's source (a git repo or your Space, e.g. "
+            "https://huggingface.co/spaces/USER/dit-quanto-demo), which the card's snippets and Reproduce command use."
+        )
     if push:
         print(f"authenticated as {check_write_access(target)}", flush=True)
         check_remote_card(target, source, spec.recipe, overwrite)

@@ -15,6 +15,15 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 
 from dit_demo.errors import DemoError
+from dit_demo.reports.card_text import (
+    SOURCE_PLACEHOLDER,
+    TEMPLATE,
+    install_line,
+    project_snippet,
+    quanto_snippet,
+    stock_snippet,
+    where_run,
+)
 from dit_demo.units import mebibytes
 
 CARD_SCHEMA_VERSION = 1
@@ -105,128 +114,6 @@ def fmt_plain(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ repo_name }} — {{ recipe }} ({{ recipe_description }})
-
-This repository holds a **complete `DiTPipeline`** (`model_index.json` with class names, `vae/`, `scheduler/`,
-`transformer/`) whose transformer was quantized with [optimum-quanto](https://github.com/huggingface/optimum-quanto)
-`{{ quanto_version }}`, saved in quanto's own format (`config.json`, `diffusion_pytorch_model.safetensors`,
-`quanto_qmap.json`). Base model: {{ base_description }}.
-{% if random_weights %}
-> **Random weights.** The base has no trained weights: the images below are noise. This repo exists to measure
-> size, memory and speed of the quantized architecture, not to generate anything.
-{% endif %}
-## What was quantized, and how
-
-| | |
-|---|---|
-| recipe | `{{ recipe }}` — {{ recipe_description }} |
-| quantized modules | {{ num_quantized }} (`nn.Linear`/`nn.Conv2d` of the transformer) |
-| kept in full precision | {{ kept_text }} |
-| calibration | {{ calibration_text }} |
-| quantize / calibrate time | {{ quantize_s }} / {{ calibrate_s }} |
-
-The VAE and scheduler are unchanged copies of the base model's.
-
-## How to load
-
-With this project's `dit_demo` package (install its checkout's `requirements.txt`):
-
-```python
-import torch
-from dit_demo.engine.loading import load_pipeline
-
-pipe = load_pipeline("{{ repo_id }}", device="{{ device }}")  # validates every tensor, refuses a broken download
-generator = torch.Generator("cpu").manual_seed({{ sample.seed }})
-image = pipe(
-    class_labels=[{{ sample.class_id }}],  # {{ sample.label }}
-    num_inference_steps={{ steps }},
-    guidance_scale={{ guidance_scale }},
-    generator=generator,
-).images[0]
-image.save("sample.png")  # the same pixels as {{ sample.file }} in this repo (same machine type)
-```
-
-With only `diffusers` and `optimum-quanto` (a plain `DiTPipeline.from_pretrained` would load random weights:
-the transformer must be re-quantized from `quanto_qmap.json` first):
-
-```python
-import json
-
-import torch
-from diffusers import AutoencoderKL, DiTPipeline, DiTTransformer2DModel, {{ scheduler_class }}
-from huggingface_hub import snapshot_download
-from optimum.quanto import QuantizedDiffusersModel
-
-
-class QuantizedDiTTransformer2DModel(QuantizedDiffusersModel):
-    base_class = DiTTransformer2DModel
-
-
-folder = snapshot_download("{{ repo_id }}")
-transformer = QuantizedDiTTransformer2DModel.from_pretrained(f"{folder}/transformer")._wrapped  # the nn.Module
-with open(f"{folder}/model_index.json", encoding="utf-8") as handle:
-    id2label = json.load(handle)["id2label"]
-pipe = DiTPipeline(
-    transformer=transformer.to("{{ device }}"),
-    vae=AutoencoderKL.from_pretrained(folder, subfolder="vae").to("{{ device }}"),
-    scheduler={{ scheduler_class }}.from_pretrained(folder, subfolder="scheduler"),
-    id2label=id2label,
-)
-generator = torch.Generator("cpu").manual_seed({{ sample.seed }})
-image = pipe(
-    class_labels=[{{ sample.class_id }}],
-    num_inference_steps={{ steps }},
-    guidance_scale={{ guidance_scale }},
-    generator=generator,
-).images[0]
-image.save("sample.png")
-```
-
-## Measured
-
-All numbers below were measured in the run that wrote this repo (`measurements.json` has them unrounded), on
-**{{ machine_line }}**: {{ steps }} steps of `{{ scheduler }}`, guidance {{ guidance_scale }}, batch {{ batch }}
-(classes {{ labels_text }}, seeds {{ seeds_text }}); latency = one timed end-to-end call after model
-load{{ warmup_text }}.
-
-### Size
-
-| | this repo ({{ recipe }}) | full-precision base |
-|---|---|---|
-| transformer checkpoint on disk | {{ size.transformer_checkpoint }} | {{ size.base_transformer_checkpoint }} |
-| transformer weights in memory | {{ size.weight_bytes }} | {{ size.base_weight_bytes }} |
-| whole pipeline repo on disk | {{ size.repo }} | |
-
-Base checkpoint size measured from {{ size.base_how }}.
-
-### Speed, memory and quality (same classes and seeds)
-
-{% for line in quality_table -%}
-{{ line }}
-{% endfor %}
-Peak memory is that of the whole process while both variants are loaded (they run one after the other in one
-process), so it is not the footprint of one variant alone; the transformer weight bytes above are.
-Ratios {{ recipe }} / reference: latency {{ ratios.latency }}, peak memory {{ ratios.peak_memory }},
-transformer weights {{ ratios.weight_bytes }}.
-
-### Samples
-
-Top row: full-precision reference; bottom row: {{ recipe }}; same class and seed per column.
-
-![reference vs {{ recipe }}](gallery.png)
-
-## Reproduce
-
-```bash
-{{ command }}
-```
-"""
-
-
 def kept_text(report: dict) -> str:
     """The modules left in full precision and why, short enough for a table cell."""
     exclude = report.get("exclude") or []
@@ -240,7 +127,7 @@ def kept_text(report: dict) -> str:
 
 
 def build_card(measurements: dict) -> ModelCard:
-    """Render the card from the measured record written by `hub/push_quantized.py` (and nothing else)."""
+    """Render the card from the measured record written by `dit-demo push-model` (and nothing else)."""
     m = measurements
     base = m["base"]
     recipe = m["recipe"]
@@ -273,14 +160,16 @@ def build_card(measurements: dict) -> ModelCard:
     header += ["PSNR vs reference", "SSIM vs reference"] + (["digit accuracy"] if digits else [])
     quality_table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in (ref, quant):
-        name = f"{row['recipe']} (reference, {row['dtype']} on {row['device']})" if row is ref else row["recipe"]
+        name = f"reference ({row['dtype']} on {row['device']})" if row is ref else row["recipe"]
         cells = [name, fmt_seconds(row["latency_s"]), fmt_seconds(row["per_step_s"])]
         cells += [fmt_bytes(row["peak_memory_bytes"]), fmt_db(row["psnr_db"]), fmt_plain(row["ssim"])]
         cells += [fmt_plain(row.get("digit_accuracy"), 3)] if digits else []
         quality_table.append("| " + " | ".join(cells) + " |")
     sizes = m["sizes"]
-    sample = m["samples"][0]
     request = m["request"]
+    stock = m["stock"]
+    device, dtype = where_run(m)
+    source_url = m.get("source_url") or SOURCE_PLACEHOLDER
     return ModelCard.from_template(
         data,
         template_str=TEMPLATE,
@@ -292,27 +181,39 @@ def build_card(measurements: dict) -> ModelCard:
         base_description=base["description"],
         random_weights=m["source_kind"] == "random",
         num_quantized=report["num_quantized"],
-        num_kept=report["num_kept"],
         kept_text=kept_text(report),
         calibration_text=calibration_text,
         quantize_s=fmt_seconds(report["quantize_s"]),
         calibrate_s=fmt_seconds(report["calibrate_s"]),
-        device=m["machine"]["device"].split(":")[0],
-        sample=sample,
+        install_line=install_line(m),
+        stock_loadable=stock["loadable"],
+        stock_refusal=stock.get("refusal") or "layers diffusers cannot express",
+        stock_snippet=stock_snippet(m),
+        quanto_snippet=quanto_snippet(m),
+        project_snippet=project_snippet(m),
+        source_url=source_url,
+        source_link=f"<{source_url}>"
+        if m.get("source_url")
+        else f"`{SOURCE_PLACEHOLDER}`: no source URL was given for this dry run; `--push` requires one",
+        sample=m["samples"][0],
+        sample_machine=f"{'a CUDA GPU' if device == 'cuda' else 'a CPU'}, {dtype}",
+        batch_dependent=bool(calibration),
         steps=request["steps"],
         guidance_scale=request["guidance_scale"],
         scheduler=quant["scheduler"],
-        scheduler_class=m["scheduler_class"],
         machine_line=machine_line(m["machine"]),
         batch=len(request["seeds"]),
         labels_text=", ".join(f"{n} ({i})" for n, i in zip(request["labels"], request["class_ids"])),
         seeds_text=", ".join(str(s) for s in request["seeds"]),
+        reference_dtype=ref["dtype"],
+        reference_device=ref["device"],
         size={
             "transformer_checkpoint": fmt_bytes(sizes["transformer_checkpoint_bytes"]),
             "base_transformer_checkpoint": fmt_bytes(sizes["base_transformer_checkpoint_bytes"]),
             "weight_bytes": fmt_bytes(quant["weight_bytes"]),
             "base_weight_bytes": fmt_bytes(ref["weight_bytes"]),
             "repo": fmt_bytes(sizes["repo_bytes"]),
+            "base_repo": fmt_bytes(sizes.get("base_repo_bytes")),
             "base_how": sizes.get("base_transformer_checkpoint_measured_from", "the base model"),
         },
         warmup_text=" and one warm-up run" if quant.get("warmup_s") is not None else "",
@@ -360,7 +261,7 @@ def validate_card(path: str | os.PathLike, measurements: dict | None = None) -> 
             if expected not in card.text:
                 problems.append(f"the card does not show {expected!r}")
     if len(python_blocks(card.text)) < 2:
-        problems.append("the card needs its two load snippets")
+        problems.append("the card needs its load snippets")
     if problems:
         raise CardError(f"{path}: " + "; ".join(problems))
     return card

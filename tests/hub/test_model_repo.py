@@ -25,10 +25,13 @@ def test_reproduce_command_round_trips_through_the_parser():
     from dit_demo.cli.push_model import build_parser
 
     spec = ModelRepoSpec("alice/x", model="tiny-random", recipe="int8-a8", keep=["adaln"], exclude=["*.ff.*"])
+    spec.source_url = "https://huggingface.co/spaces/alice/demo"
     command = spec.reproduce_command(["golden retriever", "tench"], [7, 8])
     argv = shlex.split(command)
-    assert argv[:2] == ["python", "hub/push_quantized.py"] and argv[-1] == "--push"
-    args = build_parser().parse_args(argv[2:])
+    # `python -m dit_demo` works in a clone of the checkout and in a Space folder alike (both hold dit_demo/)
+    assert argv[:4] == ["python", "-m", "dit_demo", "push-model"] and argv[-1] == "--push"
+    args = build_parser().parse_args(argv[4:])
+    assert args.source_url == "https://huggingface.co/spaces/alice/demo"
     assert (args.model, args.recipe, args.repo_id, args.keep, args.exclude) == (
         "tiny-random",
         "int8-a8",
@@ -37,6 +40,18 @@ def test_reproduce_command_round_trips_through_the_parser():
         ["*.ff.*"],
     )
     assert args.labels == ["golden retriever", "tench"] and args.seeds == [7, 8] and args.push
+
+
+def test_a_local_folder_is_published_by_its_name_only(tmp_path):
+    from dit_demo.engine.sources import resolve_source
+    from dit_demo.hub.model_repo import published_source
+
+    folder = tmp_path / "my-dit"
+    folder.mkdir()
+    assert published_source(resolve_source(str(folder))) == "my-dit"
+    command = ModelRepoSpec("alice/x", model=str(folder)).reproduce_command(["1"], [0])
+    assert str(tmp_path) not in command and "--model my-dit" in command
+    assert published_source(resolve_source("embedded")) == "embedded"
 
 
 @pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "bad id/x"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,12 +25,15 @@ from dit_demo.engine.request import SamplingRequest
 from dit_demo.engine.serialization import QuantizedDiTTransformer2DModel
 from dit_demo.engine.sources import EMBEDDED_MODEL_DIR
 from dit_demo.hub.io import HubError, Target, publish_folder
+from dit_demo.hub.model_repo import ModelRepoSpec, reusable
 from dit_demo.reports.card import CardError, base_model_info, build_card, python_blocks, validate_card
+from dit_demo.reports.card_text import SOURCE_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "alice/tiny-dit-int8"
 ARGS = ["--model", "tiny-random", "--recipe", "int8", "--repo-id", REPO, "--steps", "4"]
 ARGS += ["--labels", "golden retriever,tench", "--seeds", "7"]
+SOURCE_URL = "https://example.org/dit-quanto-demo.git"  # --push needs one (no public URL of the project is known)
 PIPELINE_FILES = [
     "model_index.json",
     "scheduler/scheduler_config.json",
@@ -60,7 +64,7 @@ def pixels(path_or_image) -> np.ndarray:
 
 
 def push(out: Path, *extra: str) -> int:
-    return push_model.main([*ARGS, "--out", str(out), "--push", *extra])
+    return push_model.main([*ARGS, "--out", str(out), "--source-url", SOURCE_URL, "--push", *extra])
 
 
 # -- the written folder and card (no Hub) ------------------------------------------------------------------------
@@ -126,7 +130,8 @@ def test_card_numbers_are_the_measured_ones(built, measured):
     by_recipe = {r["recipe"]: r for r in measured["rows"]}
     assert number(rows["transformer weights in memory"][0]) == by_recipe["int8"]["weight_bytes"]
     assert number(rows["transformer weights in memory"][1]) == by_recipe["bf16"]["weight_bytes"]
-    for label, recipe in ((next(k for k in rows if k.startswith("bf16 (reference")), "bf16"), ("int8", "int8")):
+    reference = next(k for k in rows if k.startswith("reference (float32 on cpu"))  # its real dtype, not "bf16"
+    for label, recipe in ((reference, "bf16"), ("int8", "int8")):
         latency, per_step, peak, psnr_cell, ssim_cell = rows[label][:5]
         row = by_recipe[recipe]
         assert abs(number(latency) - row["latency_s"]) <= 5e-5 and abs(number(per_step) - row["per_step_s"]) <= 5e-5
@@ -158,6 +163,24 @@ def test_rerun_without_overwrite_reuses_and_foreign_folder_is_refused(built, tmp
     (tmp_path / "other").mkdir()
     assert push_model.main([*ARGS, "--out", str(tmp_path / "other")]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_push_needs_a_source_url_and_a_new_one_only_relinks_the_card(built, measured, tmp_path, capsys):
+    assert push_model.main([*ARGS, "--out", str(tmp_path / "none"), "--push"]) == 2
+    assert "--source-url" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    assert SOURCE_PLACEHOLDER in (copy / "README.md").read_text()
+    spec = ModelRepoSpec(repo_id=REPO, model="tiny-random", recipe="int8", source_url=SOURCE_URL)
+    relinked = reusable(copy, spec)
+    assert relinked["source_url"] == SOURCE_URL and f"--source-url {SOURCE_URL} --push" in relinked["command"]
+    assert {k: v for k, v in relinked.items() if k not in ("source_url", "command")} == {
+        k: v for k, v in measured.items() if k not in ("source_url", "command")
+    }  # the same measurements: only the card's links changed
+    card = (copy / "README.md").read_text()
+    assert SOURCE_PLACEHOLDER not in card and f"git clone {SOURCE_URL} dit-quanto-demo" in card
+    assert json.loads((copy / "measurements.json").read_text()) == relinked
+    assert (copy / "gallery.png").read_bytes() == (built / "gallery.png").read_bytes()
 
 
 # -- through the Hub stand-in --------------------------------------------------------------------------------------
@@ -200,9 +223,10 @@ def test_the_cards_own_snippets_run_and_give_the_sample_image(built, measured, h
     monkeypatch.setenv("HF_TOKEN", ALICE)
     assert push(built) == 0
     blocks = python_blocks((built / "README.md").read_text())
-    assert len(blocks) == 2 and all(f'"{REPO}"' in block for block in blocks)
+    assert len(blocks) == 3 and all(f'"{REPO}"' in block for block in blocks)
+    assert "DiTPipeline.from_pretrained" in blocks[0]  # stock diffusers first: int8 is stock-loadable
     monkeypatch.chdir(tmp_path)
-    for block in blocks:
+    for block in blocks[1:]:  # the stock one runs in a clean venv (test_card_snippets.py): diffusers reads HF_ENDPOINT
         exec(compile(block, "README.md snippet", "exec"), {"__name__": "__snippet__"})
         assert np.array_equal(pixels(tmp_path / "sample.png"), pixels(built / measured["samples"][0]["file"]))
         (tmp_path / "sample.png").unlink()
@@ -221,7 +245,7 @@ def test_auth_failures_stop_before_any_work(hub_env, monkeypatch, capsys, tmp_pa
     if token:
         monkeypatch.setenv("HF_TOKEN", token)
     argv = ["--model", "tiny-random", "--recipe", "int8", "--repo-id", repo_id, "--out", str(tmp_path / "o")]
-    assert push_model.main([*argv, "--push"]) == code
+    assert push_model.main([*argv, "--source-url", SOURCE_URL, "--push"]) == code
     err = capsys.readouterr().err
     assert needle in err and (token is None or token not in err)
     assert ("model", repo_id) not in hub_env.repos and not (tmp_path / "o").exists()
@@ -244,7 +268,7 @@ def test_unreachable_hub(hub_env, monkeypatch, capsys, tmp_path):
     point_client_at(monkeypatch, f"http://127.0.0.1:{port}", tmp_path / "c")
     monkeypatch.setenv("HF_TOKEN", ALICE)
     argv = ["--model", "tiny-random", "--repo-id", "alice/x", "--out", str(tmp_path / "o"), "--push"]
-    assert push_model.main(argv) == 6
+    assert push_model.main([*argv, "--source-url", SOURCE_URL]) == 6
     err = capsys.readouterr().err
     assert "unreachable" in err and ALICE not in err and not (tmp_path / "o").exists()
 
@@ -254,7 +278,7 @@ def test_existing_repo_with_a_different_card_is_refused(built, hub_env, monkeypa
     assert push(built) == 0
     commits = hub_env.commit_count(REPO)
     other = ["--model", "tiny-random", "--recipe", "int8-a8", "--repo-id", REPO, "--out", str(tmp_path / "o")]
-    assert push_model.main([*other, "--push"]) == 7
+    assert push_model.main([*other, "--source-url", SOURCE_URL, "--push"]) == 7
     assert "tiny-random / int8" in capsys.readouterr().err
     api = HfApi(endpoint=hub_env.url, token=ALICE)
     api.create_repo("alice/foreign")
@@ -264,6 +288,7 @@ def test_existing_repo_with_a_different_card_is_refused(built, hub_env, monkeypa
         repo_id="alice/foreign",
     )
     foreign = ["--model", "tiny-random", "--repo-id", "alice/foreign", "--out", str(tmp_path / "o"), "--push"]
+    foreign += ["--source-url", SOURCE_URL]
     assert push_model.main(foreign) == 7
     assert "not made by dit_demo" in capsys.readouterr().err
     assert hub_env.commit_count(REPO) == commits and hub_env.commit_count("alice/foreign") == 2
@@ -304,7 +329,7 @@ def test_cli_as_users_run_it_with_hf_endpoint(built, fake_hub, tmp_path):
         HF_HUB_OFFLINE="0",
     )
     proc = subprocess.run(
-        [sys.executable, "hub/push_quantized.py", *ARGS, "--out", str(built), "--push"],
+        [sys.executable, "hub/push_quantized.py", *ARGS, "--out", str(built), "--source-url", SOURCE_URL, "--push"],
         cwd=ROOT,
         env=env,
         capture_output=True,
