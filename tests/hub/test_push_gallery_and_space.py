@@ -45,6 +45,28 @@ def test_gallery_dry_run_writes_a_dataset_card_and_viewer_metadata(gallery_dir, 
         assert (out / path.relative_to(gallery_dir)).read_bytes() == path.read_bytes()
 
 
+@pytest.mark.skipif(not (ROOT / "gallery" / "embedded" / "results.json").is_file(), reason="no shipped gallery")
+def test_dataset_card_of_the_shipped_gallery_counts_the_folder(tmp_path):
+    out = tmp_path / "ds"
+    assert push_gallery.main([str(ROOT / "gallery" / "embedded"), "--repo-id", "alice/g", "--out", str(out)]) == 0
+    text = DatasetCard.load(out / "README.md").text
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    per_recipe = {d.name: len(list(d.glob("*.png"))) for d in (out / "images").iterdir()}
+    assert len(rows) == sum(per_recipe.values()) and f"{len(rows)} generated images (" in text
+    for recipe, count in per_recipe.items():
+        assert f"{count} {recipe}" in text
+    run_rows = len(json.loads((out / "results.json").read_text())["images"])
+    if run_rows > max(per_recipe.values()):  # the shipped gallery keeps the first rows of a bigger run: say so
+        assert f"The run made {run_rows} images per recipe; {max(per_recipe.values())} per recipe are shipped" in text
+    assert [line for line in text.splitlines() if line.startswith("# ")] == ["# DiT quantization gallery: embedded"]
+    files = text.split("## Files", 1)[1].strip().splitlines()
+    assert len([line for line in files if line.startswith("- ")]) < 15  # a summary, not one line per file
+    diffs = [r["diff_file_name"] for r in rows if r["diff_file_name"]]
+    assert diffs and all((out / d).is_file() for d in diffs) and f"{len(diffs)} difference tiles" in text
+    assert all(r["diff_file_name"] is None for r in rows if r["recipe"] == "bf16")
+    assert "diff" not in rows[1]  # the tile is the `diff_file_name` image column, not a path string
+
+
 def test_gallery_push_and_refusals(gallery_dir, hub_env, monkeypatch, tmp_path, capsys):
     argv = [str(gallery_dir), "--repo-id", "alice/gallery", "--out", str(tmp_path / "ds"), "--push"]
     assert push_gallery.main(argv) == 4  # no token
