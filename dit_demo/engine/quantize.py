@@ -15,6 +15,8 @@ from optimum.quanto.tensor import QTensor
 
 from dit_demo.engine.device import sync
 from dit_demo.engine.labels import spread_ids
+from dit_demo.engine.smoothing import plan_of
+from dit_demo.engine.smoothing_search import SmoothingConfig, TrajectoryStats, set_static_scales, smooth_pipeline
 from dit_demo.engine.sources import sibling_pipeline
 from dit_demo.errors import InvalidRequestError
 
@@ -28,6 +30,7 @@ class Recipe:
     activations: object | None
     description: str
     weights_only: tuple[str, ...] = ()  # layers whose weights are quantized but whose activations stay float
+    smooth: bool = False  # fold per-channel smoothing into the model first (engine/smoothing.py)
     weights_only_qtype: object | None = None  # their weight type, when not `weights` (fp8-a8: int8, see RECIPES)
 
     @property
@@ -47,6 +50,11 @@ class Recipe:
             return "fp8 on CUDA JIT-compiles quanto's Marlin kernel on first use (about 2 minutes on an H100)."
         if self.name == "int4" and device_type == "cpu":
             return "int4 on CPU compiles quanto's C++ extension on first use (about 30-60 s)."
+        if self.smooth:
+            return (
+                f"{self.name} samples the calibration classes at guidance 1, 2 and 4 twice to choose its smoothing "
+                "and activation scales first."
+            )
         if self.needs_calibration:
             return "int8-a8 calibrates activation ranges by sampling a few classes and seeds first."
         return None
@@ -74,6 +82,16 @@ RECIPES: dict[str, Recipe] = {
         qint8,
         "int8 weights + int8 activations with calibrated static scales",
         weights_only=("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*"),
+    ),
+    # int8-a8 after SmoothQuant-style channel smoothing chosen per layer on the sampling trajectory and folded into
+    # the adaLN modulation, V projection and gates (engine/smoothing.py), with trajectory-|max| activation scales.
+    "int8-a8-smooth": Recipe(
+        "int8-a8-smooth",
+        qint8,
+        qint8,
+        "int8-a8 with per-channel smoothing folded into adaLN/V/gates, activation scales from the trajectory",
+        weights_only=("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*"),
+        smooth=True,
     ),
     "fp8": Recipe("fp8", qfloat8, None, "float8 e4m3 weights"),
     # Hopper's w8a8: the token layers run fp8 x fp8 on the tensor cores (engine/fp8.py). The conditioning layers
@@ -135,6 +153,7 @@ class QuantizationReport:
     quantize_s: float = 0.0
     calibrate_s: float = 0.0
     calibration: dict | None = None
+    smoothing: dict | None = None  # smoothed recipes: the chosen scale per site and its measured error
 
     @property
     def compression(self) -> float:
@@ -227,6 +246,35 @@ def calibrate(pipe: DiTPipeline, config: CalibrationConfig) -> dict:
     }
 
 
+def smooth_for_recipe(
+    pipe: DiTPipeline, spec: Recipe, config: CalibrationConfig, wanted
+) -> tuple[TrajectoryStats, dict]:
+    """Choose and fold the smoothing scales on the calibration classes and seeds, at guidance 1, 2, 4 (+ the
+    calibration's own), every timestep (engine/smoothing_search.py)."""
+    num_classes = len(set(pipe.labels.values())) or pipe.transformer.config.num_embeds_ada_norm
+    labels = list(config.labels) if config.labels is not None else list(spread_ids(num_classes, config.num_labels))
+    offset = max(1, num_classes // (2 * len(labels)))  # held-out classes between the calibration ones
+    smoothing = SmoothingConfig(
+        labels=labels,
+        seeds=tuple(config.seeds),
+        holdout_labels=[(label + offset) % num_classes for label in labels],
+        holdout_seeds=tuple(int(seed) + 1000 for seed in config.seeds),
+        steps=config.steps,
+        guidance_scales=tuple(sorted({1.0, 2.0, 4.0, float(config.guidance_scale)})),
+        activations=spec.activations,
+    )
+    return smooth_pipeline(pipe, smoothing, wanted)
+
+
+def trajectory_scales(pipe: DiTPipeline, stats: TrajectoryStats, config: CalibrationConfig, smoothing: dict) -> dict:
+    """Static activation scales = the smoothed trajectory's |max| (quanto's Calibration for anything unmeasured)."""
+    transformer = pipe.transformer
+    if set_static_scales(transformer, stats, plan_of(transformer)):
+        calibrate(pipe, config)
+        set_static_scales(transformer, stats, plan_of(transformer))
+    return {"method": "trajectory |max|", **smoothing["config"]}
+
+
 def quantize_pipeline(
     pipe: DiTPipeline,
     recipe: str,
@@ -246,6 +294,12 @@ def quantize_pipeline(
         return report
     patterns = exclusion_patterns(transformer, keep, exclude)
     report.exclude, report.include = patterns, list(include) if include else None
+    stats, smooth_s = None, 0.0
+    if spec.smooth:
+        float_inputs = [*patterns, *spec.weights_only]
+        wanted = lambda name: not _matches(name, float_inputs) and (not include or _matches(name, include))  # noqa: E731
+        stats, report.smoothing = smooth_for_recipe(pipe, spec, calibration or CalibrationConfig(), wanted)
+        smooth_s = report.smoothing["search_s"]
     start = time.perf_counter()
     quantize(
         transformer,
@@ -267,8 +321,11 @@ def quantize_pipeline(
     if spec.needs_calibration:
         report.quantize_s = time.perf_counter() - start
         cal_start = time.perf_counter()
-        report.calibration = calibrate(pipe, calibration or CalibrationConfig())
-        report.calibrate_s = time.perf_counter() - cal_start
+        if stats is not None:
+            report.calibration = trajectory_scales(pipe, stats, calibration or CalibrationConfig(), report.smoothing)
+        else:
+            report.calibration = calibrate(pipe, calibration or CalibrationConfig())
+        report.calibrate_s = time.perf_counter() - cal_start + smooth_s
         start = time.perf_counter()
     freeze(transformer)
     sync(next(transformer.parameters()).device)

@@ -4,6 +4,7 @@ Layout of a saved pipeline folder (what `load_pipeline` and the Hub scripts read
     model_index.json            DiTPipeline + id2label
     scheduler/  vae/            plain diffusers components
     transformer/                config.json, diffusion_pytorch_model.safetensors, quanto_qmap.json
+                                (+ smoothing.safetensors for smoothed recipes: engine/smoothing.py)
     dit_demo.json               the recipe and its quantization report (how the folder was made)
 """
 
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import diffusers
@@ -23,6 +25,7 @@ from optimum.quanto import QuantizedDiffusersModel, quantization_map, requantize
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from dit_demo.engine.smoothing import folded_modules, install_plan, load_plan, plan_of, save_plan
 from dit_demo.engine.sources import QMAP_NAME, download_pipeline
 from dit_demo.engine.stock import stock_quantization_config
 from dit_demo.errors import CheckpointError, ModelLoadError
@@ -121,6 +124,9 @@ class QuantizedDiTTransformer2DModel(QuantizedDiffusersModel):
                 f"{folder} is not a complete checkpoint of this model: {len(missing)} tensors missing "
                 f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}. Refusing to run random weights."
             )
+        plan = load_plan(folder)  # smoothed recipes: the input scales that are not folded into weights
+        if plan:
+            install_plan(model, plan, folder)
         if dtype is not None and model.dtype != dtype:
             model.to(dtype)
         return model.to(device).eval()
@@ -141,7 +147,7 @@ def _publishable_config(path: Path, extra: dict | None = None) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _store_floats_as(weights: Path, dtype: torch.dtype | None) -> None:
+def _store_floats_as(weights: Path, dtype: torch.dtype | None, exact: Sequence[str] = ()) -> None:
     """Re-store kept float tensors in the base model's dtype (a CPU run upcasts an fp16 base to fp32).
 
     quanto's own tensors (int data, scales, shifts, activation scales) are left as computed: casting them would change
@@ -151,7 +157,10 @@ def _store_floats_as(weights: Path, dtype: torch.dtype | None) -> None:
         return
     state = load_file(str(weights))
     changed = False
+    exact = set(exact)  # modules whose tensors were computed (a smoothing fold), not copied from the base
     for key, tensor in state.items():
+        if key.rsplit(".", 1)[0] in exact:
+            continue
         if tensor.is_floating_point() and tensor.dtype != dtype and not key.endswith(QUANTO_INTERNAL_SUFFIXES):
             state[key] = tensor.to(dtype)
             changed = True
@@ -165,10 +174,11 @@ def save_transformer(
     """Plain diffusers format, or quanto's (config + safetensors + quanto_qmap.json) when quantized; a quantized
     config also carries the `quantization_config` stock diffusers needs (or a loud refusal, see `stock`)."""
     transformer.save_pretrained(folder, safe_serialization=True)
-    _store_floats_as(folder / WEIGHTS_NAME, storage_dtype)
+    _store_floats_as(folder / WEIGHTS_NAME, storage_dtype, folded_modules(plan_of(transformer)))
     extra = None
     if is_quantized(transformer):
         (folder / QMAP_NAME).write_text(json.dumps(quantization_map(transformer), indent=2), encoding="utf-8")
+        save_plan(transformer, folder)
         extra = {"quantization_config": stock_quantization_config(transformer)}
     _publishable_config(folder / "config.json", extra)
 
