@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from dit_demo.errors import DemoError
 
-RECIPE_NAMES = ("bf16", "int8", "int8-a8", "fp8", "fp8-a8", "int4")
+RECIPE_NAMES = ("bf16", "int8", "int8-a8", "int8-a8-smooth", "fp8", "fp8-a8", "int4")
 REFERENCE_RECIPE = "bf16"
 KEEP_GROUP_NAMES = ("adaln", "embedders", "attention", "mlp")
 SCHEDULER_NAMES = ("dpm", "ddim", "euler")
