@@ -230,7 +230,7 @@ def measurements_record(
             "steps": spec.steps,
             "guidance_scale": spec.guidance,
         },
-        "rows": run.comparison.rows(),
+        "rows": [{**row, "source": published_source(info)} for row in run.comparison.rows()],
         "sizes": {
             "transformer_checkpoint_bytes": folder_bytes(folder / "transformer"),
             "base_transformer_checkpoint_bytes": base[0],

@@ -18,6 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_hub import FakeHub  # noqa: E402
 from stand_in_env import TOKENS, point_client_at  # noqa: E402
 
+from tests.venvs import installed, make_venv, pinned  # noqa: E402
+
+STOCK_PACKAGES = ["torch", "diffusers", "optimum-quanto", "accelerate"]  # what a model card's install line names
+
 
 @pytest.fixture(scope="module")
 def fake_hub():
@@ -32,3 +36,13 @@ def hub_env(fake_hub, tmp_path, monkeypatch):
     disable_progress_bars()
     yield fake_hub
     enable_progress_bars()
+
+
+@pytest.fixture(scope="session")
+def stock_python(tmp_path_factory) -> Path:
+    """A clean venv holding only STOCK_PACKAGES at requirements.txt's pins: built once per test session, shared by
+    the stock-diffusers and model-card snippet tests."""
+    python = make_venv(tmp_path_factory.mktemp("stock-venv") / "venv", pinned(STOCK_PACKAGES))
+    names = installed(python)
+    assert "dit-quanto-demo" not in names and "gradio" not in names and "torchmetrics" not in names
+    return python

@@ -18,21 +18,12 @@ from dit_demo.engine.generate import build_reference, build_variant, generate
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.engine.serialization import save_pipeline
 from tests.conftest import TINY_CALIBRATION
-from tests.venvs import installed, make_venv, pinned, run_python
+from tests.venvs import run_python
 
 pytestmark = pytest.mark.slow
 
-STOCK_PACKAGES = ["torch", "diffusers", "optimum-quanto", "accelerate"]
 WEIGHT_ONLY = ["int8", "fp8", "int4"]
 REQUEST = dict(labels=[3, 7], seeds=[0, 1], steps=8, guidance_scale=4.0)
-
-
-@pytest.fixture(scope="session")
-def stock_python(tmp_path_factory):
-    python = make_venv(tmp_path_factory.mktemp("stock-venv") / "venv", pinned(STOCK_PACKAGES))
-    names = installed(python)
-    assert "dit-quanto-demo" not in names and "gradio" not in names and "torchmetrics" not in names
-    return python
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +71,7 @@ STOCK_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def stock_outcomes(stock_python, published) -> dict:
+def stock_outcomes(stock_python, published) -> dict:  # stock_python: tests/hub/conftest.py (one venv a session)
     """One interpreter start for every case (torch imports once): what stock diffusers did with each folder."""
     root, folders = published
     cases = {recipe: ("DiTPipeline", str(folders[recipe]), str(root / f"{recipe}.npy")) for recipe in folders}
