@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,44 @@ def test_space_folder_front_matter_and_default_model(tmp_path):
     assert meta["python_version"] == "3.12" and meta["app_file"] == "space_app.py"
     assert meta["models"] == ["alice/tiny-dit-int8"] and meta["preload_from_hub"] == ["alice/tiny-dit-int8"]
     assert (out / "app.py").read_bytes() == (ROOT / "app.py").read_bytes()
+    assert meta["suggested_hardware"] == "cpu-basic"
+    for tab_file in ("gallery/embedded/grid.png", "gallery/embedded/results.md", "bench/README.md"):
+        assert (out / tab_file).read_bytes() == (ROOT / tab_file).read_bytes(), tab_file  # what the tabs show
+    assert not list((out / "bench").rglob("*.py")) and not list((out / "bench").rglob("*.sh"))
+
+
+def test_space_requirements_keep_the_cuda_build_off_a_cpu_space(tmp_path):
+    """Checked as text: PyTorch's CPU wheel index cannot be reached from this machine (not verifiable offline)."""
+    pins = (ROOT / "requirements.txt").read_text()
+    torch_pin = next(line for line in pins.splitlines() if line.startswith("torch=="))
+    argv = ["--repo-id", "alice/demo", "--model", "embedded"]
+    assert deploy_space.main([*argv, "--out", str(tmp_path / "cpu")]) == 0  # cpu-basic by default
+    cpu = (tmp_path / "cpu" / "requirements.txt").read_text().splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in cpu and f"{torch_pin}+cpu" in cpu
+    assert [line for line in cpu if not line.startswith(("#", "--", "torch=="))] == [
+        line for line in pins.splitlines() if not line.startswith(("#", "torch=="))
+    ]  # every other pin unchanged
+    for hardware in ("t4-small", "zero-a10g"):
+        assert deploy_space.main([*argv, "--out", str(tmp_path / hardware), "--hardware", hardware]) == 0
+        assert (tmp_path / hardware / "requirements.txt").read_text() == pins
+        meta = SpaceCard.load(tmp_path / hardware / "README.md").data.to_dict()
+        assert meta["suggested_hardware"] == hardware
+    assert deploy_space.main([*argv, "--out", str(tmp_path / "x"), "--hardware", "a-toaster"]) == 2
+
+
+def test_a_local_model_folder_is_shipped_inside_the_space(tmp_path):
+    from dit_demo.engine.sources import EMBEDDED_MODEL_DIR
+
+    model = tmp_path / "somewhere" / "digits-int8"
+    shutil.copytree(EMBEDDED_MODEL_DIR, model)
+    (model / "README.md").write_text("a card the Space does not need")
+    out = tmp_path / "space"
+    assert deploy_space.main(["--repo-id", "alice/demo", "--model", str(model), "--out", str(out)]) == 0
+    shipped = out / "models" / "digits-int8"
+    assert (shipped / "transformer" / "config.json").is_file() and not (shipped / "README.md").exists()
+    code = (out / "space_app.py").read_text()
+    assert str(tmp_path) not in code and "with_name('models') / 'digits-int8'" in code
+    assert "models/digits-int8" in SpaceCard.load(out / "README.md").text
 
 
 def test_space_entry_point_sets_the_default_and_a_variable_overrides_it(tmp_path):
