@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from dit_demo import compare as scoring
-from dit_demo.app import config
+from dit_demo.app import config, zerogpu
 from dit_demo.app.inputs import Request
 from dit_demo.app.offered import peek_id2label, prequantized_recipe
 from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
@@ -78,13 +78,9 @@ def _notify(message: str) -> None:
 # GPU hooks: ZeroGPU decorator, optional fast path, CPU thread budget
 
 
-def _spaces_gpu(duration: int = 120) -> Callable[[Callable], Callable]:
-    """`spaces.GPU` where the package exists (Hugging Face Spaces), a no-op elsewhere."""
-    try:
-        import spaces  # type: ignore[import-not-found]
-    except ImportError:
-        return lambda fn: fn
-    return spaces.GPU(duration=duration)
+def _spaces_gpu(duration: int | None = None) -> Callable[[Callable], Callable]:
+    """`@spaces.GPU(duration=...)` on ZeroGPU (`zerogpu.active()`), the identity elsewhere."""
+    return zerogpu.gpu(duration)
 
 
 def fast_module():
@@ -101,7 +97,7 @@ def fast_compile_available() -> bool:
     return fast_module() is not None and torch.cuda.is_available()
 
 
-@_spaces_gpu(duration=180)
+@_spaces_gpu()
 def run_comparison(
     variants: dict[str, Variant], request: SamplingRequest, *, reference: str, cold: Sequence[Variant] = ()
 ) -> Comparison:
@@ -162,7 +158,7 @@ class DemoService:
         max_batch: int = MAX_BATCH,
     ):
         self.default_model = config.default_model(default_model)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = torch.device(device) if device is not None else (zerogpu.device() or default_device())
         max_variants = config.max_variants() if max_variants is None else max_variants
         self.cache = VariantCache(max_variants=max_variants, device=self.device, calibration=calibration)
         self.max_batch = max_batch
@@ -177,7 +173,7 @@ class DemoService:
 
     def variants(self, request: Request, notify: Callable[[str], None] | None = None) -> tuple[str, dict[str, Variant]]:
         """The reference recipe and every requested variant, built once (the cache says what it builds)."""
-        saved = prequantized_recipe(request.model)
+        saved = prequantized_recipe(request.model) or self._loaded_as(request.model, notify)
         if saved:
             variant = self.cache.get(request.model, saved, on_build=notify)
             return variant.recipe, {variant.recipe: variant}
@@ -228,7 +224,15 @@ class DemoService:
         except Exception as exc:  # a failed preload is reported by the first request instead
             log.warning("Preloading %s failed: %s", self.default_model, exc)
 
+    def _loaded_as(self, model: str, notify: Callable[[str], None] | None) -> str | None:
+        """The saved recipe of a pre-quantized source `prequantized_recipe` could not see (a Hub id not yet in
+        the cache): the loaded reference knows (the model is loaded anyway, once)."""
+        reference = self.cache.reference(model, on_build=notify)
+        return reference.recipe if reference.recipe != REFERENCE_RECIPE else None
+
     def start_preload(self, recipes: Sequence[str] = config.DEFAULT_RECIPES) -> threading.Thread:
+        if zerogpu.active():  # built now, before launch, outside the GPU function (see dit_demo.app.zerogpu)
+            return zerogpu.start_preload(self, recipes)
         thread = threading.Thread(target=self.preload, args=(list(recipes),), name="dit-demo-preload", daemon=True)
         thread.start()
         return thread
