@@ -33,7 +33,14 @@ KNOWN_BASES = {  # Hub ids whose license we know without asking the Hub
     "facebook/DiT-XL-2-256": "cc-by-nc-4.0",
     "facebook/DiT-XL-2-512": "cc-by-nc-4.0",
 }
-RECIPE_TAGS = {"int8": ["int8"], "int8-a8": ["int8", "w8a8"], "fp8": ["fp8"], "int4": ["int4"], "bf16": []}
+RECIPE_TAGS = {
+    "int8": ["int8"],
+    "int8-a8": ["int8", "w8a8"],
+    "int8-a8-smooth": ["int8", "w8a8", "smoothquant"],
+    "fp8": ["fp8"],
+    "int4": ["int4"],
+    "bf16": [],
+}
 
 
 class CardError(DemoError):
@@ -126,6 +133,20 @@ def kept_text(report: dict) -> str:
     return text + ")"
 
 
+def smoothing_text(report: dict) -> str:
+    """How a smoothed recipe chose its smoothing and activation scales (engine/smoothing_search.py)."""
+    config = report["smoothing"]["config"]
+    sites = report["smoothing"]["sites"]
+    return (
+        f"per-channel smoothing of {report['smoothing']['smoothed_sites']} of {len(sites)} sites, folded into the "
+        "adaLN modulation, V projection and gates (the `ff.net.2` input scales are stored in "
+        "`transformer/smoothing.safetensors`), each chosen by its measured error on held-out classes "
+        f"{config['holdout_labels']} and seeds {config['holdout_seeds']}; static activation scales = the |max| over "
+        f"the sampling trajectory of classes {config['labels']}, seeds {config['seeds']}, {config['steps']} steps, "
+        f"guidance {', '.join(f'{g:g}' for g in config['guidance_scales'])}"
+    )
+
+
 def build_card(measurements: dict) -> ModelCard:
     """Render the card from the measured record written by `dit-demo push-model` (and nothing else)."""
     m = measurements
@@ -150,11 +171,15 @@ def build_card(measurements: dict) -> ModelCard:
     report = m["quantization"]
     calibration = report.get("calibration")
     calibration_text = (
-        f"`Calibration(streamline=False, momentum={calibration['momentum']})` over the full sampling trajectory: "
-        f"classes {calibration['labels']}, seeds {calibration['seeds']}, {calibration['steps']} steps, "
-        f"guidance {calibration['guidance_scale']} (seeds disjoint from the sample seeds)"
-        if calibration
-        else "none (weight-only recipe: activations stay in full precision)"
+        smoothing_text(report)
+        if report.get("smoothing")
+        else (
+            f"`Calibration(streamline=False, momentum={calibration['momentum']})` over the full sampling trajectory: "
+            f"classes {calibration['labels']}, seeds {calibration['seeds']}, {calibration['steps']} steps, "
+            f"guidance {calibration['guidance_scale']} (seeds disjoint from the sample seeds)"
+            if calibration
+            else "none (weight-only recipe: activations stay in full precision)"
+        )
     )
     header = ["variant", "latency", "per step", f"peak memory ({quant['memory_kind']})"]
     header += ["PSNR vs reference", "SSIM vs reference"] + (["digit accuracy"] if digits else [])

@@ -151,6 +151,18 @@ def stock_snippet(m: dict) -> str:
     )
 
 
+# A smoothed recipe (int8-a8-smooth) folds most of its smoothing into the weights; the input scales of ff.net.2 are
+# stored apart (transformer/smoothing.safetensors) and must be applied before quanto quantizes that layer's input.
+SMOOTHING_LINES = (
+    "# smoothing: ff.net.2 of every block divides its input by a stored per-channel scale (before quanto's own hook)\n"
+    "from safetensors.torch import load_file\n\n"
+    'for name, scale in load_file(f"{folder}/transformer/smoothing.safetensors").items():\n'
+    '    if name.endswith(".fc2_in"):\n'
+    '        layer = transformer.get_submodule(name.rsplit(".", 1)[0]).ff.net[2]\n'
+    "        layer.register_forward_pre_hook(lambda m, a, inv=1.0 / scale: (a[0] * inv.to(a[0]),), prepend=True)\n"
+)
+
+
 def quanto_snippet(m: dict) -> str:
     device, dtype = where_run(m)
     scheduler = m["scheduler_class"]
@@ -161,7 +173,8 @@ def quanto_snippet(m: dict) -> str:
         "class QuantizedDiTTransformer2DModel(QuantizedDiffusersModel):\n    base_class = DiTTransformer2DModel\n\n\n"
         f'folder = snapshot_download("{m["repo_id"]}")\n'
         'transformer = QuantizedDiTTransformer2DModel.from_pretrained(f"{folder}/transformer")._wrapped  # nn.Module\n'
-        'with open(f"{folder}/model_index.json", encoding="utf-8") as handle:\n'
+        + (SMOOTHING_LINES if (m.get("quantization") or {}).get("smoothing") else "")
+        + 'with open(f"{folder}/model_index.json", encoding="utf-8") as handle:\n'
         '    id2label = json.load(handle)["id2label"]\n'
         "pipe = DiTPipeline(\n"
         f'    transformer=transformer.to("{device}", torch.{dtype}),\n'

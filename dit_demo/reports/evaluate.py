@@ -152,7 +152,20 @@ def check_targets(rows: Sequence[Mapping]) -> list[dict]:
             known = row["fid"] is not None and ref["fid"] is not None and ref["fid"] > 0
             rel = (row["fid"] - ref["fid"]) / ref["fid"] * 100 if known else float("nan")
             add(f"int8 FID increase @ g={guidance:g} <= 5 %", rel, 5.0, "%", False)
+        smooth_targets(add, ref, find("int8-a8-smooth", guidance), guidance)
     return checks
+
+
+def smooth_targets(add, ref: Mapping, row: Mapping | None, guidance: float) -> None:
+    """int8-a8-smooth's goals (issue 18): PSNR >= 45 dB, FID within 3 %, accuracy within 1 point of full precision."""
+    if row is None:
+        return
+    add(f"int8-a8-smooth PSNR @ g={guidance:g} >= 45 dB", row["psnr_db"], 45.0, "dB")
+    known = row["fid"] is not None and ref["fid"] is not None and ref["fid"] > 0
+    rel = (row["fid"] - ref["fid"]) / ref["fid"] * 100 if known else float("nan")
+    add(f"int8-a8-smooth FID increase @ g={guidance:g} <= 3 %", rel, 3.0, "%", False)
+    drop = (ref["digit_accuracy"] - row["digit_accuracy"]) * 100
+    add(f"int8-a8-smooth accuracy drop @ g={guidance:g} <= 1 point(s)", drop, 1.0, "points", False)
 
 
 def fmt(value: float | None, spec: str, missing: str = "–") -> str:
