@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "GPU benchmark of recipes and compile modes: latency, memory, quality"),
     "linears": ("linears", "per-layer timings of the linear layers of one real forward (CUDA)"),
     "evaluate": ("evaluate", "digit accuracy and FID of the embedded digits model per recipe"),
+    "layer-errors": ("layer_errors", "which layers and timesteps carry a recipe's quantization error (SNR)"),
     "train": ("train", "train the embedded digits model (seeded, CPU)"),
     "push-model": ("push_model", "write a quantized model repo with its measured card; --push uploads it"),
     "push-gallery": ("push_gallery", "share a gallery folder as a dataset repo; --push uploads it"),
