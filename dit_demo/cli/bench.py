@@ -12,9 +12,19 @@ from collections.abc import Sequence
 from dit_demo.cli.common import comma_ints, comma_list, guarded
 
 # The engine's tables (`engine.fast.COMPILE_MODES`, `LINEAR_KERNELS`), spelled here so --help needs no torch;
-# tests/cli/test_bench_cli.py asserts they are equal.
+# tests/cli/test_cli_reports.py asserts they are equal.
 COMPILE_MODE_NAMES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 KERNEL_NAMES = ("auto", "triton", "mixed", "torch")
+CAPTURE_NAMES = ("auto", "step", "forward")
+FUSE_CHOICES = {"off": False, "on": True}
+
+
+def fuse_choices(text: str) -> list[bool]:
+    values = comma_list(text)
+    unknown = [v for v in values if v not in FUSE_CHOICES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"--fuse-qkv takes off and/or on, not {', '.join(unknown)}")
+    return [FUSE_CHOICES[v] for v in values]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"({', '.join(KERNEL_NAMES)}; auto = plain torch ops, the measured H100 winner): one cell each",
     )
     parser.add_argument(
+        "--capture",
+        type=comma_list,
+        default=["auto"],
+        help="comma-separated, one cell each for compiled cells: step (the whole denoising step and the decode as "
+        "CUDA graphs), forward (torch.compile's own graphs around the forward), auto (step on a GPU)",
+    )
+    parser.add_argument(
+        "--fuse-qkv", type=fuse_choices, default=[False], help="off, on or off,on: compiled cells with fused QKV"
+    )
+    parser.add_argument(
         "--eager-recipes",
         default="all",
         help="comma-separated recipes that also get an eager (compile none) cell; bf16 always does (default: all)",
@@ -70,6 +90,8 @@ def config_from_args(args: argparse.Namespace):
         batches=tuple(args.batch),
         compile_modes=tuple(args.compile),
         kernels=tuple(args.kernels),
+        captures=tuple(args.capture),
+        fuse=tuple(args.fuse_qkv),
         eager_recipes=None if args.eager_recipes == "all" else tuple(comma_list(args.eager_recipes)),
         steps=args.steps,
         guidance=args.guidance,

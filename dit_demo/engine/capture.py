@@ -29,7 +29,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from dit_demo.engine import conditioning
 from dit_demo.engine.recurrence import NotCapturable, linear_recurrence
-from dit_demo.engine.slot import Slot, capture_graph, scheduler_key
+from dit_demo.engine.slot import Slot, capture_graph, median_replay_seconds, scheduler_key
 from dit_demo.engine.sources import NULL_CLASS_ID
 
 MAX_SLOTS = 4  # (batch, guidance on/off, steps, sampler) combinations kept captured; the oldest is dropped
@@ -180,14 +180,27 @@ class StepSampler:
         else:
             {"fill": self._fill, "step": self._step, "decode": self._decode}[name](slot)
 
-    def forward_graph_seconds(self, batch: int, guidance_scale: float, steps: int, runs: int) -> float | None:
-        """Median GPU seconds of the transformer forward alone, as the step runs it (tables active), replayed from
-        its own CUDA graph; None without graphs or before the slot was captured."""
+    def replayer(self, batch: int, guidance_scale: float, steps: int, which: str = "forward"):
+        """A callable replaying one captured graph of an already captured request shape — "forward" (the transformer
+        alone, as the step runs it) or "step" (the whole first step) — for timing and profiling; None without
+        graphs or before that shape ran."""
         key = (batch, guidance_scale > 1, steps, scheduler_key(self.pipe.scheduler))
         slot = self.slots.get(key)
         if slot is None or not slot.graphs:
             return None
-        return slot.time_forward(self.pipe.transformer, self.pool, runs)
+        if which == "step":
+            return slot.step_replay()
+        conditioning.activate(self.tables, slot.current)  # the forward as the step runs it (no recompile)
+        try:
+            return slot.forward_replay(self.pipe.transformer, self.pool)
+        finally:
+            conditioning.activate(self.tables, None)
+
+    def forward_graph_seconds(self, batch: int, guidance_scale: float, steps: int, runs: int) -> float | None:
+        """Median GPU seconds of the transformer forward alone, as the step runs it (tables active), replayed from
+        its own CUDA graph; None without graphs or before the shape was captured."""
+        replay = self.replayer(batch, guidance_scale, steps, "forward")
+        return None if replay is None else median_replay_seconds(replay, runs)
 
 
 class CapturedDiTPipeline(DiTPipeline):

@@ -5,8 +5,8 @@ DiT's self-attention projects the same normalized tokens three times (to_q, to_k
 `FusedAttnProcessor2_0`, which splits the fused output back into q, k, v. It works for plain `nn.Linear`
 (bf16 / fp32), `Int8Linear` and `Fp8Linear` (per-output-channel weight scales concatenate; static activation input
 scales must be equal — the three layers see the same input, so calibration gives them the same scale — and output
-scales become per-column vectors). The three original modules keep working as views into the fused tensors, so no
-weight is stored twice.
+scales become per-column vectors). The three original modules are dropped (`None`), so no weight is stored twice and
+weight-byte counts stay true; a sibling made with `compile_variant(..., inplace=False)` drops only its own.
 """
 
 from __future__ import annotations
@@ -40,31 +40,18 @@ def _fuse_linear(layers: list[torch.nn.Linear]) -> torch.nn.Linear:
     fused.weight = torch.nn.Parameter(weight, requires_grad=False)
     fused.bias = None if first.bias is None else torch.nn.Parameter(_cat([layer.bias.detach() for layer in layers]),
                                                                     requires_grad=False)  # fmt: skip
-    offset = 0
-    for layer in layers:  # the originals become views into the fused tensors (no second copy)
-        rows = layer.weight.shape[0]
-        layer.weight = torch.nn.Parameter(fused.weight[offset : offset + rows], requires_grad=False)
-        if layer.bias is not None:
-            layer.bias = torch.nn.Parameter(fused.bias[offset : offset + rows], requires_grad=False)
-        offset += rows
     return fused
 
 
 def _fuse_quantized(layers: list) -> torch.nn.Module:
-    cls = type(layers[0])
     widths = [layer.out_features for layer in layers]
-    fused = cls(
+    return type(layers[0])(
         torch.cat([layer.weight for layer in layers]),
         _cat([layer.scale for layer in layers]),
         _cat([layer.bias for layer in layers]),
         layers[0].input_scale,
         _per_column([layer.output_scale for layer in layers], widths),
     )
-    offset = 0
-    for layer, rows in zip(layers, widths):
-        layer.weight = fused.weight[offset : offset + rows]
-        offset += rows
-    return fused
 
 
 def fusable(attn: torch.nn.Module) -> bool:
@@ -87,6 +74,7 @@ def fuse_qkv(module: torch.nn.Module) -> int:
         layers = [attn.to_q, attn.to_k, attn.to_v]
         fused = _fuse_linear(layers) if isinstance(layers[0], torch.nn.Linear) else _fuse_quantized(layers)
         attn.to_qkv = fused
+        attn.to_q = attn.to_k = attn.to_v = None  # FusedAttnProcessor2_0 reads only to_qkv for self-attention
         attn.fused_projections = True
         attn.set_processor(FusedAttnProcessor2_0())
         count += 1

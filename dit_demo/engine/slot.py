@@ -31,6 +31,7 @@ def image_shape(pipe: DiTPipeline, batch: int) -> tuple[int, int, int, int]:
     return batch, config.out_channels, size, size
 
 
+@torch.no_grad()  # inference only (and a compiled module called with grad enabled would compile a second time)
 def capture_graph(fn, pool, reset) -> torch.cuda.CUDAGraph:
     """Warm `fn` up on a side stream (compile, autotune, cuBLAS handles), then capture one call of it."""
     stream = torch.cuda.Stream()
@@ -62,6 +63,7 @@ class Slot:
     current: torch.Tensor | None  # [rows, columns] the step's row of `table`, read by the transformer
     image: torch.Tensor  # [batch, 3, h, w] in [0, 1], the VAE's dtype
     graphs: dict | None = None
+    forward_graph: torch.cuda.CUDAGraph | None = None
 
     @classmethod
     def create(
@@ -91,19 +93,37 @@ class Slot:
             image=torch.zeros(image_shape(pipe, batch), device=device, dtype=pipe.vae.dtype),
         )
 
-    def time_forward(self, transformer: torch.nn.Module, pool, runs: int) -> float:
-        """Median seconds of one transformer forward on this slot's inputs, replayed from its own CUDA graph."""
-        rows = self.labels.shape[0]
-        model_input = torch.cat([self.x, self.x]) if self.cfg else self.x.clone()
-        timestep = self.timesteps[:1].expand(rows)
-        graph = capture_graph(lambda: transformer(model_input, timestep=timestep, class_labels=self.labels), pool,
-                         lambda: None)  # fmt: skip
-        times = []
-        for _ in range(runs + 3):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            graph.replay()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1000)
-        return statistics.median(times[3:])
+    def forward_replay(self, transformer: torch.nn.Module, pool):
+        """A replay of the transformer forward alone on this slot's inputs, from its own CUDA graph (captured on
+        first use; the caller serves the conditioning tables, as the step does)."""
+        if self.forward_graph is None:
+            rows = self.labels.shape[0]
+            model_input = torch.cat([self.x, self.x]) if self.cfg else self.x.clone()
+            timestep = self.timesteps[:1].expand(rows)
+            self.forward_graph = capture_graph(
+                lambda: transformer(model_input, timestep=timestep, class_labels=self.labels), pool, lambda: None
+            )
+        return self.forward_graph.replay
+
+    def step_replay(self):
+        """A replay of the first denoising step (the step counter reset before each)."""
+        step = self.graphs["step"]
+
+        def replay() -> None:
+            self.index.zero_()
+            step.replay()
+
+        return replay
+
+
+def median_replay_seconds(replay, runs: int) -> float:
+    """Median GPU seconds of `replay()` by CUDA events, after 3 untimed replays."""
+    times = []
+    for _ in range(runs + 3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1000)
+    return statistics.median(times[3:])

@@ -24,12 +24,17 @@ import torch
 
 from dit_demo.compare import image_quality
 from dit_demo.engine.device import default_device, free_memory, memory_in_use, sync
-from dit_demo.engine.fast import COMPILE_MODES, LINEAR_KERNELS, compile_variant, warm_up
+from dit_demo.engine.fast import CAPTURE_MODES, COMPILE_MODES, LINEAR_KERNELS, compile_variant, warm_up
 from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
 from dit_demo.engine.machine import environment
 from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
+from dit_demo.reports.bench_timing import (  # forward_inputs: re-exported, reports.linears imports it from here
+    forward_inputs,  # noqa: F401
+    profile_transformer_forward,
+    time_transformer_forward,
+)
 from dit_demo.reports.charts import scatter_chart
 from dit_demo.units import GIB, format_bytes
 
@@ -44,6 +49,8 @@ class BenchConfig:
     batches: tuple[int, ...] = (1,)
     compile_modes: tuple[str, ...] = ("none", "reduce-overhead")
     kernels: tuple[str, ...] = ("auto",)  # int8 linear kernels of the compiled int8 cells: one cell each
+    captures: tuple[str, ...] = ("auto",)  # compiled cells: what CUDA graphs capture (engine.fast.CAPTURE_MODES)
+    fuse: tuple[bool, ...] = (False,)  # compiled cells: without / with fused QKV (one cell each)
     eager_recipes: tuple[str, ...] | None = None  # recipes that also get an eager cell (None: all; bf16 always)
     steps: int = 25
     guidance: float = 4.0
@@ -68,13 +75,18 @@ class BenchConfig:
                 raise InvalidRequestError(f"unknown compile mode {mode!r}; choose from {', '.join(COMPILE_MODES)}")
         if REFERENCE_RECIPE not in self.recipes or "none" not in self.compile_modes:
             raise InvalidRequestError("the bf16 eager baseline must be part of the run (ratios are to it)")
-        if not self.batches or not self.kernels:
-            raise InvalidRequestError("give at least one batch size and one kernel")
+        for capture in self.captures:
+            if capture not in CAPTURE_MODES:
+                raise InvalidRequestError(f"unknown capture {capture!r}; choose from {', '.join(CAPTURE_MODES)}")
+        if not self.batches or not self.kernels or not self.captures or not self.fuse:
+            raise InvalidRequestError("give at least one batch size, kernel, capture and fuse choice")
         recipes = (REFERENCE_RECIPE, *(r for r in self.recipes if r != REFERENCE_RECIPE))
         object.__setattr__(self, "recipes", recipes)
         object.__setattr__(self, "compile_modes", ("none", *(m for m in self.compile_modes if m != "none")))
         object.__setattr__(self, "batches", tuple(self.batches))
         object.__setattr__(self, "kernels", tuple(self.kernels))
+        object.__setattr__(self, "captures", tuple(self.captures))
+        object.__setattr__(self, "fuse", tuple(bool(f) for f in self.fuse))
         if self.eager_recipes is not None:
             object.__setattr__(self, "eager_recipes", tuple(self.eager_recipes))
 
@@ -90,6 +102,12 @@ class BenchConfig:
                     several = mode != "none" and recipe != REFERENCE_RECIPE and self.fast_linears
                     for kernel in self.kernels if several else self.kernels[:1]:
                         yield batch, mode, recipe, kernel
+
+    def options(self, mode: str) -> list[tuple[str, bool]]:
+        """(capture, fuse) of each cell for a compile mode: every combination when compiled, one when eager."""
+        if mode == "none":
+            return [("auto", False)]
+        return [(capture, fuse) for capture in self.captures for fuse in self.fuse]
 
 
 def device_label(env: Mapping) -> str:
@@ -111,82 +129,6 @@ def build_fresh(model: str, recipe: str, device: str | None, calibration: Calibr
     del reference
     free_memory()
     return variant
-
-
-def forward_inputs(variant: Variant, batch: int, guidance_scale: float) -> dict:
-    """One transformer call's inputs with the request's real shapes (CFG doubles the rows)."""
-    transformer = variant.pipe.transformer
-    config = transformer.config
-    rows = batch * (2 if guidance_scale > 1 else 1)
-    device, dtype = transformer.device, transformer.dtype
-    generator = torch.Generator("cpu").manual_seed(0)
-    latents = torch.randn(rows, config.in_channels, config.sample_size, config.sample_size, generator=generator)
-    return {
-        "hidden_states": latents.to(device=device, dtype=dtype),
-        "timestep": torch.full((rows,), 500, device=device, dtype=torch.long),
-        "class_labels": torch.arange(rows, device=device) % 1000,
-    }
-
-
-def _mark_step() -> None:
-    if hasattr(torch.compiler, "cudagraph_mark_step_begin"):
-        torch.compiler.cudagraph_mark_step_begin()
-
-
-def _timed_forward(transformer: torch.nn.Module, inputs: dict) -> float:
-    """Seconds of one forward: CUDA events on a GPU, the wall clock on CPU."""
-    if transformer.device.type != "cuda":
-        t0 = time.perf_counter()
-        transformer(**inputs)
-        return time.perf_counter() - t0
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    transformer(**inputs)
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1000
-
-
-def time_transformer_forward(variant: Variant, batch: int, guidance_scale: float, runs: int = 20) -> float:
-    """Median seconds of one transformer forward with the request's real shapes (CFG doubles the rows)."""
-    inputs = forward_inputs(variant, batch, guidance_scale)
-    times = []
-    with torch.no_grad():
-        for i in range(runs + 3):
-            _mark_step()
-            elapsed = _timed_forward(variant.pipe.transformer, inputs)
-            if i >= 3:
-                times.append(elapsed)
-    return statistics.median(times)
-
-
-def profile_transformer_forward(variant: Variant, batch: int, guidance_scale: float, runs: int, path: Path) -> list:
-    """Where a forward's device time goes: torch.profiler over `runs` forwards, the kernel table written to `path`,
-    the top kernels (name, share of device time, µs per forward) returned for results.json."""
-    from torch.profiler import ProfilerActivity, profile
-
-    inputs = forward_inputs(variant, batch, guidance_scale)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
-    with torch.no_grad(), profile(activities=activities) as prof:
-        for _ in range(runs):
-            _mark_step()
-            variant.pipe.transformer(**inputs)
-        sync(variant.device)
-    key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
-    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
-    events.sort(key=lambda e: getattr(e, key), reverse=True)
-    total = sum(getattr(e, key) for e in events) or 1.0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=90), encoding="utf-8")
-    return [
-        {
-            "name": e.key[:120],
-            "share": round(getattr(e, key) / total, 4),
-            "us_per_forward": round(getattr(e, key) / runs, 1),
-            "calls_per_forward": round(e.count / runs, 1),
-        }
-        for e in events[:12]
-    ]
 
 
 def batch_request(config: BenchConfig, batch: int) -> SamplingRequest:
@@ -215,8 +157,12 @@ def measure(variant: Variant, request: SamplingRequest, config: BenchConfig) -> 
         "quantize_s": variant.report.quantize_s,
         "calibrate_s": variant.report.calibrate_s,
         "dtype": results[0].dtype,
-        "forward_s": time_transformer_forward(variant, len(request.labels), config.guidance, runs=config.forward_runs),
+        "forward_s": time_transformer_forward(
+            variant, len(request.labels), config.guidance, runs=config.forward_runs, steps=config.steps
+        ),
+        "path": getattr(variant.pipe, "last_path", "pipeline"),
     }
+    numbers["step_over_forward"] = numbers["per_step_s"] / numbers["forward_s"]
     return numbers, results[-1].images
 
 
@@ -227,10 +173,13 @@ def bench_one(
     request: SamplingRequest,
     reference_images: list | None,
     kernel: str = "auto",
+    capture: str = "auto",
+    fuse: bool = False,
 ) -> tuple[dict, list | None]:
-    """Build, warm up, time and measure one (recipe, compile mode, batch, int8 kernel) cell."""
+    """Build, warm up, time and measure one (recipe, compile mode, batch, int8 kernel, capture, fuse) cell."""
     batch = len(request.labels)
     row: dict = {"recipe": recipe, "compile": compile_mode, "batch": batch, "model": config.model, "kernel": kernel}
+    row.update(capture=capture, fuse=fuse)
     calibration = CalibrationConfig(steps=config.steps, guidance_scale=config.guidance)
     variant = None
     try:
@@ -240,9 +189,16 @@ def bench_one(
         row["build_s"] = time.perf_counter() - start
         if compile_mode != "none":
             compile_variant(
-                variant, compile_mode, fast_linears=config.fast_linears, kernel=kernel, fullgraph=config.fullgraph
+                variant,
+                compile_mode,
+                fast_linears=config.fast_linears,
+                kernel=kernel,
+                fullgraph=config.fullgraph,
+                capture=capture,
+                fuse=fuse,
             )
         row["compile_mode"] = variant.compile_mode
+        row["capture"] = "step" if "+step-graph" in variant.compile_mode else "forward"
         row["memory_after_load_bytes"] = memory_in_use(variant.device) if variant.device.type == "cuda" else None
         numbers, images = measure(variant, request, config)
         row.update(numbers)
@@ -250,7 +206,7 @@ def bench_one(
             name = f"profile-b{batch}-{recipe}-{variant.compile_mode}.txt".replace("+", "-")
             row["profile_file"] = name
             row["profile_top"] = profile_transformer_forward(
-                variant, batch, config.guidance, config.profile, Path(config.out) / name
+                variant, batch, config.guidance, config.profile, Path(config.out) / name, steps=config.steps
             )
         if reference_images is None:
             reference_images = images
@@ -267,12 +223,17 @@ def bench_one(
     return row, reference_images
 
 
+def _setting(row: Mapping) -> tuple:
+    """Compile mode, capture and QKV fusion: a bf16 row with the same setting is the "same mode" baseline."""
+    return row["compile"], row.get("capture", "forward"), bool(row.get("fuse", False))
+
+
 def add_ratios(rows: list[dict]) -> None:
-    """Every ratio is to a bf16 row of the same run and batch: eager, same compile mode, and best compiled."""
+    """Every ratio is to a bf16 row of the same run and batch: eager, same setting, and best compiled."""
     for row in rows:
         same_batch = [r for r in rows if r["batch"] == row["batch"] and r["recipe"] == REFERENCE_RECIPE and r["ok"]]
         eager = next((r for r in same_batch if r["compile"] == "none"), None)
-        same_mode = next((r for r in same_batch if r["compile"] == row["compile"]), None)
+        same_mode = next((r for r in same_batch if _setting(r) == _setting(row)), None)
         compiled = [r for r in same_batch if r["compile"] != "none"]
         best = min(compiled, key=lambda r: r["latency_s"]) if compiled else None
         if not row["ok"]:
@@ -292,13 +253,14 @@ def _fmt(value, spec: str, scale: float = 1.0) -> str:
 
 def _table_row(r: Mapping) -> str:
     if not r["ok"]:
-        return f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} | | | | | | | | | | |"
+        return f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} | | | | | | | | | | | |"
     psnr_db = row_psnr_db(r)
     return (
         f"| {r['batch']} | {r['recipe']} | {r.get('compile_mode', r['compile'])} | {r['latency_s']:.3f} "
         f"| {_fmt(r.get('latency_vs_bf16_eager'), '.2f')} | {_fmt(r.get('latency_vs_bf16_same_mode'), '.2f')} "
         f"| {_fmt(r.get('latency_vs_bf16_best_compiled'), '.2f')} | {r['forward_s'] * 1000:.2f} "
-        f"| {r['per_step_s'] * 1000:.1f} | {format_bytes(r['peak_memory_bytes'])} "
+        f"| {r['per_step_s'] * 1000:.2f} | {_fmt(r.get('step_over_forward'), '.2f')} "
+        f"| {format_bytes(r['peak_memory_bytes'])} "
         f"| {_fmt(r.get('peak_memory_vs_bf16_same_mode'), '.2f')} | {format_bytes(r['weight_bytes'])} "
         f"| {'identical' if psnr_db is None else f'{psnr_db:.1f}'} | {r['warmup_s']:.1f} |"
     )
@@ -313,8 +275,9 @@ def markdown(rows: list[Mapping], env: Mapping, config: Mapping) -> str:
         f"torch {env['torch']}, diffusers {env['diffusers']}, optimum-quanto {env['optimum_quanto']}; {env['date']}.",
         "",
         "| batch | recipe | compile | end-to-end s | × bf16 eager | × bf16 same mode | × best bf16 compiled "
-        "| forward ms | ms / step | peak memory | × bf16 peak | weights | PSNR vs bf16 dB | warm-up s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| forward ms | ms / step | step ÷ forward | peak memory | × bf16 peak | weights | PSNR vs bf16 dB "
+        "| warm-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_table_row(r) for r in rows]
     return "\n".join(lines) + "\n"
@@ -331,7 +294,7 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
         {
             "memory_gib": r["peak_memory_bytes"] / GIB,
             "latency_s": r["latency_s"],
-            "label": f"{r['recipe']} {r['compile']} b{r['batch']}",
+            "label": f"{r['recipe']} {r.get('compile_mode', r['compile'])} b{r['batch']}",
         }
         for r in rows
         if r["ok"]
@@ -377,11 +340,14 @@ def run_bench(config: BenchConfig) -> dict:
     requests = {batch: batch_request(config, batch) for batch in config.batches}
     reference_images: dict[int, list | None] = {}
     for batch, mode, recipe, kernel in config.cells():
-        print(f"[bench] batch {batch} {recipe} compile={mode} kernel={kernel} ...", flush=True)
-        images = reference_images.get(batch)
-        row, reference_images[batch] = bench_one(config, recipe, mode, requests[batch], images, kernel)
-        rows.append(row)
-        print(f"[bench]   -> {_status(row)}", flush=True)
-        record, table = write_outputs(rows, env, config)
+        for capture, fuse in config.options(mode):
+            print(f"[bench] batch {batch} {recipe} compile={mode} kernel={kernel} capture={capture} fuse={fuse}")
+            images = reference_images.get(batch)
+            row, reference_images[batch] = bench_one(
+                config, recipe, mode, requests[batch], images, kernel, capture=capture, fuse=fuse
+            )
+            rows.append(row)
+            print(f"[bench]   -> {_status(row)}", flush=True)
+            record, table = write_outputs(rows, env, config)
     print(table, flush=True)
     return record

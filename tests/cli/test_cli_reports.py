@@ -10,9 +10,19 @@ from dit_demo.cli import bench, evaluate, linears, train
 
 
 def test_choice_lists_are_the_engines():
-    from dit_demo.engine.fast import COMPILE_MODES, LINEAR_KERNELS
+    from dit_demo.engine.fast import CAPTURE_MODES, COMPILE_MODES, LINEAR_KERNELS
 
     assert bench.COMPILE_MODE_NAMES == COMPILE_MODES and bench.KERNEL_NAMES == LINEAR_KERNELS
+    assert bench.CAPTURE_NAMES == CAPTURE_MODES
+
+
+def test_bench_capture_and_fusion_arguments():
+    config = bench.config_from_args(
+        bench.build_parser().parse_args(["--capture", "step,forward", "--fuse-qkv", "off,on"])
+    )
+    assert config.captures == ("step", "forward") and config.fuse == (False, True)
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--fuse-qkv", "maybe"])
 
 
 def test_bench_defaults_are_the_configs():

@@ -7,7 +7,7 @@ from diffusers.models.attention_processor import FusedAttnProcessor2_0
 from dit_demo.engine.fast import Fp8Linear, Int8Linear, convert_to_fast_linears
 from dit_demo.engine.fusion import fusable, fuse_qkv
 from dit_demo.engine.generate import build_reference, build_variant
-from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.quantize import CalibrationConfig, module_weight_bytes
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
 
@@ -32,10 +32,11 @@ def _forward(transformer, seed=0):
 def test_fused_qkv_gives_the_same_forward(recipe):
     transformer = _transformer(recipe)
     expected = _forward(transformer)
+    attn = transformer.transformer_blocks[0].attn1
+    width = attn.to_q.out_features
     count = fuse_qkv(transformer)
     assert count == len(transformer.transformer_blocks)
-    attn = transformer.transformer_blocks[0].attn1
-    assert isinstance(attn.processor, FusedAttnProcessor2_0) and attn.to_qkv.out_features == 3 * attn.to_q.out_features
+    assert isinstance(attn.processor, FusedAttnProcessor2_0) and attn.to_qkv.out_features == 3 * width
     kind = {"bf16": torch.nn.Linear, "int8": Int8Linear, "int8-a8": Int8Linear, "fp8-a8": Fp8Linear}[recipe]
     assert type(attn.to_qkv) is kind
     got = _forward(transformer)
@@ -43,14 +44,16 @@ def test_fused_qkv_gives_the_same_forward(recipe):
     assert fuse_qkv(transformer) == 0  # idempotent
 
 
-def test_originals_become_views_of_the_fused_weights():
+def test_fused_weights_hold_the_three_projections_once():
     transformer = _transformer("int8")
-    fuse_qkv(transformer)
     attn = transformer.transformer_blocks[0].attn1
-    fused = attn.to_qkv.weight
-    for i, layer in enumerate((attn.to_q, attn.to_k, attn.to_v)):
-        assert layer.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
-        assert torch.equal(layer.weight, fused[i * layer.out_features : (i + 1) * layer.out_features])
+    parts = [attn.to_q.weight.clone(), attn.to_k.weight.clone(), attn.to_v.weight.clone()]
+    scales = [attn.to_q.scale.clone(), attn.to_k.scale.clone(), attn.to_v.scale.clone()]
+    before = module_weight_bytes(transformer)
+    fuse_qkv(transformer)
+    assert torch.equal(attn.to_qkv.weight, torch.cat(parts)) and torch.equal(attn.to_qkv.scale, torch.cat(scales))
+    assert attn.to_q is None and attn.to_k is None and attn.to_v is None
+    assert module_weight_bytes(transformer) == before  # nothing stored twice
 
 
 def test_triton_kernels_and_mixed_types_are_left_alone():

@@ -92,6 +92,20 @@ def test_cells_follow_eager_recipes_and_kernels():
     ]
 
 
+def test_compiled_cells_get_every_capture_and_fusion_choice():
+    config = BenchConfig(captures=("step", "forward"), fuse=(False, True))
+    assert config.options("reduce-overhead") == [("step", False), ("step", True), ("forward", False), ("forward", True)]
+    assert config.options("none") == [("auto", False)]
+    with pytest.raises(InvalidRequestError, match="capture"):
+        BenchConfig(captures=("everything",))
+
+
+def test_rows_say_which_path_ran_and_step_over_forward(record):
+    for row in record[0]["rows"]:
+        assert row["path"] == "pipeline" and row["capture"] == "forward" and row["fuse"] is False
+        assert row["step_over_forward"] == pytest.approx(row["per_step_s"] / row["forward_s"])
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "bench").rglob("results.json")), ids=lambda p: p.parent.name)
 def test_committed_results_still_render(path):
     """Files written before the `psnr_db` rename keep `psnr_vs_bf16_db`; the table reads both."""
