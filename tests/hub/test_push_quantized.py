@@ -358,3 +358,19 @@ def test_embedded_digits_repo_card(tmp_path):
     assert card.data.license == "apache-2.0" and "digit accuracy" in card.text
     quant = next(r for r in measured["rows"] if r["recipe"] == "int8")
     assert f"| {quant['digit_accuracy']:.3f} |" in card.text
+
+
+def test_the_app_serves_a_pushed_repo_from_a_cold_cache(built, hub_env, monkeypatch):
+    """A pre-quantized Hub id the app has never downloaded: the offered-sources peek cannot see it is quantized,
+    the loaded reference does (before: 'already quantized; load the full-precision model')."""
+    from dit_demo.app.inputs import Request
+    from dit_demo.app.offered import prequantized_recipe
+    from dit_demo.app.service import DemoService
+
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    assert push(built) == 0
+    assert prequantized_recipe(REPO) is None  # nothing cached yet
+    service = DemoService(REPO, device="cpu")
+    sampling = SamplingRequest.create(["tench"], seed=0, steps=2)
+    comparison = service.compare(Request(REPO, sampling, ["int8"]))
+    assert set(comparison.results) == {"int8"} and prequantized_recipe(REPO) == "int8"
