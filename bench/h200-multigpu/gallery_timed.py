@@ -6,12 +6,15 @@ can be compared pixel by pixel. Run it from the project root, under `accelerate 
 
 It changes nothing in the gallery: it wraps module attributes the gallery looks up at call time
 (`build_reference`, `build_variants`, `generate_share`, `assemble`, `accelerate.utils.gather_object`).
-Writes the gallery's files to --out, plus --out/timing.json and DIR/<recipe>.npy (uint8, N×H×W×3, job order).
+Writes the gallery's files to --out, plus --out/timing.json, --out/hashes.json (SHA-256 of every image's RGB bytes,
+job order: runs on different machines can be compared) and DIR/<recipe>.npy (uint8, N×H×W×3, job order).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +25,23 @@ import torch
 
 START = time.perf_counter()
 sys.path.insert(0, str(Path.cwd()))
+
+if os.environ.get("GALLERY_SHARE_ONE_GPU") == "1":
+    # Several processes on ONE GPU (a 1-GPU machine): NCCL refuses two ranks on one device, so the process group is
+    # gloo (gathers go through host memory). Initialising accelerate's PartialState singleton here, before the
+    # gallery's make_state() asks for it, is the only change; both ranks use cuda:0 (LOCAL_RANK 0: accelerate's
+    # barrier allocates on cuda:LOCAL_RANK). RANK and WORLD_SIZE, which the process group uses, are untouched.
+    os.environ["LOCAL_RANK"] = "0"
+    os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cuda:0")
+    from accelerate import PartialState
+
+    if os.environ.get("GALLERY_SIMULATE_CUDA") == "1":  # CPU-only dry run of this path: pretend CUDA exists here
+        _available = torch.cuda.is_available
+        torch.cuda.is_available = lambda: True
+        PartialState(backend="gloo")
+        torch.cuda.is_available = _available
+    else:
+        PartialState(backend="gloo")
 
 from dit_demo import gallery  # noqa: E402
 
@@ -79,7 +99,7 @@ def gather_object(obj):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     t2 = time.perf_counter()
-    size = sum(a.nbytes for r in obj if isinstance(r, dict) for a in r.get("images", []))
+    size = sum(a.nbytes for r in obj if isinstance(r, dict) and isinstance(r.get("images"), list) for a in r["images"])
     GATHERS.append(
         {
             "items_sent": len(obj),
@@ -96,6 +116,12 @@ gallery.build_variants = timed("quantize_calibrate_s", gallery.build_variants)
 gallery.generate_share = timed("generate_share_s", generate_share)
 gallery.assemble = timed("assemble_metrics_s", gallery.assemble)
 accelerate.utils.gather_object = gather_object
+
+
+def _backend() -> str | None:
+    from accelerate import PartialState
+
+    return PartialState().backend
 
 
 def main(argv: list[str]) -> int:
@@ -117,6 +143,12 @@ def main(argv: list[str]) -> int:
     paths = gallery.write_gallery(result, args.out)
     write_s = time.perf_counter() - t0
     t0 = time.perf_counter()
+    hashes = {
+        recipe: [hashlib.sha256(np.ascontiguousarray(im.convert("RGB")).tobytes()).hexdigest() for im in images]
+        for recipe, images in result.images.items()
+    }
+    jobs = [[j["class_id"], j["seed"]] for j in result.jobs]
+    (Path(args.out) / "hashes.json").write_text(json.dumps({"jobs": jobs, "sha256": hashes}) + "\n")
     if npy is not None:
         npy.mkdir(parents=True, exist_ok=True)
         for recipe, images in result.images.items():
@@ -124,6 +156,8 @@ def main(argv: list[str]) -> int:
     npy_s = time.perf_counter() - t0
     timing = {
         "num_processes": result.num_processes,
+        "shared_one_gpu": os.environ.get("GALLERY_SHARE_ONE_GPU") == "1",
+        "torch_distributed_backend": _backend(),
         "images_per_s_all_recipes": result.images_per_s,
         "images_per_s_by_recipe": {r: row["images_per_s"] for r, row in result.recipe_rows.items()},
         "main_process_phases_s": {
