@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from dit_demo.app.service import DemoService
 
 
-def _model_controls(model: str) -> SimpleNamespace:
+def _model_controls(model: str, limits: config.Limits) -> SimpleNamespace:
     """Model, classes, seed and sampling settings (the left column)."""
     import gradio as gr
 
@@ -33,12 +33,15 @@ def _model_controls(model: str) -> SimpleNamespace:
     from dit_demo.engine.sources import SCHEDULERS
 
     c = SimpleNamespace()
+    hosted = limits.allowed_models is not None
     c.model = gr.Dropdown(
-        choices=offered.model_choices(model),
+        choices=list(limits.allowed_models) if hosted else offered.model_choices(model),
         value=model,
-        allow_custom_value=True,
+        allow_custom_value=not hosted,
         label="Model",
-        info="embedded digits, a Hub id (facebook/DiT-XL-2-256, a pre-quantized repo) or a folder",
+        info="the models this server offers"
+        if hosted
+        else "embedded digits, a Hub id (facebook/DiT-XL-2-256, a pre-quantized repo) or a folder",
         elem_id="model",
     )
     c.model_note = gr.Markdown(offered.model_note(model))
@@ -47,16 +50,30 @@ def _model_controls(model: str) -> SimpleNamespace:
         value=offered.default_classes(model),
         multiselect=True,
         allow_custom_value=True,
-        label="Classes (type to search; one image per class)",
+        label="Classes",
+        info="type to search; one image per class",
         elem_id="classes",
     )
     with gr.Row():
         c.seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
         c.randomize = gr.Checkbox(value=False, label="Randomize seed")
-    c.steps = gr.Slider(1, config.UI_MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
-    c.guidance = gr.Slider(1, config.UI_MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale")
-    c.scheduler = gr.Dropdown(choices=list(SCHEDULERS), value="dpm", label="Scheduler")
+    c.steps = gr.Slider(1, config.UI_MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
+    c.guidance = gr.Slider(
+        1, config.UI_MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale", elem_id="guidance"
+    )
+    c.scheduler = gr.Dropdown(choices=list(SCHEDULERS), value="dpm", label="Scheduler", elem_id="scheduler")
+    if limits.hosted:
+        c.budget = gr.Markdown(_budget_note(limits), elem_id="budget")
     return c
+
+
+def _budget_note(limits: config.Limits) -> str:
+    parts = [f"up to {limits.max_images} images"] if limits.max_images else []
+    if limits.max_step_images:
+        parts.append(f"steps × images ≤ {limits.max_step_images}")
+    if limits.max_seconds:
+        parts.append(f"{limits.max_seconds:g} s of sampling")
+    return "Per request on this server: " + ", ".join(parts) + "." if parts else ""
 
 
 def _recipe_controls(c: SimpleNamespace) -> None:
@@ -65,12 +82,13 @@ def _recipe_controls(c: SimpleNamespace) -> None:
 
     from dit_demo.app import offered
     from dit_demo.app.service import fast_compile_available
-    from dit_demo.engine.quantize import REFERENCE_RECIPE
 
     c.recipes = gr.CheckboxGroup(
         choices=offered.COMPARE_RECIPES,
         value=config.DEFAULT_RECIPES,
-        label=f"Recipes to compare ({REFERENCE_RECIPE} is always the reference)",
+        label="Recipes to compare",
+        info="the full-precision model is always the reference: fp32 on a CPU, bf16 on a GPU",
+        elem_id="recipes",
     )
     c.compile_gpu = gr.Checkbox(
         value=False,
@@ -82,50 +100,41 @@ def _recipe_controls(c: SimpleNamespace) -> None:
 
 
 def _result_views() -> SimpleNamespace:
-    """Summary, images, difference, table, chart and raw numbers (the right column)."""
+    """Summary with verdicts, captioned tiles, slider, differences, table, chart, raw numbers (the right column)."""
     import gradio as gr
-
-    from dit_demo.app.views import table_headers
 
     r = SimpleNamespace()
     r.summary = gr.Markdown(elem_id="summary")
-    r.gallery = gr.Gallery(
-        label="Same seed: reference and each recipe",
-        format="png",
-        columns=2,
-        object_fit="contain",
-        height=360,
-        elem_id="gallery",
-    )
-    with gr.Row():
-        r.slider = gr.ImageSlider(
-            label="Reference ↔ first quantized recipe", format="png", type="pil", elem_id="slider"
-        )
-        r.diff = gr.Image(label=f"Amplified difference (×{config.DIFF_GAIN:g})", format="png", elem_id="diff")
-    r.table = gr.Dataframe(headers=table_headers(), label="Numbers per recipe", elem_id="table", wrap=True)
-    r.chart = gr.ScatterPlot(
-        x="latency_s",
-        y="weights_mib",
-        color="recipe",
-        x_title="end-to-end latency (s)",
-        y_title="transformer weights (MiB)",
-        label="Latency vs memory",
-        height=260,
-    )
-    r.numbers = gr.JSON(label="All numbers (what /generate returns)", elem_id="numbers")
+    r.tiles = gr.HTML(elem_id="tiles", padding=False)
+    # The API's image output (image + caption per recipe and class); the page shows the captioned tiles above.
+    r.gallery = gr.Gallery(label="Images", format="png", visible=False, elem_id="gallery")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=260):
+            r.slider = gr.ImageSlider(
+                label="Reference ↔ first quantized recipe, first image (drag)",
+                format="png",
+                type="pil",
+                elem_id="slider",
+            )
+        with gr.Column(scale=1, min_width=260):
+            r.diff = gr.HTML(elem_id="diff", padding=False)
+    r.table = gr.HTML(elem_id="table", padding=False)
+    r.chart = gr.HTML(elem_id="chart", padding=False)
+    with gr.Accordion("All numbers (what /generate returns)", open=False):
+        r.numbers = gr.JSON(elem_id="numbers", show_label=False)
     return r
 
 
-def _compare_tab(model: str) -> tuple[SimpleNamespace, SimpleNamespace]:
+def _compare_tab(model: str, limits: config.Limits) -> tuple[SimpleNamespace, SimpleNamespace]:
     import gradio as gr
 
     from dit_demo.app.offered import example_rows
 
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
-            controls = _model_controls(model)
+        with gr.Column(scale=1, min_width=300):
+            controls = _model_controls(model, limits)
             _recipe_controls(controls)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=300):
             results = _result_views()
     c = controls
     gr.Examples(
@@ -138,36 +147,63 @@ def _compare_tab(model: str) -> tuple[SimpleNamespace, SimpleNamespace]:
 
 
 def _static_tabs() -> None:
-    """The pre-computed gallery and, where this checkout has it, the GPU benchmark."""
+    """The pre-computed gallery and, where this checkout has it, the GPU benchmark (from their results.json)."""
     import gradio as gr
 
     from dit_demo.app import tabs
 
-    with gr.Tab("Pre-computed gallery"):
-        for name in tabs.GALLERY_PICTURES:
-            picture = tabs.gallery_grid(name=name)
-            if picture:
-                gr.Image(value=picture, label=name, format="png", elem_id=f"precomputed-{name[:-4]}")
-        gr.Markdown(tabs.gallery_markdown())
-    bench = tabs.bench_markdown()
+    with gr.Tab("Gallery", elem_id="tab-gallery"):
+        gr.HTML(tabs.gallery_html(), elem_id="precomputed", padding=False)
+    bench = tabs.bench_html()
     if bench:
-        with gr.Tab("GPU benchmark"):
-            gr.Markdown(bench)
+        with gr.Tab("GPU benchmark", elem_id="tab-bench"):
+            gr.HTML(bench, elem_id="bench", padding=False)
 
 
-def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -> None:
-    """Model change → class list; Generate → `/generate` (the one public endpoint) → follow-up views."""
+def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -> list:
+    """Model change → class list; Generate → `/generate` (the one public endpoint) → follow-up views.
+
+    `/generate` takes its inputs raw (`preprocess=False`): the service checks every field itself, so a wrong type,
+    NaN or an out-of-range value is named (field, type, range) instead of failing inside a component. The
+    validator runs before the request is queued, so bad input, an unknown model included, is refused at once.
+    """
+    from dit_demo.app.html import page_views
     from dit_demo.app.offered import on_model_change
-    from dit_demo.app.views import views
 
     c.model.change(on_model_change, c.model, [c.classes, c.model_note], api_visibility="private")
+    inputs = [c.model, c.classes, c.seed, c.randomize, c.steps, c.guidance, c.scheduler, c.recipes, c.compile_gpu]
     c.run.click(
         service.generate,
-        inputs=[c.model, c.classes, c.seed, c.randomize, c.steps, c.guidance, c.scheduler, c.recipes, c.compile_gpu],
+        inputs=inputs,
         outputs=[r.gallery, r.numbers, r.summary, c.download, state],
         api_name="generate",
         concurrency_limit=1,
-    ).success(views, state, [r.slider, r.diff, r.table, r.chart, r.gallery], api_visibility="private")
+        preprocess=False,
+        validator=service.validate,
+    ).success(page_views, state, [r.tiles, r.slider, r.diff, r.table, r.chart], api_visibility="private")
+    return inputs
+
+
+def _strict_argument_count(demo: gr.Blocks, inputs: list) -> None:
+    """Gradio ignores extra values and fails with a generic error on missing ones; `/generate` (and its validator)
+    answers both with a message that names the parameters."""
+    import gradio as gr
+
+    from dit_demo.app.inputs import argument_count_message
+
+    class ArgumentCountError(gr.Error):
+        def __str__(self) -> str:  # gr.Error shows its repr (quoted); the HTTP answer carries str()
+            return self.message
+
+    ids = [block._id for block in inputs]
+    check = demo.validate_inputs
+
+    def validate_inputs(block_fn, values):
+        if [b._id for b in block_fn.inputs] == ids and len(values) != len(ids):
+            raise ArgumentCountError(argument_count_message(len(values)), print_exception=False)
+        return check(block_fn, values)
+
+    demo.validate_inputs = validate_inputs
 
 
 def build_demo(
@@ -183,10 +219,11 @@ def build_demo(
     with gr.Blocks(title=tabs.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(tabs.INTRO)
         state = gr.State()
-        with gr.Tab("Compare"):
-            controls, results = _compare_tab(service.default_model)
+        with gr.Tab("Compare", elem_id="tab-compare"):
+            controls, results = _compare_tab(service.default_model, service.limits)
         _static_tabs()
-        _wire(service, controls, results, state)
+        inputs = _wire(service, controls, results, state)
+    _strict_argument_count(demo, inputs)
     demo.queue(default_concurrency_limit=1, max_size=queue_size or config.queue_size())
     demo.service = service  # tests and the launcher reach the cache through the app
     return demo
@@ -205,8 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="app.py",
         description="Serve the DiT × optimum-quanto comparison (page and /generate API) with Gradio.",
         epilog=f"Environment: {config.MODEL_ENV}, {config.QUEUE_SIZE_ENV}, {config.MAX_VARIANTS_ENV}, "
-        f"{config.CPU_THREADS_ENV}, DIT_DEMO_MAX_BATCH; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT when --host / "
-        "--port are not given.",
+        f"{config.CPU_THREADS_ENV}, DIT_DEMO_MAX_BATCH; hosted mode: {config.HOSTED_ENV} (default: on when "
+        f"{config.SPACE_ENV} is set, i.e. on a Space), {config.ALLOWED_MODELS_ENV}, {config.MAX_IMAGES_ENV} "
+        f"({config.HOSTED_MAX_IMAGES}), {config.MAX_STEP_IMAGES_ENV} ({config.HOSTED_MAX_STEP_IMAGES}), "
+        f"{config.MAX_SECONDS_ENV} ({config.HOSTED_MAX_SECONDS:g}); GRADIO_SERVER_NAME / GRADIO_SERVER_PORT when "
+        "--host / --port are not given.",
     )
     parser.add_argument(
         "--model",
@@ -229,6 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-preload", action="store_true", help="do not load the default model before the first request"
     )
+    parser.add_argument(
+        "--hosted",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"hosted mode: only allow-listed models, per-request budgets (default: ${config.HOSTED_ENV}, else on "
+        f"when ${config.SPACE_ENV} is set)",
+    )
+    parser.add_argument(
+        "--allowed-models",
+        help=f"hosted mode: comma list of the models visitors may pick (default: ${config.ALLOWED_MODELS_ENV}, else "
+        "the embedded model and the default model)",
+    )
     return parser
 
 
@@ -239,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from dit_demo.app.service import DemoService
     from dit_demo.app.views import launch_kwargs
 
-    service = DemoService(args.model, max_variants=args.max_variants)
+    allowed = [m.strip() for m in args.allowed_models.split(",") if m.strip()] if args.allowed_models else None
+    service = DemoService(args.model, max_variants=args.max_variants, hosted=args.hosted, allowed_models=allowed)
     demo = build_demo(service=service, queue_size=args.queue_size)
     if not args.no_preload and not os.environ.get("GRADIO_WATCH_DIRS"):  # not again on every hot reload
         service.start_preload()

@@ -15,6 +15,7 @@ import torch
 
 from dit_demo.embedded import quality
 from dit_demo.embedded.classifier import DIGIT_NAMES
+from dit_demo.engine.device import free_memory
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
 from dit_demo.engine.metrics import finite_or_none, psnr, ssim
 from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
@@ -136,9 +137,13 @@ class VariantCache:
     """Built variants keyed by (source, recipe, options), least recently used evicted beyond `max_variants`.
 
     Each source's reference (whatever it was loaded as: bf16, or the recipe of a pre-quantized folder) is stored under
-    `REFERENCE_KEY` and evicted last (quantized variants share its VAE). Building is thread-safe: concurrent requests
-    for the same variant build it once. *Running* a cached pipeline is not: its scheduler keeps per-run state, so
-    callers must not sample with the same variant from two threads at once (the app serializes requests).
+    `REFERENCE_KEY` and evicted last (quantized variants share its VAE). The scheduler is not part of the key: it is
+    per-request state that `generate` swaps in (`SamplingRequest.scheduler`), so dpm, ddim and euler share one
+    transformer. An evicted variant is dropped from the cache and `on_evict` is told (so holders of derived objects,
+    e.g. compiled copies, drop theirs), then garbage is collected and cached CUDA blocks are released.
+    Building is thread-safe: concurrent requests for the same variant build it once. *Running* a cached pipeline is
+    not: its scheduler keeps per-run state, so callers must not sample with the same variant from two threads at once
+    (the app serializes requests).
     """
 
     REFERENCE_KEY = "__reference__"
@@ -148,10 +153,12 @@ class VariantCache:
         max_variants: int = 4,
         device: torch.device | str | None = None,
         calibration: CalibrationConfig | None = None,
+        on_evict: Callable[[tuple, Variant], None] | None = None,
     ):
         self.max_variants = max_variants
         self.device = device
         self.calibration = calibration
+        self.on_evict = on_evict
         self._items: OrderedDict[tuple, Variant] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -161,8 +168,16 @@ class VariantCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def key(self, source: str | None, recipe: str, keep: Sequence[str] = (), scheduler: str | None = None) -> tuple:
-        return (source or "embedded", recipe, tuple(sorted(keep)), scheduler)
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._items)
+
+    def variants(self) -> list[Variant]:
+        with self._lock:
+            return list(self._items.values())
+
+    def key(self, source: str | None, recipe: str, keep: Sequence[str] = ()) -> tuple:
+        return (source or "embedded", recipe, tuple(sorted(keep)))
 
     def get(
         self,
@@ -170,16 +185,15 @@ class VariantCache:
         recipe: str,
         *,
         keep: Sequence[str] = (),
-        scheduler: str | None = None,
         on_build: Callable[[str], None] | None = None,
     ) -> Variant:
         """The variant, built on first use (`on_build` is told what is about to happen, before it happens)."""
         with self._lock:
-            key = self.key(source, recipe, keep, scheduler)
+            key = self.key(source, recipe, keep)
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            reference = self.reference(source, scheduler=scheduler, on_build=on_build)
+            reference = self.reference(source, on_build=on_build)
             if recipe == reference.recipe and not keep:
                 return reference
             if on_build:
@@ -189,36 +203,40 @@ class VariantCache:
             self._store(key, variant)
             return variant
 
-    def reference(
-        self, source: str | None, *, scheduler: str | None = None, on_build: Callable[[str], None] | None = None
-    ) -> Variant:
+    def reference(self, source: str | None, *, on_build: Callable[[str], None] | None = None) -> Variant:
         """The source as loaded (built on first use)."""
         with self._lock:
-            ref_key = self.key(source, self.REFERENCE_KEY, (), scheduler)
+            ref_key = self.key(source, self.REFERENCE_KEY)
             if ref_key in self._items:
                 self._items.move_to_end(ref_key)
                 return self._items[ref_key]
             if on_build:
                 on_build(f"Loading {source or 'embedded'}…")
-            reference = build_reference(source, device=self.device, scheduler=scheduler)
+            reference = build_reference(source, device=self.device)
             self._store(ref_key, reference)
             return reference
 
     def _store(self, key: tuple, variant: Variant) -> None:
         self._items[key] = variant
         self._items.move_to_end(key)
+        evicted = 0
         while len(self._items) > self.max_variants:
             # evict the least recently used non-reference first; references go last
             victim = next((k for k in self._items if k[1] != self.REFERENCE_KEY), next(iter(self._items)))
             if victim == key:
                 break
-            del self._items[victim]
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            dropped = self._items.pop(victim)
+            if self.on_evict is not None:
+                self.on_evict(victim, dropped)
+            del dropped
+            evicted += 1
+        if evicted:
+            free_memory()  # quanto modules hold reference cycles: collect now, not at some later gc pass
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            free_memory()
 
 
 def fid_quality(images: Sequence) -> dict:

@@ -24,15 +24,16 @@ from PIL import Image
 
 from dit_demo import compare as scoring
 from dit_demo.app import config, zerogpu
-from dit_demo.app.inputs import Request
+from dit_demo.app.budget import BudgetExceededError, time_budget, warm_up
+from dit_demo.app.inputs import FIELDS, Request
 from dit_demo.app.offered import peek_id2label, prequantized_recipe
 from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
 from dit_demo.compare import Comparison, VariantCache
 from dit_demo.engine.device import default_device, free_memory
-from dit_demo.engine.generate import Variant, generate
+from dit_demo.engine.generate import Variant
 from dit_demo.engine.quantize import REFERENCE_RECIPE
 from dit_demo.engine.request import DEFAULT_GUIDANCE, MAX_BATCH, SamplingRequest
-from dit_demo.errors import DemoError, InvalidRequestError
+from dit_demo.errors import DemoError, InvalidRequestError, ModelLoadError
 
 log = logging.getLogger("dit_demo.app")
 
@@ -99,16 +100,23 @@ def fast_compile_available() -> bool:
 
 @_spaces_gpu()
 def run_comparison(
-    variants: dict[str, Variant], request: SamplingRequest, *, reference: str, cold: Sequence[Variant] = ()
+    variants: dict[str, Variant],
+    request: SamplingRequest,
+    *,
+    reference: str,
+    cold: Sequence[Variant] = (),
+    seconds: float | None = None,
 ) -> Comparison:
     """The device-bound part of a request (the only function ZeroGPU needs to hold a GPU for).
 
-    `cold` variants were never run: one 2-step image each first, so one-time costs (allocator, thread pools,
-    kernel selection) do not land on whichever recipe happens to run first and skew the latency comparison.
+    `cold` variants were never run: one 2-step image each first (`warm_up`), so one-time costs do not land on
+    whichever recipe happens to run first and skew the latency comparison. `seconds` bounds the timed sampling
+    (not the warm-ups).
     """
     for variant in cold:
-        generate(variant, request.head(1, steps=2).replace(warmup=False))
-    return scoring.compare(variants, request, reference=reference)
+        warm_up(variant, request)
+    with time_budget(list(variants.values()), seconds):
+        return scoring.compare(variants, request, reference=reference)
 
 
 def cpu_threads(variants: Sequence[Variant], environ: Mapping[str, str] | None = None) -> int | None:
@@ -156,12 +164,19 @@ class DemoService:
         calibration=None,
         output_dir: str | Path | None = None,
         max_batch: int = MAX_BATCH,
+        hosted: bool | None = None,
+        allowed_models: Sequence[str] | None = None,
+        limits: config.Limits | None = None,
     ):
         self.default_model = config.default_model(default_model)
+        self.limits = limits or config.limits(self.default_model, hosted_mode=hosted, allowed_models=allowed_models)
         self.device = torch.device(device) if device is not None else (zerogpu.device() or default_device())
         max_variants = config.max_variants() if max_variants is None else max_variants
-        self.cache = VariantCache(max_variants=max_variants, device=self.device, calibration=calibration)
+        self.cache = VariantCache(
+            max_variants=max_variants, device=self.device, calibration=calibration, on_evict=self._evicted
+        )
         self.max_batch = max_batch
+        self._seconds_per_image_step: dict[tuple[str, str], float] = {}  # measured: for the time-budget estimate
         self._compiled: OrderedDict[tuple, Variant] = OrderedDict()
         self._compile_lock = threading.Lock()
         self._run_lock = threading.Lock()
@@ -183,6 +198,14 @@ class DemoService:
         if request.compile:
             variants = {r: self._compile(request.model, r, v, notify) for r, v in variants.items()}
         return (REFERENCE_RECIPE if REFERENCE_RECIPE in variants else next(iter(variants))), variants
+
+    def _evicted(self, key: tuple, variant: Variant) -> None:
+        """The cache dropped a variant: drop what was derived from it too, so its memory really comes back."""
+        model, recipe = key[0], key[1]
+        for compiled_key in [k for k in self._compiled if k[:2] == (model, recipe)]:
+            del self._compiled[compiled_key]
+        self._seconds_per_image_step.pop((model, variant.recipe), None)
+        self._warm.discard(variant.pipe)
 
     def _compile(self, model: str, recipe: str, variant: Variant, notify: Callable[[str], None] | None) -> Variant:
         fast = fast_module()
@@ -217,7 +240,7 @@ class DemoService:
                 with thread_budget(list(variants.values())):
                     for variant in variants.values():
                         if variant.pipe not in self._warm:
-                            generate(variant, sampling)
+                            warm_up(variant, sampling)
                             self._warm.add(variant.pipe)
             seconds = time.perf_counter() - start
             log.info("Preloaded %s (%s) in %.2f s", self.default_model, ", ".join(variants), seconds)
@@ -246,11 +269,52 @@ class DemoService:
 
     def _compare_locked(self, request: Request, notify: Callable[[str], None] | None) -> Comparison:
         reference, variants = self.variants(request, notify)
+        self.check_time_budget(request, list(variants))
         cold = [] if request.compile else [v for v in variants.values() if v.pipe not in self._warm]
         with thread_budget(list(variants.values())):
-            comparison = run_comparison(variants, request.sampling, reference=reference, cold=cold)
+            comparison = run_comparison(
+                variants, request.sampling, reference=reference, cold=cold, seconds=self.limits.max_seconds
+            )
         self._warm.update(v.pipe for v in cold)
+        for recipe, result in comparison.results.items():
+            image_steps = max(1, result.steps * len(result.images))
+            self._seconds_per_image_step[(request.model, recipe)] = result.latency_s / image_steps
         return comparison
+
+    # -- budgets ----------------------------------------------------------------------------------------------
+
+    def estimated_seconds(self, request: Request, recipes: Sequence[str] | None = None) -> float | None:
+        """Sampling seconds this request should take, from the last measured runs (None until all were run)."""
+        if recipes is None:
+            saved = prequantized_recipe(request.model)
+            recipes = [saved] if saved else [REFERENCE_RECIPE, *request.recipes]
+        costs = [self._seconds_per_image_step.get((request.model, r)) for r in recipes]
+        if not costs or any(c is None for c in costs):
+            return None
+        return sum(costs) * request.sampling.steps * request.images
+
+    def check_time_budget(self, request: Request, recipes: Sequence[str] | None = None) -> None:
+        """Refuse, before sampling, a request whose measured cost is over the seconds budget (hosted mode)."""
+        budget = self.limits.max_seconds
+        estimate = None if budget is None else self.estimated_seconds(request, recipes)
+        if estimate is not None and estimate > budget:
+            runs = 1 + len(request.recipes) if recipes is None else len(recipes)
+            raise BudgetExceededError(
+                f"This request would sample for about {estimate:.0f} s ({request.sampling.steps} steps × "
+                f"{request.images} images × {runs} recipes as measured here), over this server's time budget of "
+                f"{budget:g} s per request (seconds): use fewer steps, classes or recipes."
+            )
+
+    def validate(self, *values) -> list[dict]:
+        """Gradio's validator for `/generate`: runs before the request is queued, so a bad field (an unknown
+        model included) is refused at once, each message shown under its own control / named by the API."""
+        request, errors = Request.check(*values, limits=self.limits, max_batch=self.max_batch)
+        if request is not None:
+            try:
+                self.check_time_budget(request)
+            except DemoError as exc:
+                errors["steps"] = str(exc)
+        return [gr.validate(field not in errors, errors.get(field, "")) for field in FIELDS]
 
     def generate(
         self,
@@ -277,14 +341,18 @@ class DemoService:
                 scheduler,
                 recipes,
                 compile_gpu,
+                limits=self.limits,
                 max_batch=self.max_batch,
             )
             progress(0, desc="Preparing models…")
-            comparison = self.compare(request, notify=_notify)
+            try:
+                comparison = self.compare(request, notify=_notify)
+            except ModelLoadError as exc:  # the source named in `model` could not be loaded: say which field
+                raise type(exc)(str(exc) if str(exc).startswith("model") else f"model: {exc}") from exc
             numbers = numbers_json(comparison, request)
             rows = list(numbers["recipes"].values())
             items = [
-                (result.images[i], caption(numbers["recipes"][recipe], i))
+                (result.images[i], caption(numbers["recipes"][recipe], i, numbers["reference"]))
                 for i in range(len(comparison.reference.images))
                 for recipe, result in comparison.results.items()
             ]

@@ -1,41 +1,254 @@
-"""The page's fixed text and the content of the pre-computed gallery and GPU benchmark tabs (read from disk)."""
+"""The page's fixed text and the pre-computed gallery and GPU benchmark tabs, rendered from their results.json
+(tables, verdicts, charts, difference tiles) rather than from Markdown written for a repository: no relative links
+that would 404 on the page, and the same units and labels as the compare tab."""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Mapping
+from html import escape
 from pathlib import Path
 
-from dit_demo.app.config import BENCH_README, GALLERY_DIR
-from dit_demo.engine.quantize import REFERENCE_RECIPE
+from PIL import Image
+
+from dit_demo.app.config import BENCH_DIR, GALLERY_DIR
+from dit_demo.app.html import difference_images, image_grid_html, scatter_svg, table_html
+from dit_demo.app.views import dtype_name, verdict
+from dit_demo.units import mebibytes
+
+log = logging.getLogger("dit_demo.app")
 
 TITLE = "DiT × quanto: same seed, every recipe"
 
-INTRO = f"""# DiT × optimum-quanto: same seed, every recipe, measured
-Pick a model, classes and recipes; the {REFERENCE_RECIPE} reference and each quantized recipe render the **same seed**
-side by side, with latency, memory, weight bytes and PSNR/SSIM against the reference. Quantized variants are built
-on first use and cached."""
+INTRO = """# DiT × optimum-quanto: same seed, every recipe, measured
+Pick a model, classes and recipes: the full-precision reference (fp32 on a CPU, bf16 on a GPU) and each quantized
+recipe render the **same seed** side by side, with latency, memory, weight bytes and PSNR/SSIM against the reference
+and a one-line verdict per recipe. Quantized variants are built on first use and cached."""
 
-GALLERY_PICTURES = ("grid.png", "chart.png")
+GALLERY_COMMAND = "dit-demo gallery --shipped"
 
 
-def gallery_markdown(folder: Path = GALLERY_DIR) -> str:
-    """results.md of the pre-computed gallery, or how to make it."""
-    results = folder / "results.md"
-    if results.is_file():
-        return results.read_text(encoding="utf-8")
+def read_record(path: Path) -> dict | None:
+    """A results.json, or None when it is missing or unreadable (the tab then says so instead of failing)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _verdict_list(lines: list[str]) -> str:
+    items = "".join(
+        f"<li><b>{escape(line.split(': ', 1)[0])}</b>: {escape(line.split(': ', 1)[1])}</li>" for line in lines
+    )
+    return f'<ul class="dq-verdicts">{items}</ul>'
+
+
+# -- the pre-computed gallery --------------------------------------------------------------------------------
+
+
+def _gallery_rows(record: Mapping) -> list[dict]:
+    reference = record["reference"]
+    rows = []
+    for recipe, row in record["recipes"].items():
+        label = f"{dtype_name(row.get('dtype'))} reference" if recipe == reference else recipe
+        rows.append({**row, "label": label})
+    return rows
+
+
+def gallery_table(rows: list[dict]) -> str:
+    metrics = [
+        ("latency per image (ms)", lambda r: round(1000 * r["latency_per_image_s"], 1)),
+        ("× reference latency", lambda r: _r(r.get("latency_ratio"), 2)),
+        ("per step (ms)", lambda r: round(1000 * r["per_step_s"], 2)),
+        ("weights (MiB)", lambda r: mebibytes(r["weight_bytes"], 2)),
+        ("checkpoint (MiB)", lambda r: mebibytes(r.get("checkpoint_bytes"), 2)),
+        ("PSNR (dB)", lambda r: "—" if r is rows[0] else (_r(r.get("psnr_db"), 1) or "identical")),
+        ("SSIM", lambda r: _r(r.get("ssim"), 4)),
+        ("digits read as asked (%)", lambda r: None if r.get("digit_accuracy") is None else 100 * r["digit_accuracy"]),
+        ("FID (lower is closer to real digits)", lambda r: _r(r.get("fid"), 2)),
+    ]
+    body = [[name, *(get(r) for r in rows)] for name, get in metrics]
+    return table_html(["", *(r["label"] for r in rows)], body, table_id="dq-gallery-table")
+
+
+def _picked(record: Mapping, per_class: int = 1) -> list[dict]:
+    """The first `per_class` images of every class (the gallery holds several seeds per class)."""
+    seen: dict[int, int] = {}
+    picked = []
+    for entry in record.get("images", []):
+        if seen.get(entry["class_id"], 0) < per_class:
+            seen[entry["class_id"]] = seen.get(entry["class_id"], 0) + 1
+            picked.append(entry)
+    return picked
+
+
+def _open(folder: Path, entry: Mapping, recipe: str) -> Image.Image | None:
+    path = folder / str(entry["recipes"].get(recipe, {}).get("image", ""))
+    return Image.open(path).convert("RGB") if path.is_file() and path.suffix == ".png" else None
+
+
+def gallery_grids(record: Mapping, rows: list[dict], folder: Path) -> str:
+    """One seed per class by every recipe, then where each quantized recipe differs (gain and largest error)."""
+    reference = record["reference"]
+    picked = _picked(record)
+    recipes = list(record["recipes"])
+    images = {r: [_open(folder, e, r) for e in picked] for r in recipes}
+    if not picked or any(im is None for im in images[reference]):
+        return ""
+    labels = [f"{e['class_name']} (seed {e['seed']})" for e in picked]
+    grid_rows = [(label, [images[r][i] for r in recipes]) for i, label in enumerate(labels)]
+    grid = image_grid_html([r["label"].replace(" reference", "") for r in rows], grid_rows)
+    heads, columns = [], []
+    for recipe in recipes[1:]:
+        if any(im is None for im in images[recipe]):
+            continue
+        diffs, gain, largest = difference_images(images[reference], images[recipe])
+        heads.append(f"{recipe} ×{gain}, max {largest}/255" if largest else f"{recipe}: identical")
+        columns.append(diffs)
+    diff_grid = image_grid_html(heads, [(lab, [c[i] for c in columns]) for i, lab in enumerate(labels)])
     return (
-        "No pre-computed comparison yet. Create it (CPU, a few minutes) with\n\n"
-        "```bash\npython -m dit_demo gallery --model embedded --recipes bf16,int8,int8-a8 --labels all "
-        "--seeds 0,1 --steps 25 --guidance 4 --out gallery/embedded\n```\n\n"
-        "It writes `grid.png`, `results.json`, `results.md` and `index.html` there; restart the app to show them."
+        f"<h3>One seed per class, every recipe</h3>"
+        f'<p class="dq-note">First column: the {escape(rows[0]["label"])}.</p>{grid}'
+        "<h3>Where each recipe differs from the reference</h3>"
+        '<p class="dq-note">|recipe − reference| per pixel, white = identical, red = the largest error shown; each '
+        "column's gain and largest error (in 8-bit levels) head it.</p>"
+        f"{diff_grid}"
     )
 
 
-def gallery_grid(folder: Path = GALLERY_DIR, name: str = "grid.png") -> str | None:
-    """A picture of the pre-computed gallery (grid.png, chart.png), if it was made."""
-    grid = folder / name
-    return str(grid) if grid.is_file() else None
+def gallery_html(folder: Path = GALLERY_DIR) -> str:
+    """The pre-computed comparison of the embedded model, from its results.json, or how to make it."""
+    record = read_record(folder / "results.json")
+    if record is None:
+        return (
+            "<p>No pre-computed gallery in this copy. Make it (CPU, a few minutes) with "
+            f"<code>{GALLERY_COMMAND}</code>, then restart the app.</p>"
+        )
+    config, env = record["config"], record["environment"]
+    rows = _gallery_rows(record)
+    process_memory = str(rows[0].get("memory_kind", "")).startswith("process")
+    verdicts = [verdict(r, rows[0]["label"], process_memory=process_memory, where=" there") for r in rows[1:]]
+    intro = (
+        f"<p>Made with <code>{GALLERY_COMMAND}</code> on {escape(env['machine'])} "
+        f"(torch {escape(env['torch'])}, diffusers {escape(env['diffusers'])}, optimum-quanto "
+        f"{escape(env['optimum_quanto'])}): model <code>{escape(config['source'])}</code>, {record['num_images']} "
+        f"images ({record['num_images'] // max(len(rows), 1)} per recipe), {config['steps']} steps, guidance "
+        f"{config['guidance_scale']:g}. PSNR and SSIM compare each image with the reference's image of the same class "
+        "and seed; digit accuracy and FID come from the shipped digits classifier.</p>"
+    )
+    chart = scatter_svg(
+        [
+            {
+                "x": 1000 * r["latency_per_image_s"],
+                "y": r["weight_bytes"] / 2**20,
+                "label": f"{r['label']} ({1000 * r['latency_per_image_s']:.0f} ms)",
+            }
+            for r in rows
+        ],
+        "latency per image (ms)",
+        "transformer weights (MiB)",
+        "Latency vs weights",
+    )
+    return intro + _verdict_list(verdicts) + gallery_table(rows) + chart + gallery_grids(record, rows, folder)
 
 
-def bench_markdown(path: Path = BENCH_README) -> str | None:
-    """The GPU benchmark's README, if this checkout has it (the tab is left out otherwise)."""
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+# -- the GPU benchmark ---------------------------------------------------------------------------------------
+
+
+def bench_records(folder: Path = BENCH_DIR) -> list[tuple[str, dict]]:
+    """Every benchmark run with a readable results.json, by folder name."""
+    found = []
+    for path in sorted(folder.glob("*/results.json")):
+        record = read_record(path)
+        if record and record.get("rows"):
+            found.append((path.parent.name, record))
+    return found
+
+
+def _bench_label(row: Mapping) -> str:
+    mode = "eager" if row.get("compile_mode", row.get("compile")) == "none" else "compiled"
+    return f"{row['recipe']} {mode}"
+
+
+def _bench_psnr(row: Mapping) -> object:
+    from dit_demo.reports.bench import row_psnr_db
+
+    if row["recipe"] == "bf16" and row.get("compile_mode") == "none":
+        return "—"
+    value = row_psnr_db(row)
+    return "identical" if value is None else round(value, 1)
+
+
+def bench_section(record: Mapping) -> str:
+    """One benchmark run: what ran where, a verdict per quantized row, the table and a chart."""
+    config, env = record["config"], record["environment"]
+    rows = [r for r in record["rows"] if r.get("ok", True)]
+    batch = rows[0].get("batch", config.get("batch"))
+    random_weights = str(config["model"]).endswith("-random")
+    head = (
+        f"<h3>{escape(str(config['model']))}, batch {batch}, on {escape(env['machine'])}</h3>"
+        f"<p class='dq-note'>torch {escape(env['torch'])}, diffusers {escape(env['diffusers'])}, optimum-quanto "
+        f"{escape(env['optimum_quanto'])}, {escape(str(env['date'])[:10])}. {config['steps']} DPM-Solver steps, "
+        f"guidance {config['guidance']:g}, median of {config['runs']} runs after {config['warmup_runs']} warm-up runs"
+        + ("; random weights with the exact DiT-XL/2 architecture" if random_weights else "")
+        + ". Ratios compare with bf16 in the same mode; PSNR with bf16 eager. The one-time warm-up (compile, CUDA "
+        "graphs) is reported apart from latency.</p>"
+    )
+    verdicts = []
+    for r in rows:
+        if r["recipe"] == "bf16":
+            continue
+        psnr = _bench_psnr(r)
+        line = {
+            "label": _bench_label(r),
+            "recipe": r["recipe"],
+            "latency_ratio": r.get("latency_vs_bf16_same_mode"),
+            "peak_memory_ratio": r.get("peak_memory_vs_bf16_same_mode"),
+            "weight_bytes_ratio": r.get("weight_bytes_vs_bf16"),
+            "psnr_db": psnr if isinstance(psnr, float) else None,
+        }
+        verdicts.append(verdict(line, f"bf16 {_bench_label(r).split()[-1]}", where=" on this GPU"))
+    metrics = [
+        ("end-to-end latency (s)", lambda r: round(r["latency_s"], 3)),
+        ("× bf16 eager latency", lambda r: _r(r.get("latency_vs_bf16_eager"), 2)),
+        ("× bf16, same mode", lambda r: _r(r.get("latency_vs_bf16_same_mode"), 2)),
+        ("transformer forward (ms)", lambda r: round(1000 * r["forward_s"], 2) if r.get("forward_s") else None),
+        ("per step (ms)", lambda r: round(1000 * r["per_step_s"], 2)),
+        ("peak memory (MiB)", lambda r: mebibytes(r["peak_memory_bytes"], 0)),
+        ("weights (MiB)", lambda r: mebibytes(r["weight_bytes"], 0)),
+        ("PSNR vs bf16 eager (dB)", _bench_psnr),
+        ("one-time warm-up (s)", lambda r: round(r["warmup_s"], 1) if r.get("warmup_s") is not None else None),
+    ]
+    table = table_html(["", *(_bench_label(r) for r in rows)], [[n, *(get(r) for r in rows)] for n, get in metrics])
+    chart = scatter_svg(
+        [{"x": r["latency_s"], "y": r["peak_memory_bytes"] / 2**20, "label": _bench_label(r)} for r in rows],
+        "end-to-end latency (s)",
+        "peak GPU memory (MiB)",
+        "Latency vs peak memory",
+    )
+    return head + _verdict_list(verdicts) + table + chart
+
+
+def bench_html(folder: Path = BENCH_DIR) -> str | None:
+    """Every benchmark run of this checkout, or None (the tab is left out)."""
+    records = bench_records(folder)
+    if not records:
+        return None
+    intro = (
+        "<p>DiT-XL/2 on a data-centre GPU, measured with <code>dit-demo bench</code>: the bf16 reference eager and "
+        "compiled (torch.compile with CUDA graphs), the int8 recipes through the project's fast path (quanto's int8 "
+        "weights on plain torch kernels, then compiled). Each variant was built alone on the GPU; latency is the "
+        "median of several end-to-end runs with classifier-free guidance.</p>"
+    )
+    sections = []
+    for name, record in records:
+        try:
+            sections.append(bench_section(record))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # another tool's results.json: not this table
+            log.warning("Benchmark tab: skipped %s/results.json (%s: %s)", name, type(exc).__name__, exc)
+    return intro + "".join(sections) if sections else None

@@ -1,23 +1,24 @@
-"""What a comparison looks like on the page: captions, the numbers JSON, the table, the chart, the slider and
-difference views, and the one downloadable PNG.
+"""What a comparison says: labels, captions, the numbers JSON, the table's data, the one-line verdicts, the
+summary, and the one downloadable PNG. The page's HTML (tiles, differences, table, chart) is drawn by
+`dit_demo.app.html` from these.
 
 Bytes are shown through `dit_demo.units` (MiB = 2**20 bytes, labelled so); images are drawn by
-`dit_demo.reports.render` (the one grid drawer). The JSON keeps raw numbers.
+`dit_demo.reports.render` (the one grid drawer). The JSON keeps raw numbers and the recipe names the API has
+always used (`bf16` is the reference recipe); what people read names the reference by the dtype it really ran in
+(fp32 on CPU, bf16 on GPU).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import gradio as gr
 import pandas as pd
 from PIL import Image
 
 from dit_demo.app.config import DIFF_GAIN, PREVIEW_SIDE, STRIP_TILE
 from dit_demo.compare import Comparison
-from dit_demo.engine.metrics import amplified_difference
 from dit_demo.engine.quantize import REFERENCE_RECIPE
 from dit_demo.reports import render
 from dit_demo.units import format_bytes, format_seconds, mebibytes
@@ -25,50 +26,52 @@ from dit_demo.units import format_bytes, format_seconds, mebibytes
 if TYPE_CHECKING:
     from dit_demo.app.inputs import Request
 
-CSS = """
-#gallery img, #slider img, #diff img, #precomputed-grid img, #precomputed-chart img { image-rendering: pixelated; }
-"""
+DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
+# Table rows: key → label with its unit (the page shows recipes as columns, these as rows).
 TABLE_COLUMNS = {
     "recipe": "recipe",
-    "latency_s": "latency s",
-    "per_step_ms": "ms / step",
-    "weights_mib": "weights MiB",
-    "peak_memory_mib": "peak MiB",
-    "quantize_s": "quantize s",
-    "calibrate_s": "calibrate s",
+    "latency_s": "latency (s)",
+    "latency_ratio": "× reference latency",
+    "per_step_ms": "per step (ms)",
+    "weights_mib": "weights (MiB)",
+    "peak_memory_mib": "peak memory (MiB)",
+    "quantize_s": "quantize (s)",
+    "calibrate_s": "calibrate (s)",
     "compile_mode": "compile",
-    "warmup_s": "warm-up s",
-    "psnr_db": "PSNR dB",
+    "warmup_s": "one-time warm-up (s)",
+    "psnr_db": "PSNR (dB)",
     "ssim": "SSIM",
-    "digits": "predicted digit (confidence)",
+    "digits": "digits read as (confidence)",
 }
 
 
 @dataclass
 class ComparisonState:
-    """What the follow-up views (slider, difference, table, chart) need from the last comparison."""
+    """What the follow-up views (tiles, slider, differences, table, chart) need from the last comparison."""
 
     comparison: Comparison
     rows: list[dict] = field(default_factory=list)
 
 
-def launch_kwargs() -> dict:
-    """Options Gradio 6 takes at launch (css); tests launch with the same so the page looks the same."""
-    return {"css": CSS}
+def dtype_name(dtype: str | None) -> str:
+    return DTYPE_NAMES.get(str(dtype).replace("torch.", ""), str(dtype))
 
 
-def _mib(value: int | None) -> float | None:
-    return mebibytes(value, 3)
+def recipe_label(row: Mapping, reference: str = REFERENCE_RECIPE) -> str:
+    """What people read: the reference named by the dtype it ran in ("fp32 reference"), recipes by name."""
+    if row["recipe"] == reference == REFERENCE_RECIPE:
+        return f"{dtype_name(row.get('dtype'))} reference"
+    return str(row["recipe"])
 
 
-def caption(row: dict, index: int) -> str:
-    """Gallery caption: recipe, class, and the numbers that matter at a glance."""
-    parts = [f"{row['recipe']} · {row['class_names'][index]} (seed {row['seeds'][index]})"]
+def caption(row: dict, index: int, reference: str = REFERENCE_RECIPE) -> str:
+    """Caption of one image: recipe, class, seed, and the numbers that matter at a glance."""
+    parts = [f"{recipe_label(row, reference)} · {row['class_names'][index]} (seed {row['seeds'][index]})"]
     parts.append(f"{row['latency_s']:.2f} s · {format_bytes(row['weight_bytes'])} weights")
     if row.get("psnr_db") is not None:
         parts.append(f"PSNR {row['psnr_db']:.1f} dB · SSIM {row['ssim']:.3f}")
-    elif row["recipe"] != REFERENCE_RECIPE:
+    elif row["recipe"] != reference:
         parts.append("identical to reference")
     if row.get("predicted_digits"):
         parts.append(f"reads as {row['predicted_digits'][index]} ({100 * row['confidences'][index]:.0f} %)")
@@ -76,7 +79,7 @@ def caption(row: dict, index: int) -> str:
 
 
 def table_headers() -> list[str]:
-    """Column titles of the table before the first run (the digits column appears only for the digits model)."""
+    """Row titles of the table (the digits row appears only for the digits model)."""
     return [title for key, title in TABLE_COLUMNS.items() if key != "digits"]
 
 
@@ -86,17 +89,18 @@ def _round(value: float | None, digits: int) -> float | None:
 
 def _table_record(row: dict) -> dict:
     record = {
-        "recipe": row["recipe"],
+        "recipe": row.get("label") or row["recipe"],
         "latency_s": round(row["latency_s"], 3),
+        "latency_ratio": _round(row.get("latency_ratio"), 2),
         "per_step_ms": round(1000 * row["per_step_s"], 2),
-        "weights_mib": _mib(row["weight_bytes"]),
-        "peak_memory_mib": _mib(row["peak_memory_bytes"]),
+        "weights_mib": mebibytes(row["weight_bytes"], 2),
+        "peak_memory_mib": mebibytes(row["peak_memory_bytes"], 1),
         "quantize_s": round(row["quantize_s"], 3),
         "calibrate_s": round(row["calibrate_s"], 3),
         "compile_mode": row.get("compile_mode", "none"),
         "warmup_s": _round(row.get("warmup_s"), 2),
-        "psnr_db": row.get("psnr_db"),
-        "ssim": row.get("ssim"),
+        "psnr_db": _round(row.get("psnr_db"), 2),
+        "ssim": _round(row.get("ssim"), 4),
     }
     if "predicted_digits" in row:
         record["digits"] = ", ".join(
@@ -106,7 +110,7 @@ def _table_record(row: dict) -> dict:
 
 
 def table_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """The per-recipe table shown under the images (human units; the JSON keeps raw numbers)."""
+    """The per-recipe numbers in human units, one row per recipe (the page shows it transposed)."""
     frame = pd.DataFrame.from_records([_table_record(row) for row in rows])
     return frame.rename(columns=TABLE_COLUMNS)
 
@@ -115,21 +119,60 @@ def chart_frame(rows: Sequence[dict]) -> pd.DataFrame:
     """Latency vs memory per recipe, one point each (the chart's data)."""
     return pd.DataFrame(
         {
-            "recipe": [r["recipe"] for r in rows],
+            "recipe": [r.get("label") or r["recipe"] for r in rows],
             "latency_s": [round(r["latency_s"], 4) for r in rows],
-            "weights_mib": [_mib(r["weight_bytes"]) for r in rows],
-            "peak_memory_mib": [_mib(r["peak_memory_bytes"]) for r in rows],
+            "weights_mib": [mebibytes(r["weight_bytes"], 3) for r in rows],
+            "peak_memory_mib": [mebibytes(r["peak_memory_bytes"], 3) for r in rows],
         }
     )
 
 
+def _times(ratio: float, what: str) -> str:
+    """A latency ratio in words: "1.35× slower than X", "2.10× faster than X", "about as fast as X"."""
+    if abs(ratio - 1) < 0.05:
+        return f"about as fast as {what} ({ratio:.2f}× its latency)"
+    return f"{ratio:.2f}× slower than {what}" if ratio > 1 else f"{1 / ratio:.2f}× faster than {what}"
+
+
+def verdict(row: Mapping, reference_label: str, *, process_memory: bool = False, where: str = " here") -> str:
+    """One line from the numbers: "int8: 1.35× slower than the fp32 reference here, 0.61× peak memory, 47.8 dB".
+
+    `process_memory`: the peak is the whole process's (CPU RSS), shared by every loaded model, so weights are
+    the memory figure that tells recipes apart.
+    """
+    label = row.get("label") or row["recipe"]
+    parts = []
+    if row.get("latency_ratio"):
+        parts.append(_times(row["latency_ratio"], f"the {reference_label}{where}"))
+    if row.get("peak_memory_ratio") and not process_memory:
+        parts.append(f"{row['peak_memory_ratio']:.2f}× peak memory")
+    if row.get("weight_bytes_ratio"):
+        parts.append(f"{row['weight_bytes_ratio']:.2f}× weights")
+    psnr = row.get("psnr_db")
+    parts.append("identical images" if psnr is None else f"{psnr:.1f} dB PSNR")
+    accuracy = row.get("digit_accuracy")
+    if accuracy is not None:
+        parts.append(f"{100 * accuracy:.0f} % of digits read as asked")
+    return f"{label}: " + ", ".join(parts)
+
+
 def numbers_json(comparison: Comparison, request: Request) -> dict:
-    """What the API returns next to the images: the request as run (`request.seed`) and every metric per recipe."""
+    """What the API returns next to the images: the request as run (`request.seed`) and every metric per recipe,
+    each row with the `label` people read and, for pre-quantized sources, no stale quantize/calibrate time."""
     rows = comparison.rows()
     ref = comparison.reference
+    prequantized = comparison.reference_recipe != REFERENCE_RECIPE
+    for row in rows:
+        row["label"] = recipe_label(row, comparison.reference_recipe)
+        if prequantized:  # loaded already quantized: nothing was quantized or calibrated in this run
+            row.update(quantize_s=0.0, calibrate_s=0.0, prequantized=True)
+    reference_label = rows[0]["label"]
+    process_memory = ref.memory_kind.startswith("process")
     return {
         "model": ref.source,
         "reference": comparison.reference_recipe,
+        "reference_label": reference_label,
+        "reference_dtype": ref.dtype,
         "seed": request.seed,
         "seeds": ref.seeds,
         "classes": ref.class_names,
@@ -138,18 +181,23 @@ def numbers_json(comparison: Comparison, request: Request) -> dict:
         "guidance_scale": ref.guidance_scale,
         "scheduler": ref.scheduler,
         "device": ref.device,
+        "memory_kind": ref.memory_kind,
         "image_size": list(ref.images[0].size),
         "recipes": {row["recipe"]: row for row in rows},
+        "verdicts": {row["recipe"]: verdict(row, reference_label, process_memory=process_memory) for row in rows[1:]},
     }
 
 
 def summary_markdown(numbers: dict) -> str:
-    """The line above the images: what was run, with the seed actually used."""
-    return (
+    """What was run, with the seed actually used, then one verdict line per recipe."""
+    head = (
         f"**seed {numbers['seed']}** · {', '.join(numbers['classes'])} · {numbers['steps']} steps · guidance "
         f"{numbers['guidance_scale']:g} · {numbers['scheduler']} · {numbers['device']} · "
-        f"{numbers['image_size'][0]}×{numbers['image_size'][1]} px · model `{numbers['model']}`"
+        f"{numbers['image_size'][0]}×{numbers['image_size'][1]} px · model `{numbers['model']}` · reference in "
+        f"{dtype_name(numbers['reference_dtype'])}"
     )
+    lines = [f"- **{line.split(':', 1)[0]}**:{line.split(':', 1)[1]}" for line in numbers["verdicts"].values()]
+    return "\n\n".join([head, "\n".join(lines)]) if lines else head
 
 
 def display_scale(image: Image.Image, min_side: int = PREVIEW_SIDE) -> Image.Image:
@@ -164,7 +212,10 @@ def first_quantized(comparison: Comparison) -> str | None:
 
 
 def _strip_label(row: dict, reference: str) -> str:
-    lines = [row["recipe"], format_seconds(row["latency_s"]), format_bytes(row["weight_bytes"])]
+    """Column header: the name on its own first line (the difference column is titled from first lines)."""
+    label = recipe_label(row, reference)
+    lines = label.split(" ", 1) if label.endswith(" reference") else [label]
+    lines += [format_seconds(row["latency_s"]), format_bytes(row["weight_bytes"])]
     if row["recipe"] != reference:
         lines.append("PSNR " + ("identical" if row.get("psnr_db") is None else f"{row['psnr_db']:.1f} dB"))
     return "\n".join(lines)
@@ -176,7 +227,7 @@ def comparison_strip(comparison: Comparison, gain: float = DIFF_GAIN) -> Image.I
     between the reference and the first quantized recipe.
 
     Small images are scaled up by an integer factor (nearest neighbour, so pixels stay exact) to leave room
-    for the labels.
+    for the labels; every character is one the bundled font has (`render.drawable`).
     """
     rows = {row["recipe"]: row for row in comparison.rows()}
     ref = comparison.reference
@@ -192,19 +243,8 @@ def comparison_strip(comparison: Comparison, gain: float = DIFF_GAIN) -> Image.I
     )
 
 
-def views(state: ComparisonState | None) -> tuple:
-    """Slider (reference vs first quantized recipe), amplified difference, table, chart of the last run, and
-    gallery columns = recipes, so each row of the gallery is one class rendered by every recipe."""
-    if state is None:
-        return None, None, None, None, gr.update()
-    comparison = state.comparison
-    ref = comparison.reference
-    other = first_quantized(comparison)
-    slider = diff = None
-    if other is not None:
-        quantized = comparison.results[other].images
-        slider = (display_scale(render.hstrip(ref.images, "black")), display_scale(render.hstrip(quantized, "black")))
-        diffs = [amplified_difference(a, b, DIFF_GAIN) for a, b in zip(ref.images, quantized)]
-        diff = display_scale(render.hstrip(diffs, "black"))
-    columns = gr.update(columns=len(comparison.results))
-    return slider, diff, table_frame(state.rows), chart_frame(state.rows), columns
+def launch_kwargs() -> dict:
+    """Options Gradio 6 takes at launch (css); tests launch with the same so the page looks the same."""
+    from dit_demo.app.style import CSS
+
+    return {"css": CSS}

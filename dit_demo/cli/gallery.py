@@ -1,7 +1,14 @@
 """`dit-demo gallery`: the same classes and seeds through every recipe, side by side, with the numbers.
 
     dit-demo gallery --model embedded --recipes bf16,int8,int8-a8 --labels all --seeds 0,1 \
-        --steps 25 --guidance 4 --out gallery/embedded
+        --steps 25 --guidance 4 --out /tmp/my-gallery
+
+    dit-demo gallery --shipped    # regenerate the shipped gallery/embedded, with its own settings
+
+`--out gallery/embedded` without `--shipped` is refused: that folder is the shipped gallery the app shows, and a
+run with other settings would silently replace it. `--shipped` writes exactly what is shipped (every digit, seeds
+0-9, bf16,int8,int8-a8,fp8,int4, 25 steps, guidance 4, batch 10, 2 torch threads); other options may not be
+combined with it.
 
 writes to DIR: `grid.png` (rows = class × seed, columns = recipes, reference first), `diff_grid.png` and
 `diffs/<recipe>/*.png` (|recipe − reference| × gain), `images/<recipe>/*.png` (native resolution),
@@ -29,11 +36,20 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
+from dit_demo.app.config import GALLERY_DIR
 from dit_demo.cli.common import MODEL_HELP, RECIPE_NAMES, SCHEDULER_NAMES, comma_ints, comma_list, guarded
 from dit_demo.errors import InvalidRequestError
 
 DEFAULT_RECIPES_HELP = "bf16,int8,int8-a8"  # GalleryConfig's default (tests/reports assert they agree)
+SHIPPED_DIR = GALLERY_DIR  # gallery/embedded: what the app's Gallery tab shows
+# The settings of the shipped gallery (its results.json `config` records them).
+SHIPPED_ARGS = [
+    "--model", "embedded", "--recipes", "bf16,int8,int8-a8,fp8,int4", "--labels", "all",
+    "--seeds", "0,1,2,3,4,5,6,7,8,9", "--steps", "25", "--guidance", "4", "--batch-size", "10",
+    "--calibration-steps", "25", "--max-rows-shown", "20", "--threads", "2",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,8 +97,38 @@ def build_parser() -> argparse.ArgumentParser:
         "between runs with the same thread count; default: torch's / OMP_NUM_THREADS)",
     )
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", help="output folder (a scratch folder; gallery/embedded only with --shipped)")
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help=f"regenerate the shipped gallery ({SHIPPED_DIR.name} under gallery/) with its own settings",
+    )
     return parser
+
+
+def checked_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The `--shipped` rules: the shipped gallery's own settings and folder, and no silent overwrite of it."""
+    parser = build_parser()
+    if args.shipped:
+        defaults = vars(parser.parse_args([]))
+        free = {"shipped", "no_progress", "device", "machine", "out"}
+        given = sorted(k for k, v in vars(args).items() if k not in free and v != defaults.get(k))
+        if args.out and Path(args.out).resolve() != SHIPPED_DIR.resolve():
+            given.append("out")
+        if given:
+            flags = " ".join("--" + k.replace("_", "-") for k in given) + "."
+            raise InvalidRequestError(f"--shipped uses the shipped gallery's settings and folder; leave out {flags}")
+        shipped = parser.parse_args([*SHIPPED_ARGS, "--out", str(SHIPPED_DIR)])
+        shipped.no_progress, shipped.device, shipped.machine = args.no_progress, args.device, args.machine
+        return shipped
+    if not args.out:
+        raise InvalidRequestError("give --out DIR (a scratch folder), or --shipped to regenerate the shipped gallery.")
+    if Path(args.out).resolve() == SHIPPED_DIR.resolve():
+        raise InvalidRequestError(
+            f"{args.out} is the shipped gallery the app shows: regenerate it with `dit-demo gallery --shipped` (its "
+            "own settings), or write this run to another folder."
+        )
+    return args
 
 
 def seeds_from_args(args: argparse.Namespace) -> list[int]:
@@ -118,6 +164,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    args = checked_args(args)
     import torch
 
     from dit_demo.reports.gallery import metrics_table, run_gallery, write_gallery

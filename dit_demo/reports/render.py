@@ -9,6 +9,7 @@ set of tests. Tables live in `tables.py`, the scatter chart in `charts.py`.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,12 +29,36 @@ def font(size: int = 13) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 # Pillow's bundled font lacks a few typographic glyphs (they render as boxes): draw ASCII stand-ins instead.
-_ASCII = str.maketrans({"—": "-", "–": "-", "−": "-", "×": "x", "…": "...", "→": "->", "≤": "<=", "≥": ">="})
+_ASCII = str.maketrans(
+    {"—": "-", "–": "-", "−": "-", "×": "x", "…": "...", "→": "->", "≤": "<=", "≥": ">="}
+    | {"∞": "inf", "↔": "<->", "µ": "u"}
+)
+
+
+@lru_cache(maxsize=4096)
+def has_glyph(char: str, size: int = 13) -> bool:
+    """Whether the bundled font draws `char` (a missing glyph renders as the font's "notdef" box)."""
+    if char.isascii():
+        return True
+    face = font(size)
+    if not isinstance(face, ImageFont.FreeTypeFont):
+        return False
+    return bytes(face.getmask(char)) != bytes(face.getmask("\u0378"))  # U+0378 is unassigned: always notdef
+
+
+def _stand_in(char: str) -> str:
+    """An ASCII look-alike: the table's, else the character's decomposition (é → e), else "?"."""
+    mapped = char.translate(_ASCII)
+    if mapped != char:
+        return mapped
+    ascii_part = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode("ascii")
+    return ascii_part or "?"
 
 
 def drawable(text: str) -> str:
-    """`text` with the glyphs the bundled font cannot draw replaced by ASCII look-alikes."""
-    return text.translate(_ASCII)
+    """`text` with every character the bundled font cannot draw replaced by an ASCII stand-in (never a box)."""
+    text = text.translate(_ASCII)
+    return "".join(c if has_glyph(c) else _stand_in(c) for c in text)
 
 
 def text_width(text: str, size: int = 13) -> int:

@@ -1,11 +1,15 @@
-"""The page itself in headless Chromium: load, click Generate, see both images and the numbers.
+"""The page itself in headless Chromium, on a 1400 px desktop and a 390 px phone: Generate, then every tile has a
+visible caption, no table header breaks onto a second line, nothing is cut off, every tab loads, and no request
+answers ≥ 400 (from the browser's network log).
 
-Saves a screenshot to test-artifacts/app.png. Skipped only where chromium/chromedriver are not installed
-(CI installs Debian's `chromium` and `chromium-driver`).
+Full-page screenshots go to test-artifacts/ (app-compare-1400.png, app-gallery-390.png, ...). Skipped only where
+chromium/chromedriver are not installed (CI installs Debian's `chromium` and `chromium-driver`).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +28,18 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MODEL = "embedded" if embedded_available() else "tiny-random"
+VIEWPORTS = [(1400, 1800, False), (390, 844, True)]
+
+# Height of each visible header cell's text in lines, and whether its text overflows the cell.
+HEADER_LINES = """
+return [...document.querySelectorAll(arguments[0])].filter(e => e.offsetParent !== null).map(e => {
+  const s = getComputedStyle(e), r = e.getBoundingClientRect();
+  const line = parseFloat(s.lineHeight) || 1.25 * parseFloat(s.fontSize);
+  const inner = r.height - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom)
+    - parseFloat(s.borderTopWidth) - parseFloat(s.borderBottomWidth);
+  return [e.textContent, inner / line, e.scrollWidth - e.clientWidth];
+});
+"""
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +61,11 @@ def driver() -> Iterator[object]:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1400,2200",
+        "--window-size=1400,1800",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         yield browser
@@ -64,48 +81,106 @@ def url() -> Iterator[str]:
         yield local_url
 
 
-def test_page_generates_a_comparison(driver, url: str) -> None:
+def set_viewport(driver, width: int, height: int, mobile: bool) -> None:
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+def screenshot(driver, name: str) -> Path:
+    """The whole page (not only the viewport), as a PNG under test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    width = driver.execute_script("return document.documentElement.clientWidth")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+    options = {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", options)
+    path = ARTIFACTS / name
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def failed_requests(driver) -> list[tuple[int, str]]:
+    """Every response with a status ≥ 400 since the last call (the performance log is drained on reading)."""
+    failed = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.responseReceived":
+            response = message["params"]["response"]
+            if response["status"] >= 400:
+                failed.append((response["status"], response["url"]))
+    return failed
+
+
+def assert_headers_on_one_line(driver, selector: str) -> None:
+    for text, lines, overflow in driver.execute_script(HEADER_LINES, selector):
+        assert lines < 1.5, f"header {text!r} takes {lines:.1f} lines"
+        assert overflow <= 1, f"header {text!r} overflows its cell by {overflow} px"
+
+
+def images_loaded(driver, selector: str) -> bool:
+    script = "return [...document.querySelectorAll(arguments[0])].every(i => i.complete && i.naturalWidth > 0)"
+    return driver.execute_script(script, selector)
+
+
+@pytest.mark.parametrize("width, height, mobile", VIEWPORTS, ids=["desktop-1400", "phone-390"])
+def test_page_reads_at_a_glance(driver, url: str, width: int, height: int, mobile: bool) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    set_viewport(driver, width, height, mobile)
+    failed_requests(driver)  # start a clean log
     driver.get(url)
-    wait = WebDriverWait(driver, 60)
+    wait = WebDriverWait(driver, 120)
     button = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate")))
-    assert not driver.find_elements(By.CSS_SELECTOR, "#gallery img")
+    assert not driver.find_elements(By.CSS_SELECTOR, "#tiles figure")
     button.click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#tiles figure")) >= 4)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#dq-table"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart svg"))
+    wait.until(lambda d: images_loaded(d, "#tiles img, #diff img, #slider img"))
 
-    def gallery_images(drv):
-        images = drv.find_elements(By.CSS_SELECTOR, "#gallery img")
-        loaded = [
-            i for i in images if drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)
-        ]
-        return loaded if len(loaded) >= 2 else False
-
-    images = wait.until(gallery_images)
-    sources = {img.get_attribute("src") for img in images}
-    assert len(sources) >= 2  # reference and int8 are distinct files
-
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#numbers"), "latency_s"))
-    numbers = driver.find_element(By.CSS_SELECTOR, "#numbers").text
-    assert "int8" in numbers and "bf16" in numbers and "weight_bytes" in numbers
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#table"), "int8"))
+    figures = driver.find_elements(By.CSS_SELECTOR, "#tiles figure")
+    assert len(figures) == 4  # two classes × (reference + int8)
+    for figure in figures:
+        caption = figure.find_element(By.TAG_NAME, "figcaption")
+        image = figure.find_element(By.TAG_NAME, "img")
+        assert caption.is_displayed() and caption.size["height"] > 10
+        assert caption.text.startswith(("fp32 reference · ", "int8 · ")) and "(seed " in caption.text
+        box = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.right]", image)
+        assert image.size["width"] >= 64 and 0 <= box[0] and box[1] <= width  # a real tile, not cut off
+        assert driver.execute_script("return arguments[0].naturalWidth", image) >= 128  # upscaled crisply
     summary = driver.find_element(By.CSS_SELECTOR, "#summary").text
-    assert "seed 0" in summary
-    wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#slider img"))
+    assert "int8: " in summary and "than the fp32 reference here" in summary and "dB PSNR" in summary
+    diff = driver.find_element(By.CSS_SELECTOR, "#diff").text
+    assert "Largest error" in diff or "identical pixels" in diff
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#chart .dq-point")) == 2
+    assert_headers_on_one_line(driver, "#dq-table thead th")
+    fits = "const w = document.querySelector('#dq-table').parentElement; return w.scrollWidth - w.clientWidth"
+    assert driver.execute_script(fits) <= 1  # the last column is not cut off
+    screenshot(driver, f"app-compare-{width}.png")
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "app.png"
-    driver.save_screenshot(str(shot))
-    assert shot.stat().st_size > 10_000
+    for tab, content in (("Gallery", "#precomputed"), ("GPU benchmark", "#bench")):
+        buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text.strip() == tab]
+        if not buttons:
+            continue  # the benchmark tab exists only where bench/*/results.json does
+        buttons[0].click()
+        wait.until(lambda d, sel=content: d.find_elements(By.CSS_SELECTOR, f"{sel} svg"))
+        wait.until(lambda d, sel=content: images_loaded(d, f"{sel} img"))
+        assert_headers_on_one_line(driver, f"{content} thead th")
+        assert "issue #" not in driver.find_element(By.CSS_SELECTOR, content).text
+        screenshot(driver, f"app-{tab.split()[-1].lower()}-{width}.png")
+    assert failed_requests(driver) == []
 
 
-def test_page_shows_a_clear_error(driver, url: str) -> None:
+def test_page_names_a_bad_field(driver, url: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    set_viewport(driver, 1400, 1000, False)
     driver.get(url)
     wait = WebDriverWait(driver, 60)
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate")))
@@ -115,7 +190,7 @@ def test_page_shows_a_clear_error(driver, url: str) -> None:
     classes.send_keys(Keys.ESCAPE)  # close the option list, which covers the button
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#classes"), "zzqx-not-a-class"))
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate"))).click()
-    toast = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".toast-body.error")))
-    assert "Unknown class 'zzqx-not-a-class'" in toast.text
-    ARTIFACTS.mkdir(exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / "app-error.png"))
+    # refused before queueing: the message stands under the field it names
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#classes"), "Unknown class 'zzqx-not-a-class'"))
+    assert not driver.find_elements(By.CSS_SELECTOR, "#tiles figure")
+    screenshot(driver, "app-error.png")

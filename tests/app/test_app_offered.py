@@ -37,7 +37,7 @@ def test_default_model_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_settings_come_from_the_environment() -> None:
-    assert config.queue_size({}) == config.DEFAULT_QUEUE_SIZE == 64
+    assert config.queue_size({}) == config.DEFAULT_QUEUE_SIZE == 128  # 100 visitors at once all get a place
     assert config.queue_size({config.QUEUE_SIZE_ENV: "8"}) == 8
     assert config.max_variants({}) == config.DEFAULT_MAX_VARIANTS == 4
     assert config.max_variants({config.MAX_VARIANTS_ENV: " 2 "}) == 2

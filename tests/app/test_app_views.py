@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from dit_demo.app import config, views
+from dit_demo.app.html import page_views
 from dit_demo.app.inputs import Request
 from dit_demo.compare import compare
 from dit_demo.engine.generate import Variant
@@ -29,24 +30,27 @@ def test_numbers_table_chart_and_views(comparison) -> None:
     numbers = views.numbers_json(comparison, request)
     assert numbers["seed"] == 5 and numbers["seeds"] == [5, 6] and numbers["image_size"] == [16, 16]
     rows = list(numbers["recipes"].values())
+    assert list(numbers["recipes"]) == ["bf16", "int8"]  # the API keeps the recipe names ...
     table = views.table_frame(rows)
-    assert list(table["recipe"]) == ["bf16", "int8"]
-    assert list(table["weights MiB"]) == [round(r["weight_bytes"] / 2**20, 3) for r in rows]
-    assert table["PSNR dB"].iloc[1] == rows[1]["psnr_db"]
+    assert list(table["recipe"]) == ["fp32 reference", "int8"]  # ... people read the dtype the reference ran in
+    assert list(table["weights (MiB)"]) == [round(r["weight_bytes"] / 2**20, 2) for r in rows]
+    assert table["PSNR (dB)"].iloc[1] == round(rows[1]["psnr_db"], 2)
     assert not any("MB" in header for header in views.table_headers())  # MiB is MiB
     chart = views.chart_frame(rows)
     assert chart.loc[1, "weights_mib"] < chart.loc[0, "weights_mib"]
     assert "int8" in views.caption(rows[1], 0) and "PSNR" in views.caption(rows[1], 0)
     assert f"{format_bytes(rows[1]['weight_bytes'])} weights" in views.caption(rows[1], 0)
 
-    slider, diff, table2, chart2, columns = views.views(views.ComparisonState(comparison, rows))
-    ref, int8 = comparison.results["bf16"].images, comparison.results["int8"].images
-    assert slider[0].size == slider[1].size == diff.size and diff.width >= 256 and diff.width % 32 == 0
-    scale = diff.width // 32
-    expected = amplified_difference(ref[1], int8[1], config.DIFF_GAIN).resize((16 * scale, 16 * scale), Image.NEAREST)
-    assert diff.crop((16 * scale, 0, 32 * scale, 16 * scale)).tobytes() == expected.tobytes()
-    assert columns["columns"] == 2 and table2.equals(table) and chart2.equals(chart)
-    assert views.views(None)[:4] == (None, None, None, None)
+    tiles, slider, diff, table_html, chart_html = page_views(views.ComparisonState(comparison, rows))
+    int8 = comparison.results["int8"].images
+    assert slider[0].size == slider[1].size and slider[0].width >= 256 and slider[0].width % 16 == 0
+    scale = slider[0].width // 16
+    assert slider[1].tobytes() == int8[0].resize((16 * scale, 16 * scale), Image.NEAREST).tobytes()  # crisp
+    assert tiles.count("<figure") == 4 and tiles.count("<figcaption>") == 4  # 2 classes × 2 recipes, captioned
+    assert "fp32 reference" in diff and "Largest error" in diff and "×" in diff
+    assert "weights (MiB)" in table_html and "fp32 reference" in table_html
+    assert chart_html.count('class="dq-point"') == 2
+    assert page_views(None) == ("", None, "", "", "")
 
 
 def test_comparison_strip_is_one_labelled_png(comparison) -> None:
@@ -86,7 +90,41 @@ def test_table_shows_the_fast_path_and_its_warm_up() -> None:
         "warmup_s": 53.4,
     }
     frame = views.table_frame([row])
-    assert frame["compile"][0] == "reduce-overhead+int8-linears" and frame["warm-up s"][0] == 53.4
-    assert frame["weights MiB"][0] == round(788_000_000 / 2**20, 3)
+    assert frame["compile"][0] == "reduce-overhead+int8-linears" and frame["one-time warm-up (s)"][0] == 53.4
+    assert frame["weights (MiB)"][0] == round(788_000_000 / 2**20, 2)
     eager = views.table_frame([{**row, "compile_mode": "none", "warmup_s": None}])
-    assert eager["compile"][0] == "none" and eager["warm-up s"].isna()[0]
+    assert eager["compile"][0] == "none" and eager["one-time warm-up (s)"].isna()[0]
+
+
+def test_verdict_is_computed_from_the_numbers() -> None:
+    row = {"recipe": "int8", "latency_ratio": 1.35, "peak_memory_ratio": 0.61, "weight_bytes_ratio": 0.5}
+    row["psnr_db"] = 47.8
+    assert views.verdict(row, "fp32 reference") == (
+        "int8: 1.35× slower than the fp32 reference here, 0.61× peak memory, 0.50× weights, 47.8 dB PSNR"
+    )
+    faster = {**row, "latency_ratio": 0.5, "psnr_db": None, "digit_accuracy": 0.75}
+    assert views.verdict(faster, "bf16 reference", process_memory=True) == (
+        "int8: 2.00× faster than the bf16 reference here, 0.50× weights, identical images, 75 % of digits read as asked"
+    )
+    assert "about as fast as" in views.verdict({**row, "latency_ratio": 1.02}, "fp32 reference")
+
+
+def test_reference_is_named_by_its_dtype(comparison) -> None:
+    request = Request("tiny-random", SamplingRequest.create([1, 500], seed=5, steps=2), ["int8"])
+    numbers = views.numbers_json(comparison, request)
+    assert numbers["reference"] == "bf16" and numbers["reference_dtype"] == "float32"  # CPU: fp32
+    assert numbers["reference_label"] == "fp32 reference"
+    verdict = numbers["verdicts"]["int8"]
+    assert verdict.startswith("int8: ") and "than the fp32 reference here" in verdict
+    summary = views.summary_markdown(numbers)
+    assert "reference in fp32" in summary and "- **int8**:" in summary
+    assert views.caption(numbers["recipes"]["bf16"], 0).startswith("fp32 reference · ")
+
+
+def test_strip_text_uses_only_glyphs_the_font_has(comparison) -> None:
+    rows = {row["recipe"]: row for row in comparison.rows()}
+    labels = [views._strip_label(rows[r], "bf16") for r in rows] + ["|fp32 − int8| ×8 → µ ∞ é"]
+    for label in labels:
+        drawn = render.drawable(label)
+        assert all(render.has_glyph(c) for c in drawn), drawn
+    assert render.drawable("|fp32 − int8| ×8") == "|fp32 - int8| x8"

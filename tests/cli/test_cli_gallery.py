@@ -50,3 +50,39 @@ def test_help_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_shipped_gallery_is_its_own_command(tmp_path):
+    parse = gallery_cli.build_parser().parse_args
+    with pytest.raises(InvalidRequestError, match="is the shipped gallery the app shows: regenerate it with"):
+        gallery_cli.checked_args(parse(["--out", str(gallery_cli.SHIPPED_DIR)]))
+    with pytest.raises(InvalidRequestError, match="give --out DIR"):
+        gallery_cli.checked_args(parse([]))
+    with pytest.raises(InvalidRequestError, match="leave out --steps"):
+        gallery_cli.checked_args(parse(["--shipped", "--steps", "3"]))
+    with pytest.raises(InvalidRequestError, match="leave out --out"):
+        gallery_cli.checked_args(parse(["--shipped", "--out", str(tmp_path)]))
+    assert gallery_cli.checked_args(parse(["--out", str(tmp_path)])).out == str(tmp_path)
+    shipped = gallery_cli.checked_args(parse(["--shipped", "--no-progress"]))
+    assert shipped.out == str(gallery_cli.SHIPPED_DIR) and shipped.no_progress
+    config = gallery_cli.config_from_args(shipped)
+    assert (config.recipes, config.labels, config.seeds, config.steps) == (
+        ["bf16", "int8", "int8-a8", "fp8", "int4"],
+        None,
+        list(range(10)),
+        25,
+    )
+    results = gallery_cli.SHIPPED_DIR / "results.json"
+    if results.is_file():  # the settings are those the shipped gallery was made with
+        import json
+
+        recorded = json.loads(results.read_text())["config"]
+        for key in ("recipes", "labels", "seeds", "steps", "guidance_scale", "batch_size", "max_rows_shown"):
+            assert recorded[key] == getattr(config, key), key
+
+
+def test_refusal_exits_2_before_any_work(capsys):
+    from dit_demo.cli.main import main
+
+    assert main(["gallery", "--out", str(gallery_cli.SHIPPED_DIR)]) == 2
+    assert "dit-demo gallery --shipped" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""The page's CSS (Gradio 6 takes it at launch): captioned tiles that wrap on a phone, crisp upscaled pixels,
+tables whose headers never break mid-word, a chart that scales with the column. Colours come from Gradio's theme
+variables, so light and dark themes both read."""
+
+CSS = """
+#slider img { image-rendering: pixelated; }
+.dq-rows { display: flex; flex-direction: column; gap: 14px; }
+.dq-row h4 { margin: 0 0 6px; font-size: 0.95rem; }
+.dq-strip { display: flex; flex-wrap: wrap; gap: 10px; }
+.dq-tile { margin: 0; flex: 0 1 176px; min-width: 0; }
+.dq-tile img { display: block; width: 100%; height: auto; image-rendering: pixelated;
+  border: 1px solid var(--border-color-primary, #ccc); background: #fff; }
+.dq-tile figcaption { font-size: 0.82rem; line-height: 1.3; margin-top: 4px; overflow-wrap: anywhere; }
+.dq-tile figcaption b { font-weight: 600; }
+.dq-note { font-size: 0.85rem; margin: 4px 0 8px; }
+.dq-swatch { display: inline-block; width: 0.9em; height: 0.9em; vertical-align: -0.1em;
+  border: 1px solid var(--border-color-primary, #ccc); }
+.dq-table-wrap { overflow-x: auto; max-width: 100%; }
+.dq-table { border-collapse: collapse; font-size: 0.88rem; }
+.dq-table th, .dq-table td { padding: 4px 10px; text-align: right; border: none !important;
+  border-bottom: 1px solid var(--border-color-primary, #ddd) !important; }
+.dq-table thead th { white-space: nowrap; font-weight: 600; }
+.dq-table tbody th { text-align: left; font-weight: normal; min-width: 7em; }
+.dq-chart svg { width: 100%; max-width: 460px; height: auto; display: block; }
+.dq-chart text { fill: currentColor; font-family: inherit; }
+.dq-grid { display: grid; gap: 4px; align-items: center; margin: 6px 0 12px; }
+.dq-grid img { display: block; width: 100%; height: auto; image-rendering: pixelated; }
+.dq-grid-h { font-weight: 600; font-size: 0.8rem; text-align: center; line-height: 1.2; }
+.dq-grid-r { font-size: 0.8rem; padding-right: 4px; }
+.dq-verdicts { margin: 0; padding-left: 1.2em; }
+.dq-images { display: flex; flex-wrap: wrap; gap: 12px; }
+.dq-images figure { margin: 0; max-width: 100%; }
+.dq-images img { max-width: 100%; height: auto; image-rendering: pixelated; }
+@media (max-width: 640px) {
+  .dq-tile { flex-basis: calc(50% - 5px); }
+  .dq-table { font-size: 0.8rem; }
+  .dq-table th, .dq-table td { padding: 3px 6px; }
+  .dq-wide thead { display: none; }
+  .dq-wide, .dq-wide tbody, .dq-wide tr { display: block; width: 100%; }
+  .dq-wide tr { padding: 4px 0; border-bottom: 1px solid var(--border-color-primary, #ddd); }
+  .dq-wide tbody th { display: block; border: none !important; padding: 0 0 2px; font-weight: 600; }
+  .dq-wide td { display: inline-block; border: none !important; padding: 0 12px 0 0; text-align: left; }
+  .dq-wide td::before { content: attr(data-label) ": "; opacity: 0.7; }
+}
+"""
