@@ -46,7 +46,7 @@ DEFAULT_RECIPES_HELP = "bf16,int8,int8-a8"  # GalleryConfig's default (tests/rep
 SHIPPED_DIR = GALLERY_DIR  # gallery/embedded: what the app's Gallery tab shows
 # The settings of the shipped gallery (its results.json `config` records them).
 SHIPPED_ARGS = [
-    "--model", "embedded", "--recipes", "bf16,int8,int8-a8,fp8,int4", "--labels", "all",
+    "--model", "embedded", "--recipes", "bf16,int8,int8-a8,fp8,int4",
     "--seeds", "0,1,2,3,4,5,6,7,8,9", "--steps", "25", "--guidance", "4", "--batch-size", "10",
     "--calibration-steps", "25", "--max-rows-shown", "20", "--threads", "2",
 ]  # fmt: skip
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--labels",
         default=None,
-        help="comma list of class names or ids, or 'all' (default: all "
+        help="comma list of class names or ids, or 'all' for every class of the model (default: all "
         "classes of a ≤ 10-class model, else 4 spread classes)",
     )
     seeds = parser.add_mutually_exclusive_group()
@@ -146,7 +146,7 @@ def config_from_args(args: argparse.Namespace):
     optional = {"recipes": args.recipes} if args.recipes is not None else {}
     return GalleryConfig(
         source=args.model,
-        labels=None if args.labels in (None, "", "all") else comma_list(args.labels),
+        labels=None if args.labels in (None, "") else "all" if args.labels == "all" else comma_list(args.labels),
         seeds=seeds_from_args(args),
         steps=args.steps,
         guidance_scale=args.guidance,

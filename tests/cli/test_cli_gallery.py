@@ -30,8 +30,10 @@ def test_arguments_become_a_gallery_config():
 
 
 def test_defaults_are_the_library_defaults():
-    args = gallery_cli.build_parser().parse_args(["--out", "x", "--labels", "all"])
+    args = gallery_cli.build_parser().parse_args(["--out", "x"])
     assert gallery_cli.config_from_args(args) == GalleryConfig()
+    everything = gallery_cli.build_parser().parse_args(["--out", "x", "--labels", "all"])
+    assert gallery_cli.config_from_args(everything).labels == "all"
     assert gallery_cli.DEFAULT_RECIPES_HELP == ",".join(GalleryConfig().recipes)
 
 

@@ -27,3 +27,15 @@ def test_reference_first_duplicates_dropped_unknown_refused():
     assert ordered_recipes(["int8", "bf16", "int8", "int8-a8"], "bf16") == ["bf16", "int8", "int8-a8"]
     with pytest.raises(InvalidRequestError, match="int9"):
         ordered_recipes(["int9"], "bf16")
+
+
+def test_all_labels_means_every_class_of_the_model(tiny_reference):
+    """On a 1,000-class model `--labels all` is 1,000 classes (the multi-GPU run's 2,000 images), not the default 4."""
+    from dit_demo.reports.gallery.planning import default_labels, requested_labels
+
+    assert requested_labels("all", tiny_reference) == list(range(1000))
+    assert (
+        requested_labels(None, tiny_reference) == default_labels(tiny_reference)
+        and len(default_labels(tiny_reference)) == 4
+    )
+    assert requested_labels([3, "golden retriever"], tiny_reference) == [3, "golden retriever"]

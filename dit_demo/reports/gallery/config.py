@@ -15,7 +15,7 @@ class GalleryConfig:
 
     source: str = "embedded"
     recipes: list[str] = field(default_factory=lambda: list(DEFAULT_RECIPES))
-    labels: list[str | int] | None = None  # None: all classes of a ≤ 10-class model, else 4 spread ids
+    labels: list[str | int] | str | None = None  # None: all classes of a ≤ 10-class model, else 4 spread ids; "all"
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     steps: int = 25
     guidance_scale: float = 4.0

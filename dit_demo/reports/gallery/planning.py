@@ -39,6 +39,13 @@ def shown_rows(jobs: Sequence[dict], limit: int) -> list[dict]:
     return sorted((job for _, _, job in sorted(keyed, key=lambda k: k[:2])[:limit]), key=lambda j: j["row"])
 
 
+def requested_labels(labels: Sequence[str | int] | str | None, reference: Variant) -> list[str | int]:
+    """`"all"` = every class of the model (2,000 images for 1,000 classes × 2 seeds); None = `default_labels`."""
+    if labels == "all":
+        return sorted(reference.id2label)
+    return list(labels) if labels else default_labels(reference)
+
+
 def default_labels(reference: Variant) -> list[int]:
     """Every class of a small label set (the digits), else four classes spread over the label space."""
     ids = sorted(reference.id2label)

@@ -24,7 +24,7 @@ from dit_demo.engine.sources import SCHEDULERS
 from dit_demo.errors import InvalidRequestError
 from dit_demo.reports.gallery.assembling import assemble
 from dit_demo.reports.gallery.config import Gallery, GalleryConfig
-from dit_demo.reports.gallery.planning import Job, default_labels, ordered_recipes, plan_batches, plan_jobs
+from dit_demo.reports.gallery.planning import Job, ordered_recipes, plan_batches, plan_jobs, requested_labels
 
 Batch = tuple[int, list[Job]]  # (batch index, jobs)
 
@@ -164,7 +164,7 @@ def run_gallery(
     state = state or make_state(config.device)
     reference = _reference(config, state, reference)
     recipes = ordered_recipes(config.recipes, reference.recipe)
-    class_ids = resolve_labels(config.labels or default_labels(reference), reference.id2label)
+    class_ids = resolve_labels(requested_labels(config.labels, reference), reference.id2label)
     if not config.seeds:
         raise InvalidRequestError("No seeds: give --seeds or --per-class.")
     jobs = plan_jobs(class_ids, config.seeds)
