@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bins", type=int, default=5, help="timestep ranges in the per-recipe grid (default 5)")
     parser.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--calibration-steps", type=int, default=25, help="sampling steps to calibrate the recipes")
     parser.add_argument("--out", default="layer-errors", help="folder for layer_errors.json and layer_errors.md")
     return parser
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         bins=args.bins,
         device=args.device,
         threads=args.threads,
+        calibration_steps=args.calibration_steps,
     )
     return 0
 

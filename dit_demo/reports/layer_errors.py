@@ -31,6 +31,7 @@ from optimum.quanto import quantization_map
 from dit_demo.engine.generate import Variant, build_reference, build_variant, initial_generators
 from dit_demo.engine.labels import resolve_labels, spread_ids
 from dit_demo.engine.machine import machine_description
+from dit_demo.engine.quantize import CalibrationConfig
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.engine.smoothing import apply_plan, divisor, plan_of
 from dit_demo.engine.sources import sibling_pipeline
@@ -253,6 +254,7 @@ def run_layer_errors(
     bins: int = 5,
     device: str | None = None,
     threads: int | None = None,
+    calibration_steps: int = 25,
 ) -> list[LayerErrors]:
     """`dit-demo layer-errors`: measure, then write layer_errors.json and layer_errors.md to `out`."""
     if threads:
@@ -262,7 +264,7 @@ def run_layer_errors(
     if labels is None:
         labels = list(spread_ids(len(reference.id2label) or 1000, images))
     request = SamplingRequest.create(list(labels), seed=seed, steps=steps, guidance_scale=guidance)
-    results = layer_errors(reference, recipes, request)
+    results = layer_errors(reference, recipes, request, calibration=CalibrationConfig(steps=calibration_steps))
     where = machine_line(reference.device)
     header = (
         f"## Quantization error per layer and timestep — {reference.source}\n\n"
