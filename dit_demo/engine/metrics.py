@@ -46,22 +46,54 @@ def _paired(
     return ta, tb
 
 
-def psnr(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike]) -> float:
-    """Mean PSNR in dB over pairs; `inf` when the images are identical (the reference against itself)."""
+PAIR_CHUNK = 32  # image pairs per torchmetrics call: bounded memory for thousands of 256² images
+
+
+def _pair_chunks(a, b, device: torch.device | str | None):
+    """Paired (N, C, H, W) float64 chunks; lists are converted chunk by chunk (never all images at once)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            raise ValueError(f"Paired metrics need the same number of images, got {len(a)} and {len(b)}.")
+        for start in range(0, len(a), PAIR_CHUNK):
+            ta, tb = _paired(a[start : start + PAIR_CHUNK], b[start : start + PAIR_CHUNK])
+            yield ta.to(device or "cpu"), tb.to(device or "cpu")
+        return
     ta, tb = _paired(a, b)
-    values = [
-        math.inf if torch.equal(x, y) else float(peak_signal_noise_ratio(x[None], y[None], data_range=1.0))
-        for x, y in zip(ta, tb)
-    ]
+    for start in range(0, len(ta), PAIR_CHUNK):
+        yield ta[start : start + PAIR_CHUNK].to(device or "cpu"), tb[start : start + PAIR_CHUNK].to(device or "cpu")
+
+
+def psnr_values(a, b, device: torch.device | str | None = None) -> list[float]:
+    """PSNR in dB of every pair; `inf` where the images are identical (the reference against itself)."""
+    values: list[float] = []
+    for ta, tb in _pair_chunks(a, b, device):
+        same = (ta == tb).flatten(1).all(1).tolist()
+        db = peak_signal_noise_ratio(ta, tb, data_range=1.0, reduction="none", dim=(1, 2, 3)).reshape(-1).tolist()
+        values += [math.inf if s else float(v) for s, v in zip(same, db)]
+    return values
+
+
+def ssim_values(a, b, device: torch.device | str | None = None) -> list[float]:
+    """SSIM of every pair (Gaussian window, shrunk for the 16×16 digits)."""
+    values: list[float] = []
+    for ta, tb in _pair_chunks(a, b, device):
+        side = min(ta.shape[-2:])
+        kernel = max(3, min(11, side if side % 2 else side - 1))
+        out = structural_similarity_index_measure(ta, tb, data_range=1.0, kernel_size=kernel, reduction="none")
+        values += [float(v) for v in out.reshape(-1).tolist()]
+    return values
+
+
+def psnr(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike], device=None) -> float:
+    """Mean PSNR in dB over pairs; `inf` when the images are identical (the reference against itself)."""
+    values = psnr_values(a, b, device)
     return float(np.mean(values)) if values else math.nan
 
 
-def ssim(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike]) -> float:
+def ssim(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike], device=None) -> float:
     """Mean SSIM over pairs (Gaussian window, shrunk for the 16×16 digits)."""
-    ta, tb = _paired(a, b)
-    side = min(ta.shape[-2:])
-    kernel = max(3, min(11, side if side % 2 else side - 1))
-    return float(structural_similarity_index_measure(ta, tb, data_range=1.0, kernel_size=kernel))
+    values = ssim_values(a, b, device)
+    return float(np.mean(values)) if values else math.nan
 
 
 def amplified_difference(a: ImageLike, b: ImageLike, gain: float = 8.0) -> Image.Image:

@@ -47,3 +47,24 @@ def test_amplified_difference_shows_where_images_differ():
     b[2, 3] = 10
     diff = np.asarray(amplified_difference(Image.fromarray(a), Image.fromarray(b), gain=8))
     assert diff[2, 3, 0] == 80 and diff.sum() == 80 * 3
+
+
+def test_per_pair_values_chunked_equal_the_means():
+    """Thousands of 256² pairs must not be converted at once (a 2,000-image gallery asked for ~32 GB before): the
+    per-pair values come in chunks and their means are exactly the batch metrics."""
+    import numpy as np
+    from PIL import Image
+
+    from dit_demo.engine import metrics
+
+    rng = np.random.default_rng(1)
+    a = [Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)) for _ in range(metrics.PAIR_CHUNK * 2 + 3)]
+    b = [Image.fromarray(np.clip(np.asarray(x).astype(int) + 3, 0, 255).astype(np.uint8)) for x in a]
+    psnrs, ssims = metrics.psnr_values(a, b), metrics.ssim_values(a, b)
+    assert len(psnrs) == len(ssims) == len(a)
+    assert metrics.psnr(a, b) == pytest.approx(float(np.mean(psnrs))) and metrics.ssim(a, b) == pytest.approx(
+        float(np.mean(ssims))
+    )
+    assert metrics.psnr_values(a[:2], a[:2]) == [float("inf")] * 2
+    with pytest.raises(ValueError, match="same number"):
+        metrics.psnr_values(a[:2], a[:3])
