@@ -100,7 +100,7 @@ def _recipe_controls(c: SimpleNamespace) -> None:
 
 
 def _result_views() -> SimpleNamespace:
-    """Summary with verdicts, captioned tiles, slider, differences, table, chart, raw numbers (the right column)."""
+    """Summary with verdicts, captioned tiles, differences, table, chart, raw numbers (the right column)."""
     import gradio as gr
 
     r = SimpleNamespace()
@@ -108,16 +108,7 @@ def _result_views() -> SimpleNamespace:
     r.tiles = gr.HTML(elem_id="tiles", padding=False)
     # The API's image output (image + caption per recipe and class); the page shows the captioned tiles above.
     r.gallery = gr.Gallery(label="Images", format="png", visible=False, elem_id="gallery")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=260):
-            r.slider = gr.ImageSlider(
-                label="Reference ↔ first quantized recipe, first image (drag)",
-                format="png",
-                type="pil",
-                elem_id="slider",
-            )
-        with gr.Column(scale=1, min_width=260):
-            r.diff = gr.HTML(elem_id="diff", padding=False)
+    r.diff = gr.HTML(elem_id="diff", padding=False)
     r.table = gr.HTML(elem_id="table", padding=False)
     r.chart = gr.HTML(elem_id="chart", padding=False)
     with gr.Accordion("All numbers (what /generate returns)", open=False):
@@ -180,7 +171,7 @@ def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -
         concurrency_limit=1,
         preprocess=False,
         validator=service.validate,
-    ).success(page_views, state, [r.tiles, r.slider, r.diff, r.table, r.chart], api_visibility="private")
+    ).success(page_views, state, [r.tiles, r.diff, r.table, r.chart], api_visibility="private")
     return inputs
 
 

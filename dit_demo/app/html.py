@@ -16,7 +16,7 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from dit_demo.app.views import ComparisonState, display_scale, first_quantized, recipe_label, table_frame
+from dit_demo.app.views import ComparisonState, recipe_label, table_frame
 from dit_demo.compare import Comparison
 from dit_demo.reports import render
 from dit_demo.reports.charts import PALETTE, nice_ticks
@@ -57,7 +57,7 @@ def image_grid_html(col_labels: Sequence[str], rows: Sequence[tuple[str, Sequenc
             cells.append(
                 f'<img src="{data_uri(tile)}" width="{tile.width}" height="{tile.height}" alt="{escape(label)}">'
             )
-    style = f"grid-template-columns: minmax(3.2em, auto) repeat({len(col_labels)}, minmax(0, 96px))"
+    style = f"grid-template-columns: max-content repeat({len(col_labels)}, minmax(0, 96px))"
     return f'<div class="dq-grid" style="{style}">{"".join(cells)}</div>'
 
 
@@ -238,7 +238,7 @@ def place_labels(
 
 def scatter_svg(points: Sequence[Mapping], x_title: str, y_title: str, title: str = "") -> str:
     """An inline SVG scatter: axes from zero (ratios read honestly), round ticks, every point labelled."""
-    width, height, font = 420, 300, 14
+    width, height, font = 360, 270, 14
     left, right, top, bottom = 52, 12, 30 if title else 12, 42
     xs = [float(p["x"]) for p in points]
     ys = [float(p["y"]) for p in points]
@@ -252,7 +252,7 @@ def scatter_svg(points: Sequence[Mapping], x_title: str, y_title: str, title: st
 
     parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or y_title)}">']
     if title:
-        parts.append(f'<text x="{left}" y="18" font-size="{font + 1}" font-weight="600">{escape(title)}</text>')
+        parts.append(f'<text x="4" y="18" font-size="{font + 1}" font-weight="600">{escape(title)}</text>')
     for t in x_ticks:
         x, _ = px(t, 0)
         parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" stroke="#8884"/>')
@@ -288,27 +288,19 @@ def comparison_chart(rows: Sequence[Mapping]) -> str:
         {"x": row["latency_s"], "y": row["weight_bytes"] / 2**20, "label": row.get("label") or row["recipe"]}
         for row in rows
     ]
-    return scatter_svg(
-        points, "end-to-end latency (s)", "transformer weights (MiB)", "Latency vs weights (lower left is better)"
-    )
+    chart = scatter_svg(points, "end-to-end latency (s)", "transformer weights (MiB)", "Latency vs weights")
+    return chart + '<p class="dq-note">Lower left is better: faster and smaller.</p>'
 
 
-def page_views(state: ComparisonState | None) -> tuple:
-    """Tiles, slider (reference vs first quantized recipe), differences, table and chart of the last run."""
+def page_views(state: ComparisonState | None) -> tuple[str, str, str, str]:
+    """Tiles, differences, table and chart of the last run."""
     if state is None:
-        return "", None, "", "", ""
+        return "", "", "", ""
     comparison = state.comparison
     rows = state.rows
-    other = first_quantized(comparison)
-    slider = None
-    if other is not None:  # one square pair: it fits a phone's width and the slider's frame uncropped
-        ref, quantized = comparison.reference.images[0], comparison.results[other].images[0]
-        slider = (display_scale(ref), display_scale(quantized))
-    memory_kind = comparison.reference.memory_kind
     return (
         tiles_html(comparison, rows),
-        slider,
         differences_html(comparison, rows),
-        comparison_table(rows, memory_kind),
+        comparison_table(rows, comparison.reference.memory_kind),
         comparison_chart(rows),
     )

@@ -3,7 +3,6 @@ tables whose headers never break mid-word, a chart that scales with the column. 
 variables, so light and dark themes both read."""
 
 CSS = """
-#slider img { image-rendering: pixelated; }
 .dq-rows { display: flex; flex-direction: column; gap: 14px; }
 .dq-row h4 { margin: 0 0 6px; font-size: 0.95rem; }
 .dq-strip { display: flex; flex-wrap: wrap; gap: 10px; }
@@ -16,14 +15,14 @@ CSS = """
 .dq-swatch { display: inline-block; width: 0.9em; height: 0.9em; vertical-align: -0.1em;
   border: 1px solid var(--border-color-primary, #ccc); }
 .dq-table-wrap { overflow-x: auto; max-width: 100%; }
-.dq-table { border-collapse: collapse; font-size: 0.88rem; }
+.dq-table { border-collapse: collapse; font-size: 0.88rem; border: none !important; }
 .dq-table th, .dq-table td { padding: 4px 10px; text-align: right; border: none !important;
   border-bottom: 1px solid var(--border-color-primary, #ddd) !important; }
 .dq-table thead th { white-space: nowrap; font-weight: 600; }
 .dq-table tbody th { text-align: left; font-weight: normal; min-width: 7em; }
-.dq-chart svg { width: 100%; max-width: 460px; height: auto; display: block; }
+.dq-chart svg { width: 100%; max-width: 440px; height: auto; display: block; }
 .dq-chart text { fill: currentColor; font-family: inherit; }
-.dq-grid { display: grid; gap: 4px; align-items: center; margin: 6px 0 12px; }
+.dq-grid { display: grid; gap: 4px; align-items: center; justify-content: start; margin: 6px 0 12px; }
 .dq-grid img { display: block; width: 100%; height: auto; image-rendering: pixelated; }
 .dq-grid-h { font-weight: 600; font-size: 0.8rem; text-align: center; line-height: 1.2; }
 .dq-grid-r { font-size: 0.8rem; padding-right: 4px; }

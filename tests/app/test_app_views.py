@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from dit_demo.app import config, views
-from dit_demo.app.html import page_views
+from dit_demo.app import config, html, views
+from dit_demo.app.html import data_uri, page_views
 from dit_demo.app.inputs import Request
 from dit_demo.compare import compare
 from dit_demo.engine.generate import Variant
@@ -41,16 +41,18 @@ def test_numbers_table_chart_and_views(comparison) -> None:
     assert "int8" in views.caption(rows[1], 0) and "PSNR" in views.caption(rows[1], 0)
     assert f"{format_bytes(rows[1]['weight_bytes'])} weights" in views.caption(rows[1], 0)
 
-    tiles, slider, diff, table_html, chart_html = page_views(views.ComparisonState(comparison, rows))
+    tiles, diff, table_html, chart_html = page_views(views.ComparisonState(comparison, rows))
     int8 = comparison.results["int8"].images
-    assert slider[0].size == slider[1].size and slider[0].width >= 256 and slider[0].width % 16 == 0
-    scale = slider[0].width // 16
-    assert slider[1].tobytes() == int8[0].resize((16 * scale, 16 * scale), Image.NEAREST).tobytes()  # crisp
+    preview = views.display_scale(int8[0])
+    assert preview.width >= 256 and preview.width % 16 == 0
+    scale = preview.width // 16
+    assert preview.tobytes() == int8[0].resize((16 * scale, 16 * scale), Image.NEAREST).tobytes()  # crisp
+    assert data_uri(html.tile_image(int8[0])) in tiles  # the tile is the image, upscaled by a whole factor
     assert tiles.count("<figure") == 4 and tiles.count("<figcaption>") == 4  # 2 classes × 2 recipes, captioned
     assert "fp32 reference" in diff and "Largest error" in diff and "×" in diff
     assert "weights (MiB)" in table_html and "fp32 reference" in table_html
     assert chart_html.count('class="dq-point"') == 2
-    assert page_views(None) == ("", None, "", "", "")
+    assert page_views(None) == ("", "", "", "")
 
 
 def test_comparison_strip_is_one_labelled_png(comparison) -> None:
