@@ -35,7 +35,6 @@ FALLBACK_MODEL = "tiny-random"  # only until the embedded digits model is presen
 DEFAULT_RECIPES = ["int8"]
 UI_MAX_STEPS = 100
 UI_MAX_GUIDANCE = 15.0
-DIFF_GAIN = 8.0
 COMPILE_MODE = "reduce-overhead"
 STRIP_TILE = 128  # smallest tile side in the downloadable PNG: 16-pixel digits are scaled up, pixel-exact
 PREVIEW_SIDE = 256  # smallest side of an on-page preview (views.display_scale)

@@ -16,13 +16,12 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from dit_demo.app.views import ComparisonState, recipe_label, table_frame
+from dit_demo.app.views import ComparisonState, difference_images, recipe_label, table_frame
 from dit_demo.compare import Comparison
 from dit_demo.reports import render
 from dit_demo.reports.charts import PALETTE, nice_ticks
 
 TILE_SIDE = 128  # smallest side of an on-page tile
-MAX_DIFF_GAIN = 64
 
 
 def data_uri(image: Image.Image) -> str:
@@ -93,25 +92,6 @@ def tiles_html(comparison: Comparison, rows: Sequence[Mapping]) -> str:
             f'<div class="dq-strip">{"".join(tiles)}</div></section>'
         )
     return f'<div class="dq-rows" id="dq-tiles">{"".join(blocks)}</div>'
-
-
-def difference_images(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> tuple[list[Image.Image], int, int]:
-    """|a − b| per pixel (largest channel) on white: white = identical, red = the largest shown error.
-
-    One gain for all images of a recipe, a power of two so the largest error fills the scale without clipping
-    (at most ×64); returns the images, the gain and the largest error in 8-bit levels (0 = identical)."""
-    diffs = [
-        np.abs(np.asarray(x.convert("RGB"), np.int16) - np.asarray(y.convert("RGB"), np.int16)).max(axis=2)
-        for x, y in zip(a, b)
-    ]
-    largest = int(max((int(d.max()) for d in diffs), default=0))
-    gain = 1 if largest == 0 else int(min(MAX_DIFF_GAIN, 2 ** math.floor(math.log2(255 / largest))))
-    images = []
-    for d in diffs:
-        level = np.clip(d.astype(np.int32) * gain, 0, 255).astype(np.uint8)
-        white = np.full_like(level, 255)
-        images.append(Image.fromarray(np.stack([white, 255 - level, 255 - level], axis=2), "RGB"))
-    return images, gain, largest
 
 
 def differences_html(comparison: Comparison, rows: Sequence[Mapping]) -> str:

@@ -10,14 +10,16 @@ always used (`bf16` is the reference recipe); what people read names the referen
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dit_demo.app.config import DIFF_GAIN, PREVIEW_SIDE, STRIP_TILE
+from dit_demo.app.config import PREVIEW_SIDE, STRIP_TILE
 from dit_demo.compare import Comparison
 from dit_demo.engine.quantize import REFERENCE_RECIPE
 from dit_demo.reports import render
@@ -26,6 +28,7 @@ from dit_demo.units import format_bytes, format_seconds, mebibytes
 if TYPE_CHECKING:
     from dit_demo.app.inputs import Request
 
+MAX_DIFF_GAIN = 64  # difference views: the largest error fills the scale, at most ×64
 DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 # Table rows: key → label with its unit (the page shows recipes as columns, these as rows).
@@ -211,6 +214,25 @@ def first_quantized(comparison: Comparison) -> str | None:
     return next((r for r in comparison.results if r != comparison.reference_recipe), None)
 
 
+def difference_images(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> tuple[list[Image.Image], int, int]:
+    """|a − b| per pixel (largest channel) on white: white = identical, red = the largest shown error.
+
+    One gain for all images of a recipe, a power of two so the largest error fills the scale without clipping
+    (at most ×64); returns the images, the gain and the largest error in 8-bit levels (0 = identical)."""
+    diffs = [
+        np.abs(np.asarray(x.convert("RGB"), np.int16) - np.asarray(y.convert("RGB"), np.int16)).max(axis=2)
+        for x, y in zip(a, b)
+    ]
+    largest = int(max((int(d.max()) for d in diffs), default=0))
+    gain = 1 if largest == 0 else int(min(MAX_DIFF_GAIN, 2 ** math.floor(math.log2(255 / largest))))
+    images = []
+    for d in diffs:
+        level = np.clip(d.astype(np.int32) * gain, 0, 255).astype(np.uint8)
+        white = np.full_like(level, 255)
+        images.append(Image.fromarray(np.stack([white, 255 - level, 255 - level], axis=2), "RGB"))
+    return images, gain, largest
+
+
 def _strip_label(row: dict, reference: str) -> str:
     """Column header: the name on its own first line (the difference column is titled from first lines)."""
     label = recipe_label(row, reference)
@@ -221,10 +243,11 @@ def _strip_label(row: dict, reference: str) -> str:
     return "\n".join(lines)
 
 
-def comparison_strip(comparison: Comparison, gain: float = DIFF_GAIN) -> Image.Image:
+def comparison_strip(comparison: Comparison) -> Image.Image:
     """ONE labelled PNG of the whole comparison, drawn by `render.image_grid`: a row per requested image (class
-    and seed), a column per recipe (reference first; latency, weights, PSNR in the header), then the difference
-    between the reference and the first quantized recipe.
+    and seed), a column per recipe (reference first; latency, weights, PSNR in the header), then where the first
+    quantized recipe differs from the reference (`difference_images`: white = identical, its gain and largest
+    error in the header).
 
     Small images are scaled up by an integer factor (nearest neighbour, so pixels stay exact) to leave room
     for the labels; every character is one the bundled font has (`render.drawable`).
@@ -232,13 +255,18 @@ def comparison_strip(comparison: Comparison, gain: float = DIFF_GAIN) -> Image.I
     rows = {row["recipe"]: row for row in comparison.rows()}
     ref = comparison.reference
     recipes = list(comparison.results)
+    cells = [[comparison.results[recipe].images[i] for recipe in recipes] for i in range(len(ref.images))]
+    col_labels = [_strip_label(rows[recipe], comparison.reference_recipe) for recipe in recipes]
     other = first_quantized(comparison)
+    if other is not None:
+        diffs, gain, largest = difference_images(ref.images, comparison.results[other].images)
+        cells = [[*row, diff] for row, diff in zip(cells, diffs)]
+        scale = f"x{gain}, max {largest}/255" if largest else "identical"
+        col_labels.append(f"{other} - {col_labels[0].splitlines()[0]}\ndifference\n{scale}\nwhite = same")
     return render.image_grid(
-        [[comparison.results[recipe].images[i] for recipe in recipes] for i in range(len(ref.images))],
+        cells,
         row_labels=[f"{name}\nseed {seed}" for name, seed in zip(ref.class_names, ref.seeds)],
-        col_labels=[_strip_label(rows[recipe], comparison.reference_recipe) for recipe in recipes],
-        difference=None if other is None else (recipes.index(comparison.reference_recipe), recipes.index(other)),
-        gain=gain,
+        col_labels=col_labels,
         min_tile=STRIP_TILE,
     )
 

@@ -10,7 +10,6 @@ from dit_demo.app.html import data_uri, page_views
 from dit_demo.app.inputs import Request
 from dit_demo.compare import compare
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.metrics import amplified_difference
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.reports import render
 from dit_demo.units import format_bytes
@@ -59,7 +58,7 @@ def test_comparison_strip_is_one_labelled_png(comparison) -> None:
     strip = views.comparison_strip(comparison)
     tile = render.tile_size(16, config.STRIP_TILE)
     assert tile >= config.STRIP_TILE and tile % 16 == 0
-    # columns: bf16, int8, difference (four header lines: recipe, latency, weights, PSNR); rows: the two classes
+    # columns: reference, int8, difference (four header lines each); rows: the two classes
     header = render.header_height_for(["int8\nlatency\nweights\nPSNR"])
     layout = render.GridLayout(rows=2, cols=3, tile=tile, label_width=150, header_height=header)
     assert strip.size == layout.size
@@ -67,10 +66,12 @@ def test_comparison_strip_is_one_labelled_png(comparison) -> None:
     int8_second = comparison.results["int8"].images[1].convert("RGB").resize((tile, tile), Image.NEAREST)
     assert strip.crop((x, y, x + tile, y + tile)).tobytes() == int8_second.tobytes()
     x, y = layout.cell(1, 2)
-    diff_second = amplified_difference(
-        comparison.results["bf16"].images[1], comparison.results["int8"].images[1], config.DIFF_GAIN
-    ).resize((tile, tile), Image.NEAREST)
+    diffs, gain, largest = views.difference_images(
+        comparison.results["bf16"].images, comparison.results["int8"].images
+    )  # the same difference view as the page: white = identical, its gain and largest error in the header
+    diff_second = diffs[1].resize((tile, tile), Image.NEAREST)
     assert strip.crop((x, y, x + tile, y + tile)).tobytes() == diff_second.tobytes()
+    assert gain >= 1 and largest >= 0
     top = strip.crop((0, 0, strip.width, layout.pad + header)).convert("L")
     assert min(top.getdata()) < 128  # the labels were drawn
     side = strip.crop((0, layout.pad + header, layout.pad + 150, strip.height)).convert("L")
