@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     known = [h.value for h in SpaceHardware]
     if args.hardware and args.hardware not in known:
         raise DemoError(f"Unknown Space hardware {args.hardware!r}: choose one of {', '.join(known)}.")
-    bench = getattr(config, "BENCH_DIR", None) or config.BENCH_README.parent
-    static = tuple(p.relative_to(config.ROOT).as_posix() for p in (config.GALLERY_DIR, bench))  # what the tabs read
+    static = tuple(p.relative_to(config.ROOT).as_posix() for p in (config.GALLERY_DIR, config.BENCH_DIR))  # the tabs
     deploy_space(
         root, out, target, args.model, model_env=MODEL_ENV, push=args.push, hardware=args.hardware, static=static
     )
