@@ -262,6 +262,7 @@ def smooth_for_recipe(
         steps=config.steps,
         guidance_scales=tuple(sorted({1.0, 2.0, 4.0, float(config.guidance_scale)})),
         activations=spec.activations,
+        weights=spec.weights,
     )
     return smooth_pipeline(pipe, smoothing, wanted)
 

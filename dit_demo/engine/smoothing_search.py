@@ -47,6 +47,7 @@ class SmoothingConfig:
     aggregations: Sequence[str] = AGGREGATIONS
     rows: int = 256  # rows (tokens) per forward call the criterion simulates
     activations: object = qint8
+    weights: object = qint8  # the consumers' weight type (per-row scales), simulated by the criterion
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +61,7 @@ class SmoothingConfig:
             "aggregations": list(self.aggregations),
             "rows": self.rows,
             "activations": getattr(self.activations, "name", str(self.activations)),
+            "weights": getattr(self.weights, "name", str(self.weights)),
         }
 
 
@@ -259,7 +261,7 @@ class SiteSearch:
             self.signal[layer] += float(reference.pow(2).sum())
             for i, (cand, step) in enumerate(zip(self.candidates, self.steps)):
                 s = cand.scale.to(x.device) if cand.scale is not None else torch.ones_like(x[0])
-                w = fake_quantize_rows(weight * s[None], self.config.activations)
+                w = fake_quantize_rows(weight * s[None], self.config.weights)
                 y = torch.nn.functional.linear(fake_quantize(x / s, step.to(x.device), qtype), w, bias)
                 self.terms[layer][i] += float((y - reference).pow(2).sum())
 
