@@ -10,7 +10,7 @@ STAGE=${1:?stage 1 or 2}
 GPU=${GPU:-1}
 MODEL256=${MODEL256:-dit-xl-2-256-random}
 MODEL512=${MODEL512:-dit-xl-2-512-random}
-FUSE=${FUSE:-on}              # stage 2: the fused-QKV setting stage 1 found faster
+FUSE=${FUSE:-auto}            # stage 2: off, on or auto (= on with step capture, what stage 1 found faster)
 PY=${PY:-python3}              # the dry run: PY=.venv/bin/python
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DIFFUSERS_VERBOSITY=error TQDM_DISABLE=1
 mkdir -p "$OUT"
@@ -46,9 +46,9 @@ if [ "$STAGE" = 1 ]; then
   bench h200-b256-unfused 190 --model "$MODEL256" --batch 1 --runs 5 --recipes bf16,int8 --fuse-qkv off \
     --capture step,forward "${COMMON[@]}"
 else
-  bench h200-b512 170 --model "$MODEL512" --batch 1 --runs 5 --fuse-qkv "$FUSE" "${ALL[@]}" "${COMMON[@]}"
-  bench h200-b256x8 170 --model "$MODEL256" --batch 8 --runs 3 --fuse-qkv "$FUSE" "${ALL[@]}" "${COMMON[@]}"
-  bench h200-b512x8 200 --model "$MODEL512" --batch 8 --runs 3 --fuse-qkv "$FUSE" --profile 3 "${ALL[@]}" \
+  bench h200-b512 "${T512:-170}" --model "$MODEL512" --batch 1 --runs 5 --fuse-qkv "$FUSE" "${ALL[@]}" "${COMMON[@]}"
+  bench h200-b256x8 "${T256X8:-170}" --model "$MODEL256" --batch 8 --runs 3 --fuse-qkv "$FUSE" "${ALL[@]}" "${COMMON[@]}"
+  bench h200-b512x8 "${T512X8:-200}" --model "$MODEL512" --batch 8 --runs 3 --fuse-qkv "$FUSE" --profile 3 "${ALL[@]}" \
     "${COMMON[@]}"
 fi
 el "done"

@@ -16,14 +16,14 @@ from dit_demo.cli.common import comma_ints, comma_list, guarded
 COMPILE_MODE_NAMES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 KERNEL_NAMES = ("auto", "triton", "mixed", "torch")
 CAPTURE_NAMES = ("auto", "step", "forward")
-FUSE_CHOICES = {"off": False, "on": True}
+FUSE_CHOICES = {"auto": None, "off": False, "on": True}
 
 
 def fuse_choices(text: str) -> list[bool]:
     values = comma_list(text)
     unknown = [v for v in values if v not in FUSE_CHOICES]
     if unknown:
-        raise argparse.ArgumentTypeError(f"--fuse-qkv takes off and/or on, not {', '.join(unknown)}")
+        raise argparse.ArgumentTypeError(f"--fuse-qkv takes auto, off and/or on, not {', '.join(unknown)}")
     return [FUSE_CHOICES[v] for v in values]
 
 
@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "CUDA graphs), forward (torch.compile's own graphs around the forward), auto (step on a GPU)",
     )
     parser.add_argument(
-        "--fuse-qkv", type=fuse_choices, default=[False], help="off, on or off,on: compiled cells with fused QKV"
+        "--fuse-qkv",
+        type=fuse_choices,
+        default=[None],
+        help="comma-separated, one cell each for compiled cells: off, on, auto (on with step capture)",
     )
     parser.add_argument(
         "--eager-recipes",

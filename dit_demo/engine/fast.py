@@ -3,11 +3,12 @@
 quanto's modules dequantize every weight on every call and its activation-quantized tensors break torch.compile.
 After quantization (the saved format stays quanto's), `compile_variant` swaps each frozen qint8 `QLinear` for an
 `Int8Linear` and each qfloat8 one for an `Fp8Linear` (plain torch ops that Inductor fuses; `dit_demo.engine.
-fast_layers`, `dit_demo.engine.fp8`), stores the per-block class-label tables as int8 rows, optionally fuses each
-attention's q/k/v into one GEMM (`dit_demo.engine.fusion`), compiles the transformer with Inductor and — the default
-on a GPU — captures the whole denoising step (transformer + guidance + sampler update) and the VAE decode as CUDA
-graphs (`dit_demo.engine.capture`). `capture="forward"` keeps the older arrangement: `torch.compile`'s own CUDA
-graphs around the transformer forward only, the pipeline's Python loop between forwards.
+fast_layers`, `dit_demo.engine.fp8`), stores the per-block class-label tables as int8 rows, fuses each attention's
+q/k/v into one GEMM (`dit_demo.engine.fusion`; by default together with step capture), compiles the transformer with
+Inductor and — the default on a GPU — captures the whole denoising step (transformer + guidance + sampler update)
+and the VAE decode as CUDA graphs (`dit_demo.engine.capture`; measured on the H200 in bench/README.md).
+`capture="forward"` keeps the older arrangement: `torch.compile`'s own CUDA graphs around the transformer forward
+only, the pipeline's Python loop between forwards.
 
 On a CUDA GPU with Triton, `kernel="triton"` runs the int8 linears as fused kernels from `dit_demo.engine.kernels`
 instead; the default (`"auto"` = `"torch"`) is the plain-op path: on the H100 cuBLAS beat those kernels at every
@@ -128,10 +129,11 @@ def compile_variant(
     fullgraph: bool = False,
     inplace: bool = True,
     capture: str = "auto",
-    fuse: bool = False,
+    fuse: bool | None = None,
 ) -> Variant:
-    """Make a variant fast: fast int8/fp8 linears and int8 label tables, optionally fused QKV (`fuse`), Inductor,
-    and (`capture="step"`, the default on a GPU when compiling) the whole denoising step in CUDA graphs.
+    """Make a variant fast: fast int8/fp8 linears and int8 label tables, fused QKV (`fuse`; None = with step
+    capture, the combination measured fastest on the H200), Inductor, and (`capture="step"`, the default on a GPU
+    when compiling) the whole denoising step in CUDA graphs.
 
     `mode` is torch.compile's; with step capture the modes that bring their own CUDA graphs (reduce-overhead,
     max-autotune) compile without them and the step graphs take their place. `kernel` picks the int8 linears'
@@ -151,6 +153,8 @@ def compile_variant(
         variant = dataclasses.replace(variant, pipe=sibling)
     transformer = variant.pipe.transformer
     label = _fast_layers(transformer, kernel, fast_linears)
+    if fuse is None:
+        fuse = capture == "step"
     if fuse and fuse_qkv(transformer):
         label = "+fused-qkv" + label
     if capture == "step":

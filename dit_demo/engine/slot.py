@@ -31,10 +31,23 @@ def image_shape(pipe: DiTPipeline, batch: int) -> tuple[int, int, int, int]:
     return batch, config.out_channels, size, size
 
 
+_CAPTURE_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+def capture_stream() -> torch.cuda.Stream:
+    """One side stream per GPU for every warm-up and capture: cuBLAS/cuDNN keep a workspace per stream they see
+    (tens of MiB each), so a new stream per capture would leak one workspace per graph (seen on the H200: ~175 MB
+    per captured benchmark cell, carried into the next cell's memory figures)."""
+    index = torch.cuda.current_device()
+    if index not in _CAPTURE_STREAMS:
+        _CAPTURE_STREAMS[index] = torch.cuda.Stream()
+    return _CAPTURE_STREAMS[index]
+
+
 @torch.no_grad()  # inference only (and a compiled module called with grad enabled would compile a second time)
 def capture_graph(fn, pool, reset) -> torch.cuda.CUDAGraph:
-    """Warm `fn` up on a side stream (compile, autotune, cuBLAS handles), then capture one call of it."""
-    stream = torch.cuda.Stream()
+    """Warm `fn` up on the capture stream (compile, autotune, cuBLAS handles), then capture one call of it."""
+    stream = capture_stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(2):
@@ -43,7 +56,7 @@ def capture_graph(fn, pool, reset) -> torch.cuda.CUDAGraph:
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     reset()
-    with torch.cuda.graph(graph, pool=pool):
+    with torch.cuda.graph(graph, pool=pool, stream=stream):
         fn()
     return graph
 

@@ -50,7 +50,7 @@ class BenchConfig:
     compile_modes: tuple[str, ...] = ("none", "reduce-overhead")
     kernels: tuple[str, ...] = ("auto",)  # int8 linear kernels of the compiled int8 cells: one cell each
     captures: tuple[str, ...] = ("auto",)  # compiled cells: what CUDA graphs capture (engine.fast.CAPTURE_MODES)
-    fuse: tuple[bool, ...] = (False,)  # compiled cells: without / with fused QKV (one cell each)
+    fuse: tuple[bool | None, ...] = (None,)  # compiled cells: fused QKV off / on / None = compile_variant's default
     eager_recipes: tuple[str, ...] | None = None  # recipes that also get an eager cell (None: all; bf16 always)
     steps: int = 25
     guidance: float = 4.0
@@ -86,7 +86,7 @@ class BenchConfig:
         object.__setattr__(self, "batches", tuple(self.batches))
         object.__setattr__(self, "kernels", tuple(self.kernels))
         object.__setattr__(self, "captures", tuple(self.captures))
-        object.__setattr__(self, "fuse", tuple(bool(f) for f in self.fuse))
+        object.__setattr__(self, "fuse", tuple(None if f is None else bool(f) for f in self.fuse))
         if self.eager_recipes is not None:
             object.__setattr__(self, "eager_recipes", tuple(self.eager_recipes))
 
@@ -103,10 +103,10 @@ class BenchConfig:
                     for kernel in self.kernels if several else self.kernels[:1]:
                         yield batch, mode, recipe, kernel
 
-    def options(self, mode: str) -> list[tuple[str, bool]]:
+    def options(self, mode: str) -> list[tuple[str, bool | None]]:
         """(capture, fuse) of each cell for a compile mode: every combination when compiled, one when eager."""
         if mode == "none":
-            return [("auto", False)]
+            return [("auto", None)]
         return [(capture, fuse) for capture in self.captures for fuse in self.fuse]
 
 
@@ -174,7 +174,7 @@ def bench_one(
     reference_images: list | None,
     kernel: str = "auto",
     capture: str = "auto",
-    fuse: bool = False,
+    fuse: bool | None = None,
 ) -> tuple[dict, list | None]:
     """Build, warm up, time and measure one (recipe, compile mode, batch, int8 kernel, capture, fuse) cell."""
     batch = len(request.labels)
@@ -199,6 +199,7 @@ def bench_one(
             )
         row["compile_mode"] = variant.compile_mode
         row["capture"] = "step" if "+step-graph" in variant.compile_mode else "forward"
+        row["fuse"] = "+fused-qkv" in variant.compile_mode
         row["memory_after_load_bytes"] = memory_in_use(variant.device) if variant.device.type == "cuda" else None
         numbers, images = measure(variant, request, config)
         row.update(numbers)

@@ -109,7 +109,8 @@ def test_conditioning_tables_serve_the_same_forward(tiny):
 def test_compile_variant_captures_the_step_and_keeps_the_label(tiny):
     variant = build_variant(tiny, "bf16")
     compiled = compile_variant(variant, "none", capture="step", inplace=False)
-    assert isinstance(compiled.pipe, CapturedDiTPipeline) and compiled.compile_mode == "none+step-graph"
+    assert isinstance(compiled.pipe, CapturedDiTPipeline)
+    assert compiled.compile_mode == "none+step-graph+fused-qkv"  # fused QKV comes with step capture by default
     assert compiled.pipe.labels == tiny.pipe.labels
     assert compile_variant(variant, "none", inplace=False).compile_mode == "none"  # CPU default: forward capture
 

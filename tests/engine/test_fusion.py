@@ -56,6 +56,24 @@ def test_fused_weights_hold_the_three_projections_once():
     assert module_weight_bytes(transformer) == before  # nothing stored twice
 
 
+def test_fused_layer_keeps_the_kernel_choice(monkeypatch):
+    import dit_demo.engine.fp8 as fp8
+
+    monkeypatch.setattr(fp8, "fp8_matmul_available", lambda device: True)  # as on an H200
+    transformer = _transformer("fp8-a8")
+    for attn in [b.attn1 for b in transformer.transformer_blocks]:
+        for layer in (attn.to_q, attn.to_k, attn.to_v):
+            assert layer.enable_scaled_mm()  # what compile_variant does before fusing
+    expected = _forward(transformer)  # CPU inputs: the emulated arithmetic either way
+    fuse_qkv(transformer)
+    assert all(b.attn1.to_qkv.scaled_mm for b in transformer.transformer_blocks)
+    assert torch.allclose(_forward(transformer), expected, atol=1e-5, rtol=1e-5)
+    int8 = _transformer("int8")
+    int8.transformer_blocks[0].attn1.to_q.kernel = "torch"
+    fuse_qkv(int8)
+    assert int8.transformer_blocks[0].attn1.to_qkv.kernel == "torch"
+
+
 def test_triton_kernels_and_mixed_types_are_left_alone():
     transformer = _transformer("int8")
     attn = transformer.transformer_blocks[0].attn1

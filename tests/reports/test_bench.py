@@ -95,7 +95,7 @@ def test_cells_follow_eager_recipes_and_kernels():
 def test_compiled_cells_get_every_capture_and_fusion_choice():
     config = BenchConfig(captures=("step", "forward"), fuse=(False, True))
     assert config.options("reduce-overhead") == [("step", False), ("step", True), ("forward", False), ("forward", True)]
-    assert config.options("none") == [("auto", False)]
+    assert config.options("none") == [("auto", None)] and BenchConfig().fuse == (None,)
     with pytest.raises(InvalidRequestError, match="capture"):
         BenchConfig(captures=("everything",))
 
