@@ -171,8 +171,11 @@ def bench_records(folder: Path = BENCH_DIR) -> list[tuple[str, dict]]:
 
 
 def _bench_label(row: Mapping) -> str:
-    mode = "eager" if row.get("compile_mode", row.get("compile")) == "none" else "compiled"
-    return f"{row['recipe']} {mode}"
+    """Recipe and how it ran: eager, compiled (forward graphs) or whole-step graphs, with fused QKV if it was."""
+    if row.get("compile_mode", row.get("compile")) == "none":
+        return f"{row['recipe']} eager"
+    mode = "step graphs" if row.get("capture") == "step" or row.get("path") == "step-graph" else "compiled"
+    return f"{row['recipe']} {mode}" + (" + fused QKV" if row.get("fuse") else "")
 
 
 def _bench_psnr(row: Mapping) -> object:

@@ -63,3 +63,17 @@ def test_every_shipped_bench_run_renders() -> None:
         pytest.skip("no benchmark results in this copy")
     assert_page_safe(page)
     assert page.count("<svg") == len(tabs.bench_records())
+
+
+def test_benchmark_labels_tell_every_run_of_a_recipe_apart():
+    """One H200 table holds bf16 with forward graphs and with whole-step graphs: two different labels."""
+    from dit_demo.app.tabs import _bench_label
+
+    rows = [
+        {"recipe": "bf16", "compile_mode": "none"},
+        {"recipe": "bf16", "compile_mode": "reduce-overhead", "capture": "forward", "fuse": False},
+        {"recipe": "bf16", "compile_mode": "reduce-overhead+step-graph", "capture": "step", "fuse": False},
+        {"recipe": "bf16", "compile_mode": "reduce-overhead+step-graph+fused-qkv", "capture": "step", "fuse": True},
+    ]
+    labels = [_bench_label(row) for row in rows]
+    assert labels == ["bf16 eager", "bf16 compiled", "bf16 step graphs", "bf16 step graphs + fused QKV"]
