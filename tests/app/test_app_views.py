@@ -118,7 +118,7 @@ def test_reference_is_named_by_its_dtype(comparison) -> None:
     assert numbers["reference"] == "bf16" and numbers["reference_dtype"] == "float32"  # CPU: fp32
     assert numbers["reference_label"] == "fp32 reference"
     verdict = numbers["verdicts"]["int8"]
-    assert verdict.startswith("int8: ") and "than the fp32 reference here" in verdict
+    assert verdict.startswith("int8: ") and "the fp32 reference here" in verdict  # wording of speed depends on timing
     summary = views.summary_markdown(numbers)
     assert "reference in fp32" in summary and "- **int8**:" in summary
     assert views.caption(numbers["recipes"]["bf16"], 0).startswith("fp32 reference · ")

@@ -58,6 +58,8 @@ def measured_record() -> dict:
         "machine": machine_description("cpu"),
         "samples": [{"file": "samples/int8-0-class7-seed0.png", "seed": 0, "class_id": 7, "label": "seven"}],
         "command": "dit-demo push-model --model embedded --recipe int8",
+        "stock": {"loadable": True, "refusal": None},
+        "install": {"packages": ["torch==2.13.0", "diffusers==0.42.1", "optimum-quanto==0.2.7", "accelerate==1.15.0"]},
     }
 
 
@@ -65,7 +67,7 @@ def test_a_card_from_a_measured_record_validates(tmp_path):
     measured = measured_record()
     build_card(measured).save(tmp_path / "README.md")
     card = validate_card(tmp_path / "README.md", measured)
-    assert len(python_blocks(card.text)) == 2 and card.data.license == "apache-2.0"
+    assert len(python_blocks(card.text)) == 3 and card.data.license == "apache-2.0"  # stock, quanto, dit_demo
     assert "5,512,345 B (5.26 MiB)" in card.text and machine_line(measured["machine"]) in card.text
     assert "41.25 dB" in card.text and "∞ (identical)" in card.text and "1.200×" in card.text
 
