@@ -72,7 +72,7 @@ def _fp8_a8_note(device: torch.device | str) -> str:
 
 RECIPES: dict[str, Recipe] = {
     "bf16": Recipe("bf16", None, None, "reference: bfloat16 on GPU, float32 on CPU"),
-    "int8": Recipe("int8", qint8, None, "int8 weights (per-channel scales), bf16 activations"),
+    "int8": Recipe("int8", qint8, None, "int8 weights (per-channel scales), activations in the reference dtype"),
     # The adaLN modulation and the timestep/class embedders turn (t, y) into per-channel shift/scale/gate: one
     # per-tensor int8 scale for their outputs wipes out the conditioning (digits: 20 dB and 3× FID at guidance 1-2),
     # so they keep float activations and int8 weights only.
