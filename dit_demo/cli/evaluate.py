@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", default="embedded")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (fp32 reference; TF32 off on CUDA)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the real-digit baseline (needs sklearn)")
     parser.add_argument("--out", type=Path, required=True)
     return parser
@@ -60,6 +61,7 @@ def config_from_args(args: argparse.Namespace):
         source=args.source,
         threads=args.threads,
         baseline=not args.no_baseline,
+        device=args.device,
     )
 
 

@@ -54,6 +54,7 @@ class EvaluateConfig:
     source: str = "embedded"
     threads: int = 2
     baseline: bool = True  # also score real train-split digits (needs scikit-learn)
+    device: str = "cpu"  # "cuda" for 10,000-sample rows; full precision there means fp32 with TF32 off
 
 
 def parse_recipe(spec: str) -> tuple[str, list[str], bool]:
@@ -255,8 +256,12 @@ def evaluate_recipe(variant: Variant, recipe: str, config: EvaluateConfig, ref_i
     return rows
 
 
-def cpu_machine_line() -> str:
-    info = machine_description("cpu")
+def machine_line(device: torch.device) -> str:
+    """The machine the table was made on, as its header states it."""
+    info = machine_description(device)
+    if device.type == "cuda":
+        gpu = info.get("gpu") or torch.cuda.get_device_name(device)
+        return f"{gpu}, float32 reference (TF32 off), torch {info['torch']}"
     return f"{info['cpu']}, {info['torch_threads']} threads, no GPU, torch {info['torch']}"
 
 
@@ -268,7 +273,11 @@ def evaluate(config: EvaluateConfig) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    reference = build_reference(config.source, device="cpu")
+    device = torch.device(config.device)
+    if device.type == "cuda":  # the full-precision reference is fp32 arithmetic, as on the CPU, not TF32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    reference = build_reference(config.source, device=device, dtype=torch.float32)
     ref_images: dict[float, list] = {}
     rows: list[dict] = []
     for recipe in recipes:
@@ -284,7 +293,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         rows += evaluate_recipe(variant, recipe, config, ref_images, build_s)
         del variant
     meta = {"samples": config.samples, "steps": config.steps, "seed": config.seed, "source": config.source}
-    meta.update(machine=cpu_machine_line(), date=time.strftime("%Y-%m-%d"), wall_s=None)
+    meta.update(machine=machine_line(device), device=str(device), date=time.strftime("%Y-%m-%d"), wall_s=None)
     report = {
         "meta": meta,
         "rows": rows,

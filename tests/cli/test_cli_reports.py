@@ -94,3 +94,9 @@ def test_train_defaults_are_the_shipped_models(tmp_path):
     )
     config = train.config_from_args(args)
     assert config.out == tmp_path and config.dit_steps == 3 and config.threads == 1 and config.dtype == "float32"
+
+
+def test_evaluate_runs_on_a_gpu_when_asked(tmp_path):
+    """The 10,000-sample digits rows were made on an H200: `--device cuda` reaches the config (fp32 reference)."""
+    args = evaluate.build_parser().parse_args(["--device", "cuda", "--out", str(tmp_path)])
+    assert evaluate.config_from_args(args).device == "cuda"
