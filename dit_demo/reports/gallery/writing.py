@@ -53,6 +53,17 @@ def save_images(gallery: Gallery, out: Path, shown: list[dict], tile: int) -> li
     return diff_cells
 
 
+SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def recipe_label(gallery: Gallery, recipe: str) -> str:
+    """A column's name in pictures: the reference by the dtype it really ran in (fp32 on a CPU), not "bf16"."""
+    if recipe != gallery.reference:
+        return recipe
+    dtype = gallery.recipe_rows.get(recipe, {}).get("dtype", "")
+    return f"{SHORT_DTYPES.get(dtype, dtype or recipe)} reference"
+
+
 def save_grids(gallery: Gallery, out: Path, shown: list[dict], tile: int, diff_cells: list) -> dict[str, Path]:
     """grid.png (rows = class × seed, columns = recipes) and, with two recipes or more, diff_grid.png."""
     row_labels = [f"{j['class_name']}\nseed {j['seed']}" for j in shown]
@@ -60,7 +71,7 @@ def save_grids(gallery: Gallery, out: Path, shown: list[dict], tile: int, diff_c
     image_grid(
         [[gallery.images[r][j["row"]] for r in gallery.recipes] for j in shown],
         row_labels=row_labels,
-        col_labels=gallery.recipes,
+        col_labels=[recipe_label(gallery, r) for r in gallery.recipes],
         tile=tile,
     ).save(paths["grid"], optimize=True)
     if len(gallery.recipes) > 1:
@@ -73,7 +84,12 @@ def save_grids(gallery: Gallery, out: Path, shown: list[dict], tile: int, diff_c
 def save_chart(gallery: Gallery, out: Path) -> dict[str, Path]:
     """chart.png: per-step latency vs transformer weights, one point per recipe (none without timings)."""
     points = [
-        {**r, "weight_mib": r["weight_bytes"] / MIB, "per_step_ms": 1000 * r["per_step_s"]}
+        {
+            **r,
+            "name": recipe_label(gallery, r["recipe"]),
+            "weight_mib": r["weight_bytes"] / MIB,
+            "per_step_ms": 1000 * r["per_step_s"],
+        }
         for r in gallery.recipe_rows.values()
         if r.get("per_step_s")
     ]
@@ -84,7 +100,7 @@ def save_chart(gallery: Gallery, out: Path) -> dict[str, Path]:
         points,
         x="weight_mib",
         y="per_step_ms",
-        label="recipe",
+        label="name",
         title=f"Latency vs transformer weights — {gallery.environment['machine']}",
         x_label="transformer weights (MiB)",
         y_label="ms per denoising step",
