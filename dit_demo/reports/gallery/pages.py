@@ -46,6 +46,17 @@ def metric_formats() -> dict:
     }
 
 
+SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def recipe_label(gallery: Gallery, recipe: str) -> str:
+    """A column's name in pictures: the reference by the dtype it really ran in (fp32 on a CPU), not "bf16"."""
+    if recipe != gallery.reference:
+        return recipe
+    dtype = gallery.recipe_rows.get(recipe, {}).get("dtype", "")
+    return f"{SHORT_DTYPES.get(dtype, dtype or recipe)} reference"
+
+
 def metrics_table(gallery: Gallery) -> str:
     """The per-recipe Markdown table (also what the command line prints)."""
     return markdown_table(list(gallery.recipe_rows.values()), metric_columns(gallery.digits), metric_formats())
@@ -170,8 +181,8 @@ def render_html(gallery: Gallery, paths: dict[str, Path], tile: int) -> str:
         parts.append(f'<p><img src="{paths["chart"].name}" alt="latency vs transformer weights"></p>')
     shown = shown_rows(gallery.jobs, gallery.config.max_rows_shown)
     parts.append(
-        f"<h2>Images</h2><p>{len(shown)} of {len(gallery.jobs)} rows shown; under each image: PSNR/SSIM vs "
-        f"{esc(gallery.reference)}"
+        f"<h2>Images</h2><p>{len(shown)} of {len(gallery.jobs)} rows shown; under each image: PSNR/SSIM vs the "
+        f"{esc(recipe_label(gallery, gallery.reference))}"
         + (" and the judge's digit" if gallery.digits else "")
         + f"; right: |difference| × {gallery.config.gain:g}. Also as "
         f'<a href="{paths["grid"].name}">one grid</a>'
@@ -185,7 +196,7 @@ def render_html(gallery: Gallery, paths: dict[str, Path], tile: int) -> str:
 
 def image_table(gallery: Gallery, shown: list[dict], tile: int) -> str:
     """One row per shown job: its label, then per recipe the image, its difference and a caption."""
-    head = "".join(f"<th>{html.escape(r)}</th>" for r in gallery.recipes)
+    head = "".join(f"<th>{html.escape(recipe_label(gallery, r))}</th>" for r in gallery.recipes)
     body = []
     for job in shown:
         row = gallery.image_rows[job["row"]]

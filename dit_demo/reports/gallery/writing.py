@@ -14,7 +14,7 @@ from PIL import Image
 from dit_demo.engine.metrics import amplified_difference
 from dit_demo.reports.charts import scatter_chart
 from dit_demo.reports.gallery.config import Gallery
-from dit_demo.reports.gallery.pages import render_html, render_markdown
+from dit_demo.reports.gallery.pages import recipe_label, render_html, render_markdown
 from dit_demo.reports.gallery.planning import shown_rows
 from dit_demo.reports.render import image_grid, tile_size, upscale
 from dit_demo.units import MIB
@@ -51,17 +51,6 @@ def save_images(gallery: Gallery, out: Path, shown: list[dict], tile: int) -> li
                 diffs.append(diff)
         diff_cells.append(diffs)
     return diff_cells
-
-
-SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-
-
-def recipe_label(gallery: Gallery, recipe: str) -> str:
-    """A column's name in pictures: the reference by the dtype it really ran in (fp32 on a CPU), not "bf16"."""
-    if recipe != gallery.reference:
-        return recipe
-    dtype = gallery.recipe_rows.get(recipe, {}).get("dtype", "")
-    return f"{SHORT_DTYPES.get(dtype, dtype or recipe)} reference"
 
 
 def save_grids(gallery: Gallery, out: Path, shown: list[dict], tile: int, diff_cells: list) -> dict[str, Path]:
