@@ -17,7 +17,7 @@ from dit_demo.embedded import quality
 from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.engine.device import free_memory
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
-from dit_demo.engine.metrics import finite_or_none, psnr, psnr_values, ssim, ssim_values
+from dit_demo.engine.metrics import finite_or_none, mean_value, psnr_values, ssim_values
 from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
 from dit_demo.engine.request import SamplingRequest
 
@@ -43,16 +43,15 @@ def is_digits_model(variant: Variant) -> bool:
 
 def image_quality(reference_images: Sequence, images: Sequence, device=None) -> dict:
     """Paired PSNR and SSIM of images against the reference made from the same seeds (means over pairs)."""
-    return {
-        "psnr_db": finite_or_none(psnr(reference_images, images, device)),
-        "ssim": round(ssim(reference_images, images, device), 6),
-    }
+    return paired_quality(reference_images, images, device)[0]
 
 
-def paired_quality(reference_images: Sequence, images: Sequence, device=None) -> list[dict]:
-    """`image_quality` of every pair at once (chunked, so thousands of 256² images fit in memory)."""
+def paired_quality(reference_images: Sequence, images: Sequence, device=None) -> tuple[dict, list[dict]]:
+    """`image_quality` and every pair's own PSNR/SSIM, from one chunked pass over the pairs (so thousands of
+    256² images fit in memory and none is scored twice)."""
     psnrs, ssims = psnr_values(reference_images, images, device), ssim_values(reference_images, images, device)
-    return [{"psnr_db": finite_or_none(p), "ssim": round(s, 6)} for p, s in zip(psnrs, ssims)]
+    means = {"psnr_db": finite_or_none(mean_value(psnrs)), "ssim": round(mean_value(ssims), 6)}
+    return means, [{"psnr_db": finite_or_none(p), "ssim": round(s, 6)} for p, s in zip(psnrs, ssims)]
 
 
 def digit_quality(images: Sequence, class_ids: Sequence[int]) -> dict:

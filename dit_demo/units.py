@@ -42,7 +42,3 @@ def format_db(value: float | None) -> str:
     if value is None:
         return "identical (∞ dB)"
     return f"{value:.1f} dB"
-
-
-def format_ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}×"

@@ -84,16 +84,19 @@ def ssim_values(a, b, device: torch.device | str | None = None) -> list[float]:
     return values
 
 
+def mean_value(values: Sequence[float]) -> float:
+    """The mean of per-pair values (`inf` if any pair is identical for PSNR); NaN for no pairs."""
+    return float(np.mean(values)) if len(values) else math.nan
+
+
 def psnr(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike], device=None) -> float:
     """Mean PSNR in dB over pairs; `inf` when the images are identical (the reference against itself)."""
-    values = psnr_values(a, b, device)
-    return float(np.mean(values)) if values else math.nan
+    return mean_value(psnr_values(a, b, device))
 
 
 def ssim(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike], device=None) -> float:
     """Mean SSIM over pairs (Gaussian window, shrunk for the 16×16 digits)."""
-    values = ssim_values(a, b, device)
-    return float(np.mean(values)) if values else math.nan
+    return mean_value(ssim_values(a, b, device))
 
 
 def amplified_difference(a: ImageLike, b: ImageLike, gain: float = 8.0) -> Image.Image:

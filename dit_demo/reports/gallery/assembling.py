@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from dit_demo.compare import digit_quality, fid_quality, image_quality, is_digits_model, paired_quality, ratio
+from dit_demo.compare import digit_quality, fid_quality, is_digits_model, paired_quality, ratio
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.labels import display_name
 from dit_demo.engine.quantize import RECIPES
@@ -78,8 +78,9 @@ def performance_row(recipe: str, variant: Variant, batch_metrics: list[dict], ti
 def score_recipe(row: dict, image_rows: list[dict], ref_images: list, images: list, class_ids: list[int], digits: bool):
     """Quality of one recipe against the reference, for the recipe row and per image (in `image_rows`)."""
     recipe = row["recipe"]
-    row.update(image_quality(ref_images, images))
-    for i, quality in enumerate(paired_quality(ref_images, images)):
+    means, pairs = paired_quality(ref_images, images)
+    row.update(means)
+    for i, quality in enumerate(pairs):
         image_rows[i]["recipes"][recipe] = quality
     if digits:
         row.update(digit_quality(images, class_ids))
