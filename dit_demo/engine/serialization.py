@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from optimum.quanto import QuantizedDiffusersModel, quantization_map, requantize
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from dit_demo.engine.folders import remove_stale_siblings, staging_folder, swap_in_folder
 from dit_demo.engine.smoothing import folded_modules, install_plan, load_plan, plan_of, save_plan
 from dit_demo.engine.sources import QMAP_NAME, download_pipeline
 from dit_demo.engine.stock import stock_quantization_config
@@ -189,30 +188,6 @@ def save_vae(vae: torch.nn.Module, folder: Path, *, storage_dtype: torch.dtype |
     _publishable_config(folder / "config.json")
 
 
-def remove_stale_siblings(target: Path) -> list[Path]:
-    """Hidden `.NAME.partial-*` / `.NAME.old` / `.NAME.staging-*` folders a killed save left beside `target`."""
-    removed = []
-    if not target.parent.is_dir():
-        return removed
-    for pattern in (f".{target.name}.partial-*", f".{target.name}.old", f".{target.name}.staging-*"):
-        for stale in target.parent.glob(pattern):
-            shutil.rmtree(stale, ignore_errors=True)
-            removed.append(stale)
-    return removed
-
-
-def swap_in_folder(complete: Path, target: Path) -> None:
-    """Move a fully written folder to `target`, replacing what was there only once the new one is complete."""
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
-        target.rename(backup)
-        complete.rename(target)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        complete.rename(target)
-
-
 def save_pipeline(
     pipe: DiTPipeline,
     folder: str | os.PathLike,
@@ -226,10 +201,7 @@ def save_pipeline(
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
+    with staging_folder(folder) as tmp:
         save_transformer(pipe.transformer, tmp / "transformer", storage_dtype=storage_dtype)
         save_vae(pipe.vae, tmp / "vae", storage_dtype=storage_dtype)
         pipe.scheduler.save_pretrained(tmp / "scheduler")
@@ -248,9 +220,6 @@ def save_pipeline(
         if metadata is not None:
             (tmp / METADATA_NAME).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
         swap_in_folder(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -9,7 +9,6 @@ The token is passed to `HfApi` and nowhere else: it is never printed, logged or 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from dit_demo.engine.folders import staging_folder
 from dit_demo.errors import DemoError
 
 try:  # huggingface_hub 2.x talks through httpx2 (older: httpx); both raise these on a refused connection
@@ -206,16 +206,10 @@ def publish_folder(
         )
 
 
-@contextmanager
-def staging(out: Path) -> Iterator[Path]:
+def staging(out: Path):
     """An empty folder next to `out` to build in (same filesystem, so the result moves in atomically); removed
-    afterwards whatever happens, so a failed run leaves `out` as it was and no debris."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    afterwards whatever happens, so a failed run leaves `out` as it was and no debris (nor a killed run's)."""
+    return staging_folder(out, "staging")
 
 
 def folder_bytes(folder: Path) -> int:

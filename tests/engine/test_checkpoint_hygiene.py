@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from dit_demo.engine.folders import remove_stale_siblings
 from dit_demo.engine.generate import build_reference, build_variant
-from dit_demo.engine.serialization import read_metadata, remove_stale_siblings, save_pipeline, stored_dtype
+from dit_demo.engine.serialization import read_metadata, save_pipeline, stored_dtype
 from dit_demo.engine.stock import stock_quantization_config
 from dit_demo.errors import CheckpointError
 from tests.conftest import TINY_CALIBRATION
@@ -97,3 +98,15 @@ def test_corrupt_metadata_is_a_checkpoint_error(tmp_path):
     (tmp_path / "dit_demo.json").write_text("[1, 2]")
     with pytest.raises(CheckpointError, match="not a JSON object"):
         read_metadata(tmp_path)
+
+
+def test_hub_folders_share_the_staging_mechanism(tmp_path):
+    """Repo/Space/dataset folders are built through the same staging as checkpoints: a killed run's leftovers go."""
+    from dit_demo.hub.io import staging
+
+    target = tmp_path / "repo"
+    (tmp_path / ".repo.staging-old1").mkdir()
+    with staging(target) as stage:
+        assert stage.parent == tmp_path and stage.name.startswith(".repo.staging-")
+        assert not (tmp_path / ".repo.staging-old1").exists()
+    assert not stage.exists()
