@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError, ValidationError
-from helpers import serving
 
-from app import build_demo
 from dit_demo.app import service as app_service
 from dit_demo.app.config import Limits, embedded_available
 from dit_demo.app.inputs import FIELDS
@@ -43,17 +40,6 @@ GOOD = {
 @pytest.fixture(scope="module")
 def service() -> DemoService:
     return DemoService(MODEL, device="cpu", limits=LIMITS)
-
-
-@pytest.fixture(scope="module")
-def url(service: DemoService) -> Iterator[str]:
-    with serving(build_demo(service=service)) as local_url:
-        yield local_url
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Client:
-    return Client(url, verbose=False)
 
 
 def values(**changes) -> list:

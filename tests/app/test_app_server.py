@@ -6,17 +6,14 @@ runs in well under a minute on 2 CPU cores.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError, ValidationError
-from helpers import serving
 from PIL import Image
 
-from app import build_demo
 from dit_demo.app import service as app_service
 from dit_demo.app.config import embedded_available
 from dit_demo.app.offered import class_choices
@@ -33,17 +30,6 @@ METRICS = ("latency_s", "per_step_s", "weight_bytes", "peak_memory_bytes", "quan
 @pytest.fixture(scope="module")
 def service() -> DemoService:
     return DemoService(MODEL, device="cpu", calibration=CALIBRATION)
-
-
-@pytest.fixture(scope="module")
-def url(service: DemoService) -> Iterator[str]:
-    with serving(build_demo(service=service)) as local_url:
-        yield local_url
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Client:
-    return Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")
