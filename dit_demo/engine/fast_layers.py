@@ -29,6 +29,20 @@ def _fake_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return _quantize(x, scale) * scale
 
 
+def qlinear_tensors(module: QLinear) -> tuple:
+    """(weight data, per-output-channel scales, bias, input scale, output scale) of a frozen quanto `QLinear`; the
+    activation scales are None when only its weights are quantized."""
+    weight = module.weight  # quanto keeps the quantized data and scales in `_data` / `_scale`
+    activations = module.activation_qtype is not None
+    return (
+        weight._data,
+        weight._scale,
+        module.bias,
+        module.input_scale if activations else None,
+        module.output_scale if activations else None,
+    )
+
+
 class Int8Linear(torch.nn.Module):
     """A frozen qint8 linear as plain tensor ops; numerically the quanto module it replaces, up to fp rounding."""
 
@@ -53,17 +67,7 @@ class Int8Linear(torch.nn.Module):
 
     @classmethod
     def from_qlinear(cls, module: QLinear) -> Int8Linear:
-        weight = module.weight
-        # quanto's WeightQBytesTensor keeps int8 data and per-output-channel scales in `_data` / `_scale`.
-        data, scale = weight._data, weight._scale
-        activations = module.activation_qtype is not None
-        return cls(
-            data,
-            scale,
-            module.bias,
-            module.input_scale if activations else None,
-            module.output_scale if activations else None,
-        )
+        return cls(*qlinear_tensors(module))
 
     @property
     def activations_quantized(self) -> bool:

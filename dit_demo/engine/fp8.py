@@ -22,6 +22,8 @@ import torch
 from optimum.quanto import qfloat8
 from optimum.quanto.nn import QLinear
 
+from dit_demo.engine.fast_layers import qlinear_tensors
+
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
 MIN_CAPABILITY = (8, 9)  # Ada / Hopper: fp8 tensor cores
@@ -64,14 +66,7 @@ class Fp8Linear(torch.nn.Module):
 
     @classmethod
     def from_qlinear(cls, module: QLinear) -> Fp8Linear:
-        activations = module.activation_qtype is not None
-        return cls(
-            module.weight._data,
-            module.weight._scale,
-            module.bias,
-            module.input_scale if activations else None,
-            module.output_scale if activations else None,
-        )
+        return cls(*qlinear_tensors(module))
 
     @property
     def activations_quantized(self) -> bool:
