@@ -188,7 +188,7 @@ class DemoService:
 
     def variants(self, request: Request, notify: Callable[[str], None] | None = None) -> tuple[str, dict[str, Variant]]:
         """The reference recipe and every requested variant, built once (the cache says what it builds)."""
-        saved = prequantized_recipe(request.model) or self._loaded_as(request.model, notify)
+        saved = self._loaded_as(request.model, notify)
         if saved:
             variant = self.cache.get(request.model, saved, on_build=notify)
             return variant.recipe, {variant.recipe: variant}
@@ -248,8 +248,8 @@ class DemoService:
             log.warning("Preloading %s failed: %s", self.default_model, exc)
 
     def _loaded_as(self, model: str, notify: Callable[[str], None] | None) -> str | None:
-        """The saved recipe of a pre-quantized source `prequantized_recipe` could not see (a Hub id not yet in
-        the cache): the loaded reference knows (the model is loaded anyway, once)."""
+        """The saved recipe of a pre-quantized source (folder or Hub id, cached or not), None for full precision:
+        the loaded reference knows it from the folder's metadata, and it is loaded (once, cached) anyway."""
         reference = self.cache.reference(model, on_build=notify)
         return reference.recipe if reference.recipe != REFERENCE_RECIPE else None
 
