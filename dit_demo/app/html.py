@@ -20,6 +20,7 @@ from dit_demo.app.views import ComparisonState, difference_images, recipe_label,
 from dit_demo.compare import Comparison
 from dit_demo.reports import render
 from dit_demo.reports.charts import PALETTE, nice_ticks
+from dit_demo.units import MIB
 
 TILE_SIDE = 128  # smallest side of an on-page tile
 
@@ -265,7 +266,7 @@ def scatter_svg(points: Sequence[Mapping], x_title: str, y_title: str, title: st
 
 def comparison_chart(rows: Sequence[Mapping]) -> str:
     points = [
-        {"x": row["latency_s"], "y": row["weight_bytes"] / 2**20, "label": row.get("label") or row["recipe"]}
+        {"x": row["latency_s"], "y": row["weight_bytes"] / MIB, "label": row.get("label") or row["recipe"]}
         for row in rows
     ]
     chart = scatter_svg(points, "end-to-end latency (s)", "transformer weights (MiB)", "Latency vs weights")

@@ -15,7 +15,7 @@ from PIL import Image
 from dit_demo.app.config import BENCH_DIR, GALLERY_DIR
 from dit_demo.app.html import difference_images, image_grid_html, scatter_svg, table_html
 from dit_demo.app.views import dtype_name, verdict
-from dit_demo.units import mebibytes
+from dit_demo.units import MIB, mebibytes
 
 log = logging.getLogger("dit_demo.app")
 
@@ -145,7 +145,7 @@ def gallery_html(folder: Path = GALLERY_DIR) -> str:
         [
             {
                 "x": 1000 * r["latency_per_image_s"],
-                "y": r["weight_bytes"] / 2**20,
+                "y": r["weight_bytes"] / MIB,
                 "label": f"{r['label']} ({1000 * r['latency_per_image_s']:.0f} ms)",
             }
             for r in rows
@@ -229,7 +229,7 @@ def bench_section(record: Mapping) -> str:
     ]
     table = table_html(["", *(_bench_label(r) for r in rows)], [[n, *(get(r) for r in rows)] for n, get in metrics])
     chart = scatter_svg(
-        [{"x": r["latency_s"], "y": r["peak_memory_bytes"] / 2**20, "label": _bench_label(r)} for r in rows],
+        [{"x": r["latency_s"], "y": r["peak_memory_bytes"] / MIB, "label": _bench_label(r)} for r in rows],
         "end-to-end latency (s)",
         "peak GPU memory (MiB)",
         "Latency vs peak memory",
