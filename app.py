@@ -29,8 +29,8 @@ def _model_controls(model: str, limits: config.Limits) -> SimpleNamespace:
     import gradio as gr
 
     from dit_demo.app import offered
+    from dit_demo.engine.model.sources import SCHEDULERS
     from dit_demo.engine.request import DEFAULT_GUIDANCE, DEFAULT_STEPS
-    from dit_demo.engine.sources import SCHEDULERS
 
     c = SimpleNamespace()
     hosted = limits.allowed_models is not None

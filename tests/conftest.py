@@ -15,7 +15,7 @@ import torch  # noqa: E402
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 from dit_demo.engine.generate import Variant, build_reference, build_variant  # noqa: E402
-from dit_demo.engine.quantize import CalibrationConfig  # noqa: E402
+from dit_demo.engine.quant.quantize import CalibrationConfig  # noqa: E402
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -60,7 +60,7 @@ def max_variants(environ: Mapping[str, str] | None = None) -> int:
 
 def embedded_available() -> bool:
     """The shipped digits model is present (it is the default whenever it is)."""
-    from dit_demo.engine import sources
+    from dit_demo.engine.model import sources
 
     return (sources.EMBEDDED_MODEL_DIR / "model_index.json").is_file()
 

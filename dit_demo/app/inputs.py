@@ -20,10 +20,10 @@ import numpy as np
 
 from dit_demo.app.config import UI_MAX_GUIDANCE, UI_MAX_STEPS, Limits
 from dit_demo.app.offered import COMPARE_RECIPES, peek_id2label, prequantized_recipe
-from dit_demo.engine.labels import parse_choice, resolve_labels
-from dit_demo.engine.quantize import RECIPES, REFERENCE_RECIPE
+from dit_demo.engine.model.labels import parse_choice, resolve_labels
+from dit_demo.engine.model.sources import SCHEDULERS, resolve_source
+from dit_demo.engine.quant.quantize import RECIPES, REFERENCE_RECIPE
 from dit_demo.engine.request import MAX_BATCH, MAX_SEED, SamplingRequest
-from dit_demo.engine.sources import SCHEDULERS, resolve_source
 from dit_demo.errors import DemoError, InvalidRequestError
 
 # The /generate parameters, in order (the API names them so; messages use the same names).

@@ -31,7 +31,7 @@ from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbe
 from dit_demo.compare import Comparison, VariantCache
 from dit_demo.engine.device import default_device, free_memory
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.quantize import REFERENCE_RECIPE
+from dit_demo.engine.quant.quantize import REFERENCE_RECIPE
 from dit_demo.engine.request import DEFAULT_GUIDANCE, MAX_BATCH, SamplingRequest
 from dit_demo.errors import DemoError, InvalidRequestError, ModelLoadError
 
@@ -85,9 +85,9 @@ def _spaces_gpu(duration: int | None = None) -> Callable[[Callable], Callable]:
 
 
 def fast_module():
-    """`dit_demo.engine.fast` if it imports and exposes `compile_variant(variant, mode)`, else None."""
+    """`dit_demo.engine.fast.compile` if it imports and exposes `compile_variant(variant, mode)`, else None."""
     try:
-        from dit_demo.engine import fast
+        from dit_demo.engine.fast import compile as fast
     except ImportError:
         return None
     return fast if callable(getattr(fast, "compile_variant", None)) else None
@@ -211,7 +211,7 @@ class DemoService:
         fast = fast_module()
         if fast is None or variant.device.type != "cuda":
             raise InvalidRequestError(
-                "compile (GPU) needs a CUDA GPU and dit_demo.engine.fast; untick it to run eagerly."
+                "compile (GPU) needs a CUDA GPU and dit_demo.engine.fast.compile; untick it to run eagerly."
             )
         mode = config.COMPILE_MODE
         key = (model, recipe, mode)

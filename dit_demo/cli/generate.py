@@ -53,7 +53,7 @@ def generate_images(
     """Build the variant, generate, save the strip at `out`, print the summary; returns the JSON record."""
     from dit_demo.compare import image_quality
     from dit_demo.engine.generate import build_reference, build_variant, generate
-    from dit_demo.engine.quantize import CalibrationConfig
+    from dit_demo.engine.quant.quantize import CalibrationConfig
     from dit_demo.engine.request import SamplingRequest
     from dit_demo.reports.render import hstrip
     from dit_demo.units import format_db

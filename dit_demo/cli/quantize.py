@@ -25,8 +25,8 @@ def quantize_to_folder(
 ) -> Path:
     """Build the variant and save it with its report as metadata; prints what was done. Returns the folder."""
     from dit_demo.engine.generate import build_reference, build_variant
-    from dit_demo.engine.quantize import CalibrationConfig
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
+    from dit_demo.engine.quant.quantize import CalibrationConfig
     from dit_demo.units import format_bytes
 
     reference = build_reference(model, device=device, scheduler=scheduler)

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from dit_demo.embedded.classifier import DIGIT_NAMES, DigitClassifier, save_classifier
 from dit_demo.engine.machine import machine_description
-from dit_demo.engine.sources import assemble_pipeline
+from dit_demo.engine.model.sources import assemble_pipeline
 
 SPLIT_SEED = 0
 HELDOUT_FRACTION = 0.2

@@ -14,9 +14,11 @@ from diffusers import DiTPipeline
 from PIL import Image
 
 from dit_demo.engine.device import default_device, default_dtype, memory_in_use, peak_memory, reset_peak_memory, sync
-from dit_demo.engine.labels import display_name, resolve_labels
-from dit_demo.engine.loading import load_pipeline, source_folder
-from dit_demo.engine.quantize import (
+from dit_demo.engine.model.labels import display_name, resolve_labels
+from dit_demo.engine.model.loading import load_pipeline, source_folder
+from dit_demo.engine.model.serialization import is_quantized, read_metadata, stored_dtype
+from dit_demo.engine.model.sources import resolve_source, set_scheduler
+from dit_demo.engine.quant.quantize import (
     REFERENCE_RECIPE,
     CalibrationConfig,
     QuantizationReport,
@@ -25,8 +27,6 @@ from dit_demo.engine.quantize import (
     module_weight_bytes,
 )
 from dit_demo.engine.request import SamplingRequest
-from dit_demo.engine.serialization import is_quantized, read_metadata, stored_dtype
-from dit_demo.engine.sources import resolve_source, set_scheduler
 from dit_demo.errors import InvalidRequestError
 
 

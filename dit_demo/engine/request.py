@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dit_demo.engine.labels import parse_choice
+from dit_demo.engine.model.labels import parse_choice
 from dit_demo.errors import InvalidRequestError
 
 MAX_SEED = 2**32 - 1

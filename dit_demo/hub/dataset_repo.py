@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from dit_demo.engine.sources import resolve_source
+from dit_demo.engine.model.sources import resolve_source
 from dit_demo.errors import DemoError
 from dit_demo.hub.io import (
     EXIT_CONFLICT,

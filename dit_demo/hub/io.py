@@ -25,7 +25,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from dit_demo.engine.folders import staging_folder
+from dit_demo.engine.model.folders import staging_folder
 from dit_demo.errors import DemoError
 
 try:  # huggingface_hub 2.x talks through httpx2 (older: httpx); both raise these on a refused connection

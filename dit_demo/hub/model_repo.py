@@ -19,15 +19,15 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from dit_demo.compare import Comparison, compare
-from dit_demo.engine.folders import swap_in_folder
 from dit_demo.engine.generate import Variant, build_reference, build_variant
-from dit_demo.engine.labels import display_name, spread_ids
 from dit_demo.engine.machine import machine_description
-from dit_demo.engine.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
+from dit_demo.engine.model.folders import swap_in_folder
+from dit_demo.engine.model.labels import display_name, spread_ids
+from dit_demo.engine.model.serialization import save_pipeline, save_transformer
+from dit_demo.engine.model.sources import QMAP_NAME, SourceInfo, download_pipeline, resolve_source
+from dit_demo.engine.model.stock import is_stock_loadable
+from dit_demo.engine.quant.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
 from dit_demo.engine.request import SamplingRequest, seeds_for
-from dit_demo.engine.serialization import save_pipeline, save_transformer
-from dit_demo.engine.sources import QMAP_NAME, SourceInfo, download_pipeline, resolve_source
-from dit_demo.engine.stock import is_stock_loadable
 from dit_demo.errors import DemoError
 from dit_demo.hub.io import (
     EXIT_CONFLICT,

@@ -32,8 +32,8 @@ from pathlib import Path
 import yaml
 from huggingface_hub import SpaceCard, SpaceCardData
 
-from dit_demo.engine.serialization import METADATA_NAME
-from dit_demo.engine.sources import SourceInfo, resolve_source
+from dit_demo.engine.model.serialization import METADATA_NAME
+from dit_demo.engine.model.sources import SourceInfo, resolve_source
 from dit_demo.errors import DemoError
 from dit_demo.hub.io import Target, check_repo_id, check_write_access, describe_push, publish_folder, staging
 from dit_demo.hub.model_repo import PIPELINE_PARTS

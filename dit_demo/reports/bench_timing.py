@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from dit_demo.engine.device import sync
+from dit_demo.engine.fast.slot import median_replay_seconds
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.slot import median_replay_seconds
 
 
 def captured_replayer(variant: Variant, batch: int, guidance_scale: float, steps: int, which: str):

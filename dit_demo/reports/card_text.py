@@ -187,7 +187,7 @@ def quanto_snippet(m: dict) -> str:
 def project_snippet(m: dict) -> str:
     device, _ = where_run(m)
     return (
-        "import torch\nfrom dit_demo.engine.loading import load_pipeline\n\n"
+        "import torch\nfrom dit_demo.engine.model.loading import load_pipeline\n\n"
         f'pipe = load_pipeline("{m["repo_id"]}", device="{device}")  # float32 on a CPU, bfloat16 on a GPU\n' + _tail(m)
     )
 

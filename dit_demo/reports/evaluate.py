@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 
 from dit_demo.compare import digit_quality, fid_quality, image_quality
 from dit_demo.embedded import quality
-from dit_demo.engine.fast import compile_variant
+from dit_demo.engine.fast.compile import compile_variant
 from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
 from dit_demo.engine.machine import machine_description
-from dit_demo.engine.quantize import module_weight_bytes
+from dit_demo.engine.quant.quantize import module_weight_bytes
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import DemoError
 
@@ -59,9 +59,9 @@ class EvaluateConfig:
 
 def parse_recipe(spec: str) -> tuple[str, list[str], bool]:
     """'int8-a8:keep=adaln+embedders,fast' -> ('int8-a8', ['adaln', 'embedders'], True): a recipe with module groups
-    kept in full precision (groups of `dit_demo.engine.quantize.KEEP_GROUPS`) and/or run through the GPU fast path's
-    layers (`dit_demo.engine.fast`: int8 linears as plain ops + int8 label tables, uncompiled here), so exclusion
-    experiments and the fast path's numerics land in the same table."""
+    kept in full precision (groups of `dit_demo.engine.quant.quantize.KEEP_GROUPS`) and/or run through the GPU fast
+    path's layers (`dit_demo.engine.fast.compile`: int8 linears as plain ops + int8 label tables, uncompiled here), so
+    exclusion experiments and the fast path's numerics land in the same table."""
     name, _, options = spec.partition(":")
     keep: list[str] = []
     fast = False

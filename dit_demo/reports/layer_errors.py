@@ -29,12 +29,12 @@ import torch
 from optimum.quanto import quantization_map
 
 from dit_demo.engine.generate import Variant, build_reference, build_variant, initial_generators
-from dit_demo.engine.labels import resolve_labels, spread_ids
 from dit_demo.engine.machine import machine_description
-from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.model.labels import resolve_labels, spread_ids
+from dit_demo.engine.model.sources import sibling_pipeline
+from dit_demo.engine.quant.quantize import CalibrationConfig
+from dit_demo.engine.quant.smoothing import apply_plan, divisor, plan_of
 from dit_demo.engine.request import SamplingRequest
-from dit_demo.engine.smoothing import apply_plan, divisor, plan_of
-from dit_demo.engine.sources import sibling_pipeline
 from dit_demo.reports.tables import markdown_table
 
 PREDICTION = "noise prediction"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from dit_demo.engine.fast import Int8Linear, convert_to_fast_linears
+from dit_demo.engine.fast.compile import Int8Linear, convert_to_fast_linears
 from dit_demo.engine.generate import build_reference, build_variant
 from dit_demo.engine.machine import environment
 from dit_demo.errors import InvalidRequestError

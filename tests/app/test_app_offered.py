@@ -9,9 +9,9 @@ import pytest
 
 from dit_demo.app import config, offered
 from dit_demo.app.inputs import Request
-from dit_demo.engine import sources
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.labels import choices
+from dit_demo.engine.model import sources
+from dit_demo.engine.model.labels import choices
 
 DIGITS = {i: name for i, name in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
                                             "nine"))}  # fmt: skip
@@ -63,7 +63,7 @@ def test_examples_are_valid_requests(digits_folder: Path) -> None:
 
 
 def test_prequantized_folder_is_recognised(tiny_variants: dict[str, Variant], tmp_path: Path) -> None:
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
 
     folder = save_pipeline(tiny_variants["int8"].pipe, tmp_path / "tiny-int8", metadata={"recipe": "int8"})
     assert offered.prequantized_recipe(str(folder)) == "int8"

@@ -18,7 +18,7 @@ from dit_demo.app import service as app_service
 from dit_demo.app.config import embedded_available
 from dit_demo.app.offered import class_choices
 from dit_demo.app.service import DemoService
-from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.request import MAX_BATCH
 
 MODEL = "embedded" if embedded_available() else "tiny-random"
@@ -171,7 +171,7 @@ def test_api_exposes_only_generate(client: Client) -> None:
 def digits_int8(tmp_path_factory) -> Path:
     """A pre-quantized folder saved by this project (the digits model when present)."""
     from dit_demo.engine.generate import build_reference, build_variant
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
 
     reference = build_reference(MODEL, device="cpu")
     folder = tmp_path_factory.mktemp("saved") / "int8"
@@ -182,8 +182,8 @@ def test_leftover_folders_are_ignored_then_removed_on_the_next_save(
     client: Client, digits_int8: Path, two_classes: list[str]
 ) -> None:
     """A killed save left hidden siblings: the app serves the folder regardless, the next save removes them."""
-    from dit_demo.engine.loading import load_pipeline
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.loading import load_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
 
     for stale in (f".{digits_int8.name}.partial-abc123", f".{digits_int8.name}.old"):
         (digits_int8.parent / stale / "transformer").mkdir(parents=True)

@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 import torch
 
-import dit_demo.engine
+import dit_demo.engine.fast
 from dit_demo.app import budget as app_budget
 from dit_demo.app import service as app_service
 from dit_demo.app.inputs import Request
@@ -46,7 +46,7 @@ def test_errors_become_gradio_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_prequantized_folder_is_shown_alone(tiny_variants: dict[str, Variant], tmp_path: Path) -> None:
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
 
     folder = save_pipeline(tiny_variants["int8"].pipe, tmp_path / "tiny-int8", metadata={"recipe": "int8"})
     service = DemoService(str(folder), device="cpu")
@@ -78,15 +78,15 @@ def test_service_settings_default_to_the_environment(monkeypatch: pytest.MonkeyP
 
 
 def _install_fast(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType) -> None:
-    """Stand in for dit_demo.engine.fast wherever an import can find it (module table and package attribute)."""
-    monkeypatch.setitem(sys.modules, "dit_demo.engine.fast", module)
-    monkeypatch.setattr(dit_demo.engine, "fast", module, raising=False)
+    """Stand in for dit_demo.engine.fast.compile wherever an import can find it (module table and package attribute)."""
+    monkeypatch.setitem(sys.modules, "dit_demo.engine.fast.compile", module)
+    monkeypatch.setattr(dit_demo.engine.fast, "compile", module, raising=False)
 
 
 def test_fast_path_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
-    _install_fast(monkeypatch, types.ModuleType("dit_demo.engine.fast"))
+    _install_fast(monkeypatch, types.ModuleType("dit_demo.engine.fast.compile"))
     assert app_service.fast_module() is None and not app_service.fast_compile_available()
-    fast = types.ModuleType("dit_demo.engine.fast")
+    fast = types.ModuleType("dit_demo.engine.fast.compile")
     fast.compile_variant = lambda variant, mode, **options: variant
     _install_fast(monkeypatch, fast)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -126,7 +126,7 @@ def test_one_time_warm_up_is_reported_apart_from_latency(monkeypatch: pytest.Mon
 
 def test_prequantized_source_shows_no_stale_build_times(tiny_variants: dict[str, Variant], tmp_path: Path) -> None:
     from dit_demo.app.views import numbers_json
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
 
     report = {"quantize_s": 12.5, "calibrate_s": 30.0}
     folder = save_pipeline(

@@ -12,7 +12,7 @@ from app import build_demo
 from dit_demo.app.config import embedded_available
 from dit_demo.app.offered import COMPARE_RECIPES, class_choices
 from dit_demo.app.service import DemoService
-from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.quant.quantize import CalibrationConfig
 
 MODEL = "embedded" if embedded_available() else "tiny-random"
 QUICK = CalibrationConfig(steps=4, seeds=(1000,), num_labels=2)

@@ -68,8 +68,8 @@ def test_no_command_or_an_unknown_one_exits_2(capsys):
 
 
 def test_choice_lists_are_the_engines():
-    from dit_demo.engine.quantize import KEEP_GROUPS, RECIPES, REFERENCE_RECIPE
-    from dit_demo.engine.sources import SCHEDULERS
+    from dit_demo.engine.model.sources import SCHEDULERS
+    from dit_demo.engine.quant.quantize import KEEP_GROUPS, RECIPES, REFERENCE_RECIPE
 
     hint = "a recipe, keep group or scheduler was added to the engine: list it in dit_demo/cli/common.py too"
     assert common.RECIPE_NAMES == tuple(RECIPES) and common.REFERENCE_RECIPE == REFERENCE_RECIPE, hint

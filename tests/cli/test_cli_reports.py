@@ -10,7 +10,7 @@ from dit_demo.cli import bench, evaluate, linears, train
 
 
 def test_choice_lists_are_the_engines():
-    from dit_demo.engine.fast import CAPTURE_MODES, COMPILE_MODES, LINEAR_KERNELS
+    from dit_demo.engine.fast.compile import CAPTURE_MODES, COMPILE_MODES, LINEAR_KERNELS
 
     assert bench.COMPILE_MODE_NAMES == COMPILE_MODES and bench.KERNEL_NAMES == LINEAR_KERNELS
     assert bench.CAPTURE_NAMES == CAPTURE_MODES

@@ -144,7 +144,7 @@ def test_quality_accepts_pil_numpy_and_tensors(reference_images):
 def test_training_script_end_to_end(tmp_path):
     pytest.importorskip("sklearn")
     from dit_demo.embedded import train
-    from dit_demo.engine.loading import load_pipeline
+    from dit_demo.engine.model.loading import load_pipeline
 
     threads = torch.get_num_threads()
     config = train.TrainConfig(out=tmp_path, dit_steps=3, vae_steps=2, classifier_steps=3, check_samples=2, threads=1)

@@ -43,7 +43,7 @@ def test_reproduce_command_round_trips_through_the_parser():
 
 
 def test_a_local_folder_is_published_by_its_name_only(tmp_path):
-    from dit_demo.engine.sources import resolve_source
+    from dit_demo.engine.model.sources import resolve_source
     from dit_demo.hub.model_repo import published_source
 
     folder = tmp_path / "my-dit"

@@ -105,7 +105,7 @@ def test_space_folder_front_matter_and_default_model(tmp_path):
         "space_app.py",
         "requirements.txt",
         "README.md",
-        "dit_demo/engine/sources.py",
+        "dit_demo/engine/model/sources.py",
         "dit_demo/reports/card.py",
     ):
         assert (out / name).is_file(), name
@@ -142,7 +142,7 @@ def test_space_requirements_keep_the_cuda_build_off_a_cpu_space(tmp_path):
 
 
 def test_a_local_model_folder_is_shipped_inside_the_space(tmp_path):
-    from dit_demo.engine.sources import EMBEDDED_MODEL_DIR
+    from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR
 
     model = tmp_path / "somewhere" / "digits-int8"
     shutil.copytree(EMBEDDED_MODEL_DIR, model)
@@ -180,7 +180,7 @@ def test_space_push_sets_the_variable_and_uploads_one_commit(hub_env, monkeypatc
     repo = hub_env.repos[("space", "alice/demo")]
     assert repo.sdk == "gradio" and repo.variables == {"DIT_DEMO_MODEL": "alice/tiny-dit-int8"}
     files = hub_env.files("alice/demo", repo_type="space")
-    assert {"app.py", "space_app.py", "README.md", "requirements.txt", "dit_demo/engine/sources.py"} <= set(files)
+    assert {"app.py", "space_app.py", "README.md", "requirements.txt", "dit_demo/engine/model/sources.py"} <= set(files)
     assert hub_env.commit_count("alice/demo", "space") == 2
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dit_demo.engine.generate import build_reference, build_variant, generate
+from dit_demo.engine.model.serialization import save_pipeline
 from dit_demo.engine.request import SamplingRequest
-from dit_demo.engine.serialization import save_pipeline
 from tests.conftest import TINY_CALIBRATION
 from tests.venvs import run_python
 
@@ -29,7 +29,7 @@ REQUEST = dict(labels=[3, 7], seeds=[0, 1], steps=8, guidance_scale=4.0)
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """Digits folders as this project publishes them, with the images this project's loader makes from them."""
-    from dit_demo.engine.loading import load_pipeline
+    from dit_demo.engine.model.loading import load_pipeline
 
     root = tmp_path_factory.mktemp("published")
     reference = build_reference("embedded", device="cpu")

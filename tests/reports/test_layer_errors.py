@@ -8,7 +8,7 @@ import math
 import pytest
 
 from dit_demo.cli import layer_errors as cli
-from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.reports.layer_errors import PREDICTION, grid_rows, layer_errors, markdown, summary_rows
 

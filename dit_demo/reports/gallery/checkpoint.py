@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.serialization import save_transformer
+from dit_demo.engine.model.serialization import save_transformer
 
 
 def checkpoint_bytes(variant: Variant) -> tuple[int, list[str]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.labels import spread_ids
-from dit_demo.engine.quantize import RECIPES
+from dit_demo.engine.model.labels import spread_ids
+from dit_demo.engine.quant.quantize import RECIPES
 from dit_demo.errors import InvalidRequestError
 
 Job = tuple[int, int]  # (class id, seed)

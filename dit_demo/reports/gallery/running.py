@@ -16,11 +16,11 @@ import torch
 from tqdm.auto import tqdm
 
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
-from dit_demo.engine.labels import resolve_labels
 from dit_demo.engine.machine import environment
-from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.model.labels import resolve_labels
+from dit_demo.engine.model.sources import SCHEDULERS
+from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.request import MAX_BATCH, SamplingRequest
-from dit_demo.engine.sources import SCHEDULERS
 from dit_demo.errors import InvalidRequestError
 from dit_demo.reports.gallery.assembling import assemble
 from dit_demo.reports.gallery.config import Gallery, GalleryConfig

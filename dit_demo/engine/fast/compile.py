@@ -2,15 +2,15 @@
 
 quanto's modules dequantize every weight on every call and its activation-quantized tensors break torch.compile.
 After quantization (the saved format stays quanto's), `compile_variant` swaps each frozen qint8 `QLinear` for an
-`Int8Linear` and each qfloat8 one for an `Fp8Linear` (plain torch ops that Inductor fuses; `dit_demo.engine.
-fast_layers`, `dit_demo.engine.fp8`), stores the per-block class-label tables as int8 rows, fuses each attention's
-q/k/v into one GEMM (`dit_demo.engine.fusion`; by default together with step capture), compiles the transformer with
-Inductor and — the default on a GPU — captures the whole denoising step (transformer + guidance + sampler update)
-and the VAE decode as CUDA graphs (`dit_demo.engine.capture`; measured on the H200 in bench/README.md).
+`Int8Linear` and each qfloat8 one for an `Fp8Linear` (plain torch ops that Inductor fuses; `dit_demo.engine.fast.
+layers`, `dit_demo.engine.fast.fp8`), stores the per-block class-label tables as int8 rows, fuses each attention's
+q/k/v into one GEMM (`dit_demo.engine.fast.fusion`; by default together with step capture), compiles the
+transformer with Inductor and — the default on a GPU — captures the whole denoising step (transformer + guidance +
+sampler update) and the VAE decode as CUDA graphs (`dit_demo.engine.fast.capture`; H200 numbers in bench/README.md).
 `capture="forward"` keeps the older arrangement: `torch.compile`'s own CUDA graphs around the transformer forward
 only, the pipeline's Python loop between forwards.
 
-On a CUDA GPU with Triton, `kernel="triton"` runs the int8 linears as fused kernels from `dit_demo.engine.kernels`
+On a CUDA GPU with Triton, `kernel="triton"` runs the int8 linears as fused kernels from `dit_demo.engine.fast.kernels`
 instead; the default (`"auto"` = `"torch"`) is the plain-op path: on the H100 cuBLAS beat those kernels at every
 DiT-XL/2 layer shape (`python -m dit_demo.reports.linears`, numbers in bench/README.md).
 """
@@ -26,13 +26,13 @@ import torch
 from optimum.quanto import qint8
 from optimum.quanto.nn import QLinear
 
-import dit_demo.engine.kernels as kernels
-from dit_demo.engine.capture import CapturedDiTPipeline
-from dit_demo.engine.fast_layers import INT_MM_MIN_ROWS, Int8Embedding, Int8Linear
-from dit_demo.engine.fp8 import Fp8Linear, is_fp8_qlinear
-from dit_demo.engine.fusion import fuse_qkv
+import dit_demo.engine.fast.kernels as kernels
+from dit_demo.engine.fast.capture import CapturedDiTPipeline
+from dit_demo.engine.fast.fp8 import Fp8Linear, is_fp8_qlinear
+from dit_demo.engine.fast.fusion import fuse_qkv
+from dit_demo.engine.fast.layers import INT_MM_MIN_ROWS, Int8Embedding, Int8Linear
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.sources import sibling_pipeline
+from dit_demo.engine.model.sources import sibling_pipeline
 from dit_demo.errors import InvalidRequestError
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

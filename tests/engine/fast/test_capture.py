@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from dit_demo.engine import conditioning
-from dit_demo.engine.capture import CapturedDiTPipeline
-from dit_demo.engine.fast import compile_variant
+from dit_demo.engine.fast import conditioning
+from dit_demo.engine.fast.capture import CapturedDiTPipeline
+from dit_demo.engine.fast.compile import compile_variant
 from dit_demo.engine.generate import build_reference, build_variant, generate, initial_generators
 from dit_demo.engine.metrics import psnr
-from dit_demo.engine.quantize import CalibrationConfig
+from dit_demo.engine.model.sources import set_scheduler
+from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.request import SamplingRequest
-from dit_demo.engine.sources import set_scheduler
 
 # fp32 on CPU: the captured path differs from the pipeline only by summation order and one fused update per step
 CPU_TOLERANCE = 1e-5  # max abs difference of images in [0, 1] (measured: at most 1.2e-6 over 25 steps)

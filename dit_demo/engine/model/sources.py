@@ -21,10 +21,10 @@ from diffusers import (
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from dit_demo.engine.labels import imagenet_id2label
+from dit_demo.engine.model.labels import imagenet_id2label
 from dit_demo.errors import InvalidRequestError, ModelLoadError
 
-EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[1] / "embedded" / "digits"
+EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[2] / "embedded" / "digits"
 QMAP_NAME = "quanto_qmap.json"
 NULL_CLASS_ID = 1000  # DiTPipeline hard-codes the classifier-free-guidance null class to 1000
 

@@ -3,7 +3,7 @@ import torch
 
 from dit_demo.engine.generate import build_variant, generate
 from dit_demo.engine.metrics import psnr
-from dit_demo.engine.quantize import (
+from dit_demo.engine.quant.quantize import (
     DEFAULT_EXCLUDE,
     RECIPES,
     exclusion_patterns,
@@ -96,7 +96,7 @@ def test_int8_a8_keeps_float_activations_for_the_conditioning_layers(tiny_varian
 
 
 def test_keep_overrides_the_weights_only_pass(tiny_reference):
-    from dit_demo.engine.quantize import CalibrationConfig
+    from dit_demo.engine.quant.quantize import CalibrationConfig
 
     calibration = CalibrationConfig(steps=2, seeds=(1000,), num_labels=2)
     variant = build_variant(tiny_reference, "int8-a8", keep=["adaln"], calibration=calibration)

@@ -6,13 +6,13 @@ import pytest
 import torch
 from optimum.quanto import qfloat8, qint8
 
-from dit_demo.engine.fast import compile_variant, convert_to_fast_linears
-from dit_demo.engine.fp8 import FP8, Fp8Linear, fake_quantize_fp8, fp8_matmul_available, quantize_fp8
+from dit_demo.engine.fast.compile import compile_variant, convert_to_fast_linears
+from dit_demo.engine.fast.fp8 import FP8, Fp8Linear, fake_quantize_fp8, fp8_matmul_available, quantize_fp8
 from dit_demo.engine.generate import build_reference, build_variant, generate
 from dit_demo.engine.metrics import psnr
-from dit_demo.engine.quantize import CalibrationConfig, get_recipe
+from dit_demo.engine.model.serialization import save_pipeline
+from dit_demo.engine.quant.quantize import CalibrationConfig, get_recipe
 from dit_demo.engine.request import SamplingRequest
-from dit_demo.engine.serialization import save_pipeline
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
 LABELS = [207, 1, 500]

@@ -27,7 +27,7 @@ from optimum.quanto import qint8
 from optimum.quanto.nn import QModuleMixin
 from optimum.quanto.tensor import dtype_info
 
-from dit_demo.engine.smoothing import SITES, Site, apply_plan, check_smoothable, divisor, site_name
+from dit_demo.engine.quant.smoothing import SITES, Site, apply_plan, check_smoothable, divisor, site_name
 
 AGGREGATIONS = ("max", "mean", "salience")
 

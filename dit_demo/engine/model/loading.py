@@ -14,9 +14,9 @@ import torch
 from diffusers import AutoencoderKL, DiTPipeline, DiTTransformer2DModel
 
 from dit_demo.engine.device import default_device, default_dtype
-from dit_demo.engine.labels import imagenet_id2label
-from dit_demo.engine.serialization import QuantizedDiTTransformer2DModel
-from dit_demo.engine.sources import (
+from dit_demo.engine.model.labels import imagenet_id2label
+from dit_demo.engine.model.serialization import QuantizedDiTTransformer2DModel
+from dit_demo.engine.model.sources import (
     NULL_CLASS_ID,
     QMAP_NAME,
     SCHEDULERS,

@@ -14,10 +14,10 @@ from optimum.quanto import Calibration, freeze, qfloat8, qint4, qint8, quantizat
 from optimum.quanto.tensor import QTensor
 
 from dit_demo.engine.device import sync
-from dit_demo.engine.labels import spread_ids
-from dit_demo.engine.smoothing import plan_of
-from dit_demo.engine.smoothing_search import SmoothingConfig, TrajectoryStats, set_static_scales, smooth_pipeline
-from dit_demo.engine.sources import sibling_pipeline
+from dit_demo.engine.model.labels import spread_ids
+from dit_demo.engine.model.sources import sibling_pipeline
+from dit_demo.engine.quant.smoothing import plan_of
+from dit_demo.engine.quant.smoothing_search import SmoothingConfig, TrajectoryStats, set_static_scales, smooth_pipeline
 from dit_demo.errors import InvalidRequestError
 
 

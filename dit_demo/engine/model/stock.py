@@ -23,7 +23,8 @@ STOCK_WEIGHT_DTYPES = {
 }
 LOADER_HINT = (
     "dit-quanto-demo: this folder holds {what}, which stock diffusers cannot represent; load it with "
-    "dit_demo.engine.loading.load_pipeline(folder) from the dit-quanto-demo project (the model card links its source)"
+    "dit_demo.engine.model.loading.load_pipeline(folder) from the dit-quanto-demo project (the model card links "
+    "its source)"
 )
 
 
@@ -32,7 +33,7 @@ def _weights_name(entry: dict) -> str:
 
 
 def _refusal(what: str) -> dict:
-    return {"quant_method": LOADER_HINT.format(what=what), "loader": "dit_demo.engine.loading.load_pipeline"}
+    return {"quant_method": LOADER_HINT.format(what=what), "loader": "dit_demo.engine.model.loading.load_pipeline"}
 
 
 def stock_quantization_config(transformer: torch.nn.Module) -> dict:

@@ -4,10 +4,10 @@ import pytest
 import torch
 from diffusers.models.attention_processor import FusedAttnProcessor2_0
 
-from dit_demo.engine.fast import Fp8Linear, Int8Linear, convert_to_fast_linears
-from dit_demo.engine.fusion import fusable, fuse_qkv
+from dit_demo.engine.fast.compile import Fp8Linear, Int8Linear, convert_to_fast_linears
+from dit_demo.engine.fast.fusion import fusable, fuse_qkv
 from dit_demo.engine.generate import build_reference, build_variant
-from dit_demo.engine.quantize import CalibrationConfig, module_weight_bytes
+from dit_demo.engine.quant.quantize import CalibrationConfig, module_weight_bytes
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)
 
@@ -57,7 +57,7 @@ def test_fused_weights_hold_the_three_projections_once():
 
 
 def test_fused_layer_keeps_the_kernel_choice(monkeypatch):
-    import dit_demo.engine.fp8 as fp8
+    import dit_demo.engine.fast.fp8 as fp8
 
     monkeypatch.setattr(fp8, "fp8_matmul_available", lambda device: True)  # as on an H200
     transformer = _transformer("fp8-a8")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_0
 
-from dit_demo.engine.fast_layers import Int8Linear
-from dit_demo.engine.fp8 import Fp8Linear
+from dit_demo.engine.fast.fp8 import Fp8Linear
+from dit_demo.engine.fast.layers import Int8Linear
 
 
 def _cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:

@@ -6,7 +6,7 @@
   quanto does. The 2-row adaLN / timestep layers (M ≤ 16, below `_int_mm`'s minimum) take the weight-only path.
 - `Int8Embedding`: the per-block class-label tables (`nn.Embedding`, which quanto leaves in bf16) as int8 rows.
 
-The fp8 twin (`Fp8Linear`) is in `dit_demo.engine.fp8`; `dit_demo.engine.fast` swaps them in and compiles.
+The fp8 twin (`Fp8Linear`) is in `dit_demo.engine.fast.fp8`; `dit_demo.engine.fast.compile` swaps them in and compiles.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from optimum.quanto.nn import QLinear
 
-import dit_demo.engine.kernels as kernels
+import dit_demo.engine.fast.kernels as kernels
 
 INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
 

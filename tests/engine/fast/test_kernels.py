@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-import dit_demo.engine.kernels as kernels
-from dit_demo.engine.fast import Int8Linear, resolve_kernel
+import dit_demo.engine.fast.kernels as kernels
+from dit_demo.engine.fast.compile import Int8Linear, resolve_kernel
 from dit_demo.errors import InvalidRequestError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ INTERPRETER_CHECK = textwrap.dedent(
     import os, sys
     os.environ["TRITON_INTERPRET"] = "1"
     import torch, triton
-    import dit_demo.engine.kernels as K
+    import dit_demo.engine.fast.kernels as K
 
     torch.manual_seed(0)
     dtype = torch.float16  # the interpreter has no bfloat16 arithmetic

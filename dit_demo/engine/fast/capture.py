@@ -5,10 +5,10 @@ request's conditioning tables and one for the VAE decode.
 Python loop, the classifier-free-guidance split/combine and the scheduler update cost 0.65–1.1 ms per step on an
 H200 (DESIGN.md §4b). Here the step is a fixed function of a few static buffers:
 
-- the sampler update is the per-step linear recurrence of `dit_demo.engine.recurrence` (fitted from the real
+- the sampler update is the per-step linear recurrence of `dit_demo.engine.fast.recurrence` (fitted from the real
   diffusers scheduler), its coefficients and timesteps in device tables indexed by a device step counter that the
   graph itself advances, so 25 steps are 25 `graph.replay()` calls and nothing else on the host;
-- the adaLN conditioning of every step is computed before the loop (`dit_demo.engine.conditioning`);
+- the adaLN conditioning of every step is computed before the loop (`dit_demo.engine.fast.conditioning`);
 - the transformer is the variant's own module (compiled by Inductor without CUDA graphs, so it can be captured here).
 
 `CapturedDiTPipeline` is a `DiTPipeline` whose `__call__` takes this path when it can (CUDA graphs on a GPU; the
@@ -27,10 +27,10 @@ from diffusers import DiTPipeline
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from dit_demo.engine import conditioning
-from dit_demo.engine.recurrence import NotCapturable, linear_recurrence
-from dit_demo.engine.slot import Slot, capture_graph, median_replay_seconds, scheduler_key
-from dit_demo.engine.sources import NULL_CLASS_ID
+from dit_demo.engine.fast import conditioning
+from dit_demo.engine.fast.recurrence import NotCapturable, linear_recurrence
+from dit_demo.engine.fast.slot import Slot, capture_graph, median_replay_seconds, scheduler_key
+from dit_demo.engine.model.sources import NULL_CLASS_ID
 
 MAX_SLOTS = 4  # (batch, guidance on/off, steps, sampler) combinations kept captured; the oldest is dropped
 

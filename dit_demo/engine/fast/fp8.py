@@ -22,7 +22,7 @@ import torch
 from optimum.quanto import qfloat8
 from optimum.quanto.nn import QLinear
 
-from dit_demo.engine.fast_layers import qlinear_tensors
+from dit_demo.engine.fast.layers import qlinear_tensors
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448

@@ -1,6 +1,13 @@
 import pytest
 
-from dit_demo.engine.labels import choices, display_name, imagenet_id2label, parse_choice, resolve_labels, spread_ids
+from dit_demo.engine.model.labels import (
+    choices,
+    display_name,
+    imagenet_id2label,
+    parse_choice,
+    resolve_labels,
+    spread_ids,
+)
 from dit_demo.errors import InvalidRequestError
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from dit_demo.engine.recurrence import NotCapturable, _replay, _trajectory, linear_recurrence
-from dit_demo.engine.sources import DIT_SCHEDULER, make_scheduler
+from dit_demo.engine.fast.recurrence import NotCapturable, _replay, _trajectory, linear_recurrence
+from dit_demo.engine.model.sources import DIT_SCHEDULER, make_scheduler
 
 
 @pytest.mark.parametrize("name", ["dpm", "euler"])

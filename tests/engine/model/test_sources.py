@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from dit_demo.engine.loading import load_pipeline
-from dit_demo.engine.sources import DIT_XL_2, SCHEDULERS, make_scheduler, resolve_source
+from dit_demo.engine.model.loading import load_pipeline
+from dit_demo.engine.model.sources import DIT_XL_2, SCHEDULERS, make_scheduler, resolve_source
 from dit_demo.errors import CheckpointError, InvalidRequestError, ModelLoadError
 
 
@@ -73,7 +73,7 @@ def test_foreign_pipeline_folder_is_refused(tmp_path):
 
 
 def test_plain_folder_round_trip(tmp_path, tiny_reference):
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
 
     folder = save_pipeline(tiny_reference.pipe, tmp_path / "plain")
     assert resolve_source(str(folder)).kind == "folder" and not resolve_source(str(folder)).prequantized
@@ -85,7 +85,7 @@ def test_plain_folder_round_trip(tmp_path, tiny_reference):
 def test_plain_folder_with_missing_tensors_is_refused(tmp_path, tiny_reference):
     from safetensors.torch import load_file, save_file
 
-    from dit_demo.engine.serialization import save_pipeline
+    from dit_demo.engine.model.serialization import save_pipeline
 
     folder = save_pipeline(tiny_reference.pipe, tmp_path / "plain")
     weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"

@@ -23,10 +23,10 @@ from optimum.quanto import QuantizedDiffusersModel, quantization_map, requantize
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from dit_demo.engine.folders import remove_stale_siblings, staging_folder, swap_in_folder
-from dit_demo.engine.smoothing import folded_modules, install_plan, load_plan, plan_of, save_plan
-from dit_demo.engine.sources import QMAP_NAME, download_pipeline
-from dit_demo.engine.stock import stock_quantization_config
+from dit_demo.engine.model.folders import remove_stale_siblings, staging_folder, swap_in_folder
+from dit_demo.engine.model.sources import QMAP_NAME, download_pipeline
+from dit_demo.engine.model.stock import stock_quantization_config
+from dit_demo.engine.quant.smoothing import folded_modules, install_plan, load_plan, plan_of, save_plan
 from dit_demo.errors import CheckpointError, ModelLoadError
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"

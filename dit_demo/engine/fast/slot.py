@@ -1,4 +1,4 @@
-"""The static buffers one captured request shape runs on (see `dit_demo.engine.capture`).
+"""The static buffers one captured request shape runs on (see `dit_demo.engine.fast.capture`).
 
 A CUDA graph replays fixed addresses, so everything a step reads or writes lives here, allocated once per
 (batch, guidance on/off, steps, sampler): the latent and its one-step history, the labels, the guidance scale,
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import DiTPipeline
 
-from dit_demo.engine.recurrence import Recurrence
+from dit_demo.engine.fast.recurrence import Recurrence
 
 
 def scheduler_key(scheduler) -> str:

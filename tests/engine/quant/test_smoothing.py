@@ -12,11 +12,11 @@ import torch
 from diffusers import DiTPipeline
 
 from dit_demo.engine.generate import build_reference, build_variant, generate
-from dit_demo.engine.loading import load_pipeline_folder
-from dit_demo.engine.quantize import RECIPES, CalibrationConfig
-from dit_demo.engine.request import SamplingRequest
-from dit_demo.engine.serialization import save_pipeline
-from dit_demo.engine.smoothing import (
+from dit_demo.engine.model.loading import load_pipeline_folder
+from dit_demo.engine.model.serialization import save_pipeline
+from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR, sibling_pipeline
+from dit_demo.engine.quant.quantize import RECIPES, CalibrationConfig
+from dit_demo.engine.quant.smoothing import (
     SITES,
     SMOOTHING_NAME,
     ChannelScale,
@@ -25,8 +25,8 @@ from dit_demo.engine.smoothing import (
     plan_of,
     site_name,
 )
-from dit_demo.engine.smoothing_search import SmoothingConfig, search_plan, spearman
-from dit_demo.engine.sources import EMBEDDED_MODEL_DIR, sibling_pipeline
+from dit_demo.engine.quant.smoothing_search import SmoothingConfig, search_plan, spearman
+from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import CheckpointError, InvalidRequestError
 
 HAS_EMBEDDED = (EMBEDDED_MODEL_DIR / "model_index.json").is_file()
