@@ -18,7 +18,8 @@ from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.engine.device import free_memory
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
 from dit_demo.engine.metrics import finite_or_none, mean_value, psnr_values, ssim_values
-from dit_demo.engine.quant.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
+from dit_demo.engine.quant.quantize import CalibrationConfig
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
 
 # The one vocabulary of metric names: every surface (app, CLI, gallery, benchmark, embedded evaluation, model card)

@@ -22,7 +22,7 @@ from dit_demo.app.config import UI_MAX_GUIDANCE, UI_MAX_STEPS, Limits
 from dit_demo.app.offered import COMPARE_RECIPES, peek_id2label, prequantized_recipe
 from dit_demo.engine.model.labels import parse_choice, resolve_labels
 from dit_demo.engine.model.sources import SCHEDULERS, resolve_source
-from dit_demo.engine.quant.quantize import RECIPES, REFERENCE_RECIPE
+from dit_demo.engine.quant.recipes import RECIPES, REFERENCE_RECIPE
 from dit_demo.engine.request import MAX_BATCH, MAX_SEED, SamplingRequest
 from dit_demo.errors import DemoError, InvalidRequestError
 

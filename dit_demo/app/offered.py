@@ -14,11 +14,11 @@ from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.engine.model.labels import choices, display_name, imagenet_id2label
 from dit_demo.engine.model.serialization import read_metadata
 from dit_demo.engine.model.sources import KNOWN_HUB_MODELS, QMAP_NAME, SourceInfo, resolve_source
-from dit_demo.engine.quant.quantize import RECIPES, REFERENCE_RECIPE
+from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES, REFERENCE_RECIPE
 from dit_demo.engine.request import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from dit_demo.errors import DemoError
 
-COMPARE_RECIPES: list[str] = [r for r in RECIPES if r != REFERENCE_RECIPE]
+COMPARE_RECIPES: list[str] = list(QUANTIZED_RECIPES)  # the reference is always shown
 
 SOURCE_KINDS = {
     "embedded": "the shipped digits DiT (16×16, trained on scikit-learn digits)",

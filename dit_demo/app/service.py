@@ -31,7 +31,7 @@ from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbe
 from dit_demo.compare import Comparison, VariantCache
 from dit_demo.engine.device import default_device, free_memory
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.quant.quantize import REFERENCE_RECIPE
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.request import DEFAULT_GUIDANCE, MAX_BATCH, SamplingRequest
 from dit_demo.errors import DemoError, InvalidRequestError, ModelLoadError
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from dit_demo.app.config import PREVIEW_SIDE, STRIP_TILE
 from dit_demo.compare import Comparison
-from dit_demo.engine.quant.quantize import REFERENCE_RECIPE
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.reports import render
 from dit_demo.units import format_bytes, format_seconds, mebibytes
 

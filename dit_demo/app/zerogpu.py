@@ -26,7 +26,7 @@ import torch
 
 from dit_demo.engine.device import default_dtype
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.quant.quantize import REFERENCE_RECIPE
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 
 log = logging.getLogger("dit_demo.app")
 

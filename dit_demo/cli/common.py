@@ -1,8 +1,9 @@
 """What the commands share: the model options, comma-separated list types and the exit policy.
 
-Light on purpose (standard library only): `dit-demo <cmd> --help` imports this and nothing heavy. The choice lists
-are the names of the engine's tables, spelled here so `--help` can show them without importing torch;
-tests/cli/test_common.py asserts they equal `engine.quantize.RECIPES`, `KEEP_GROUPS` and `engine.sources.SCHEDULERS`.
+Light on purpose (standard library only): `dit-demo <cmd> --help` imports this and nothing heavy. Recipes and keep
+groups come from the recipe registry (engine/quant/recipes.py, standard library only); the scheduler names are
+spelled here so `--help` need not import diffusers, and tests/cli/test_cli_main.py asserts they equal
+`engine.model.sources.SCHEDULERS`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from dit_demo.engine.quant.recipes import KEEP_GROUPS, RECIPES
 from dit_demo.errors import DemoError
 
-RECIPE_NAMES = ("bf16", "int8", "int8-a8", "int8-a8-smooth", "fp8", "fp8-a8", "int4")
-REFERENCE_RECIPE = "bf16"
-KEEP_GROUP_NAMES = ("adaln", "embedders", "attention", "mlp")
 SCHEDULER_NAMES = ("dpm", "ddim", "euler")
 MODEL_HELP = "embedded (default) | Hub id | folder | dit-xl-2-256-random | dit-xl-2-512-random | tiny-random"
 
@@ -35,7 +34,7 @@ def comma_ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
-def add_quantize_args(parser: argparse.ArgumentParser, recipes: tuple[str, ...] = RECIPE_NAMES) -> None:
+def add_quantize_args(parser: argparse.ArgumentParser, recipes: tuple[str, ...] = tuple(RECIPES)) -> None:
     """--recipe, --device, --keep, --exclude, --calibration-steps: how a variant is built."""
     parser.add_argument("--recipe", default="int8", choices=list(recipes))
     parser.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
@@ -43,7 +42,7 @@ def add_quantize_args(parser: argparse.ArgumentParser, recipes: tuple[str, ...] 
         "--keep",
         action="append",
         default=[],
-        choices=list(KEEP_GROUP_NAMES),
+        choices=list(KEEP_GROUPS),
         help="keep a module group in full precision (repeatable)",
     )
     parser.add_argument("--exclude", action="append", default=[], help="extra fnmatch pattern to keep (repeatable)")

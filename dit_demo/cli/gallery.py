@@ -39,7 +39,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dit_demo.app.config import GALLERY_DIR
-from dit_demo.cli.common import MODEL_HELP, RECIPE_NAMES, SCHEDULER_NAMES, comma_ints, comma_list, guarded
+from dit_demo.cli.common import MODEL_HELP, SCHEDULER_NAMES, comma_ints, comma_list, guarded
+from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.errors import InvalidRequestError
 
 DEFAULT_RECIPES_HELP = "bf16,int8,int8-a8"  # GalleryConfig's default (tests/reports assert they agree)
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipes",
         type=comma_list,
         default=None,
-        help=f"comma list of {', '.join(RECIPE_NAMES)}; the reference comes first (default {DEFAULT_RECIPES_HELP})",
+        help=f"comma list of {', '.join(RECIPES)}; the reference comes first (default {DEFAULT_RECIPES_HELP})",
     )
     parser.add_argument(
         "--labels",

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dit_demo.cli.common import RECIPE_NAMES, add_model_args, guarded
+from dit_demo.cli.common import add_model_args, guarded
+from dit_demo.engine.quant.recipes import RECIPES
 
 if TYPE_CHECKING:
     from dit_demo.engine.generate import GenerationResult
@@ -87,9 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=4.0)
     parser.add_argument("--warmup", action="store_true", help="run once first and report that time separately")
-    parser.add_argument(
-        "--compare", choices=list(RECIPE_NAMES), help="also run this recipe and print PSNR/SSIM against it"
-    )
+    parser.add_argument("--compare", choices=list(RECIPES), help="also run this recipe and print PSNR/SSIM against it")
     parser.add_argument("--out", default="out.png")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     return parser

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from dit_demo.cli.common import MODEL_HELP, RECIPE_NAMES, comma_list, guarded
+from dit_demo.cli.common import MODEL_HELP, comma_list, guarded
+from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipes",
         type=comma_list,
         default=["int8-a8", "int8-a8-smooth"],
-        help=f"comma-separated, from {', '.join(RECIPE_NAMES[1:])} (default: int8-a8,int8-a8-smooth)",
+        help=f"comma-separated, from {', '.join(QUANTIZED_RECIPES)} (default: int8-a8,int8-a8-smooth)",
     )
     parser.add_argument("--labels", type=comma_list, default=None, help="class names or ids (default: spread)")
     parser.add_argument("--images", type=int, default=8, help="images when --labels is not given (default 8)")

@@ -18,14 +18,8 @@ from dit_demo.engine.model.labels import display_name, resolve_labels
 from dit_demo.engine.model.loading import load_pipeline, source_folder
 from dit_demo.engine.model.serialization import is_quantized, read_metadata, stored_dtype
 from dit_demo.engine.model.sources import resolve_source, set_scheduler
-from dit_demo.engine.quant.quantize import (
-    REFERENCE_RECIPE,
-    CalibrationConfig,
-    QuantizationReport,
-    derive_pipeline,
-    get_recipe,
-    module_weight_bytes,
-)
+from dit_demo.engine.quant.quantize import CalibrationConfig, QuantizationReport, derive_pipeline, module_weight_bytes
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
 

@@ -26,7 +26,8 @@ from dit_demo.engine.model.labels import display_name, spread_ids
 from dit_demo.engine.model.serialization import save_pipeline, save_transformer
 from dit_demo.engine.model.sources import QMAP_NAME, SourceInfo, download_pipeline, resolve_source
 from dit_demo.engine.model.stock import is_stock_loadable
-from dit_demo.engine.quant.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
+from dit_demo.engine.quant.quantize import CalibrationConfig
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest, seeds_for
 from dit_demo.errors import DemoError
 from dit_demo.hub.io import (

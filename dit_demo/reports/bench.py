@@ -27,7 +27,8 @@ from dit_demo.engine.device import default_device, free_memory, memory_in_use, s
 from dit_demo.engine.fast.compile import CAPTURE_MODES, COMPILE_MODES, LINEAR_KERNELS, compile_variant, warm_up
 from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
 from dit_demo.engine.machine import environment
-from dit_demo.engine.quant.quantize import REFERENCE_RECIPE, CalibrationConfig, get_recipe
+from dit_demo.engine.quant.quantize import CalibrationConfig
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
 from dit_demo.reports.bench_timing import (  # forward_inputs: re-exported, reports.linears imports it from here

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.errors import DemoError
 from dit_demo.reports.card_text import (
     SOURCE_PLACEHOLDER,
@@ -32,14 +33,6 @@ PROJECT_LICENSE = "apache-2.0"
 KNOWN_BASES = {  # Hub ids whose license we know without asking the Hub
     "facebook/DiT-XL-2-256": "cc-by-nc-4.0",
     "facebook/DiT-XL-2-512": "cc-by-nc-4.0",
-}
-RECIPE_TAGS = {
-    "int8": ["int8"],
-    "int8-a8": ["int8", "w8a8"],
-    "int8-a8-smooth": ["int8", "w8a8", "smoothquant"],
-    "fp8": ["fp8"],
-    "int4": ["int4"],
-    "bf16": [],
 }
 
 
@@ -155,7 +148,8 @@ def build_card(measurements: dict) -> ModelCard:
     rows_by_recipe = {row["recipe"]: row for row in m["rows"]}
     ref, quant = rows_by_recipe[m["reference_recipe"]], rows_by_recipe[recipe]
     digits = "digit_accuracy" in quant
-    tags = ["quanto", "optimum-quanto", *RECIPE_TAGS.get(recipe, []), "dit", "diffusion-transformer"]
+    recipe_tags = RECIPES[recipe].tags if recipe in RECIPES else ()  # a folder saved under a retired name: none
+    tags = ["quanto", "optimum-quanto", *recipe_tags, "dit", "diffusion-transformer"]
     tags += ["class-conditional", "diffusers", "quantized", "dit_demo"]
     if base["base_model"] is None and m["source_kind"] == "random":
         tags.append("random-weights")

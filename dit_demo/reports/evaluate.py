@@ -33,10 +33,10 @@ from dit_demo.engine.fast.compile import compile_variant
 from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
 from dit_demo.engine.machine import machine_description
 from dit_demo.engine.quant.quantize import module_weight_bytes
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import DemoError
 
-REFERENCE = "bf16"  # the core library's name for the full-precision reference (float32 on CPU)
 LEGACY_KEYS = {"accuracy": "digit_accuracy", "psnr_vs_fp": "psnr_db", "ssim_vs_fp": "ssim"}
 
 
@@ -135,11 +135,11 @@ def check_targets(rows: Sequence[Mapping]) -> list[dict]:
             {"target": name, "value": value, "threshold": target, "unit": unit, "passed": margin >= 0, "margin": margin}
         )
 
-    ref4, ref2 = find(REFERENCE, 4.0), find(REFERENCE, 2.0)
+    ref4, ref2 = find(REFERENCE_RECIPE, 4.0), find(REFERENCE_RECIPE, 2.0)
     add("full precision accuracy @ g=4 >= 97 %", ref4 and ref4["digit_accuracy"] * 100, 97.0, "%")
     add("full precision accuracy @ g=2 >= 90 %", ref2 and ref2["digit_accuracy"] * 100, 90.0, "%")
     for guidance in sorted({r["guidance"] for r in rows}):
-        ref = find(REFERENCE, guidance)
+        ref = find(REFERENCE_RECIPE, guidance)
         if ref is None:
             continue
         for recipe, points in (("int8", 1.0), ("int8-a8", 3.0)):
@@ -175,7 +175,7 @@ def fmt(value: float | None, spec: str, missing: str = "–") -> str:
 
 
 def _table_row(r: dict) -> str:
-    name = "full precision (fp32)" if r["recipe"] == REFERENCE else r["recipe"]
+    name = "full precision (fp32)" if r["recipe"] == REFERENCE_RECIPE else r["recipe"]
     if "error" in r:
         return f"| {name} | {r['guidance']:g} | did not run: {r['error']} | | | | | |"
     return (
@@ -221,7 +221,7 @@ def to_markdown(report: Mapping) -> str:
 
 def build_recipe(reference: Variant, recipe: str) -> Variant:
     """The variant of one recipe spec (the reference itself for bf16)."""
-    if recipe == REFERENCE:
+    if recipe == REFERENCE_RECIPE:
         return reference
     name, keep, fast = parse_recipe(recipe)
     variant = build_variant(reference, name, keep=keep)
@@ -246,7 +246,7 @@ def evaluate_recipe(variant: Variant, recipe: str, config: EvaluateConfig, ref_i
     rows = []
     for guidance in config.guidances:
         out = generate_all(variant, config.samples, guidance, config.steps, config.batch, config.seed)
-        if recipe == REFERENCE:
+        if recipe == REFERENCE_RECIPE:
             ref_images[guidance] = out["images"]
         row = {"recipe": recipe, "guidance": guidance, **score(out, ref_images[guidance])}
         row["transformer_mb"] = module_weight_bytes(variant.pipe.transformer) / 1e6
@@ -269,7 +269,8 @@ def evaluate(config: EvaluateConfig) -> dict:
     """Every recipe × guidance row (reference first), the real-digit baseline and the targets; writes
     quality.json and quality.md to `config.out` and returns the report."""
     torch.set_num_threads(config.threads)
-    recipes = [REFERENCE] + [r for r in config.recipes if r != REFERENCE]  # PSNR/SSIM need the reference images
+    # PSNR/SSIM need the reference images
+    recipes = [REFERENCE_RECIPE] + [r for r in config.recipes if r != REFERENCE_RECIPE]
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from dit_demo.cli import common
-from dit_demo.cli.main import COMMANDS, main
+from dit_demo.cli.main import COMMANDS, command_module, main
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = {"torch", "diffusers", "optimum", "gradio", "numpy", "PIL", "huggingface_hub", "accelerate", "transformers"}
+LIGHT_ENGINE = {"dit_demo.engine", "dit_demo.engine.quant", "dit_demo.engine.quant.recipes"}  # standard library only
 
 
 def loaded_after(code: str) -> set[str]:
@@ -26,8 +27,9 @@ def loaded_after(code: str) -> set[str]:
 
 
 def heavy(modules: set[str]) -> list[str]:
-    """The heavy packages (and the engine, which imports torch) among `modules`."""
-    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith("dit_demo.engine"))
+    """The heavy packages (and the engine, which imports torch, bar the recipe registry) among `modules`."""
+    engine = {m for m in modules if m.startswith("dit_demo.engine")} - LIGHT_ENGINE
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m in engine)
 
 
 def test_help_lists_every_command_and_imports_nothing_heavy(capsys):
@@ -67,13 +69,23 @@ def test_no_command_or_an_unknown_one_exits_2(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_choice_lists_are_the_engines():
+def test_scheduler_choices_are_the_engines():
     from dit_demo.engine.model.sources import SCHEDULERS
-    from dit_demo.engine.quant.quantize import KEEP_GROUPS, RECIPES, REFERENCE_RECIPE
 
-    hint = "a recipe, keep group or scheduler was added to the engine: list it in dit_demo/cli/common.py too"
-    assert common.RECIPE_NAMES == tuple(RECIPES) and common.REFERENCE_RECIPE == REFERENCE_RECIPE, hint
-    assert common.KEEP_GROUP_NAMES == tuple(KEEP_GROUPS) and common.SCHEDULER_NAMES == tuple(SCHEDULERS), hint
+    hint = "a scheduler was added to the engine: list it in dit_demo/cli/common.py too"
+    assert common.SCHEDULER_NAMES == tuple(SCHEDULERS), hint
+
+
+def test_recipe_choices_come_from_the_registry():
+    from dit_demo.engine.quant.recipes import KEEP_GROUPS, QUANTIZED_RECIPES, RECIPES
+
+    def choices(command: str, option: str) -> list[str]:
+        parser = command_module(command).build_parser()
+        return next(action.choices for action in parser._actions if option in action.option_strings)
+
+    assert choices("quantize", "--recipe") == list(RECIPES) and choices("generate", "--compare") == list(RECIPES)
+    assert choices("push-model", "--recipe") == list(QUANTIZED_RECIPES) and "bf16" not in QUANTIZED_RECIPES
+    assert choices("quantize", "--keep") == list(KEEP_GROUPS)
 
 
 def test_console_script_and_module_answer_help():

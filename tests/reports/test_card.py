@@ -92,3 +92,14 @@ def test_machine_line_names_the_cpu_or_the_gpu():
     assert cpu["cpu"] in machine_line(cpu) and f"{cpu['torch_threads']} torch threads" in machine_line(cpu)
     gpu = {**cpu, "device": "cuda:0", "gpu": "NVIDIA H200"}
     assert machine_line(gpu).startswith("cuda:0 — NVIDIA H200; torch " + torch.__version__)
+
+
+@pytest.mark.parametrize("recipe", ["int8", "fp8-a8", "int8-a8-smooth"])
+def test_card_tags_are_the_registry_tags(recipe):
+    from dit_demo.engine.quant.recipes import RECIPES
+
+    measured = measured_record()
+    measured["recipe"] = measured["rows"][1]["recipe"] = recipe
+    tags = build_card(measured).data.tags
+    assert set(RECIPES[recipe].tags) <= set(tags) and "quanto" in tags
+    assert recipe != "fp8-a8" or "w8a8" in tags  # the tag the card's own table used to miss

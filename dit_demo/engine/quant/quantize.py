@@ -1,4 +1,5 @@
-"""Named quantization recipes over optimum-quanto, default exclusions, calibration and a measured report."""
+"""How a recipe (engine/quant/recipes.py) is applied with optimum-quanto: exclusions, calibration, smoothing, and a
+measured report."""
 
 from __future__ import annotations
 
@@ -10,120 +11,16 @@ from fnmatch import fnmatch
 
 import torch
 from diffusers import DiTPipeline
-from optimum.quanto import Calibration, freeze, qfloat8, qint4, qint8, quantization_map, quantize
+from optimum.quanto import Calibration, freeze, quantization_map, quantize
 from optimum.quanto.tensor import QTensor
 
 from dit_demo.engine.device import sync
 from dit_demo.engine.model.labels import spread_ids
 from dit_demo.engine.model.sources import sibling_pipeline
+from dit_demo.engine.quant.recipes import DEFAULT_EXCLUDE, KEEP_GROUPS, Recipe, get_recipe
 from dit_demo.engine.quant.smoothing import plan_of
 from dit_demo.engine.quant.smoothing_search import SmoothingConfig, TrajectoryStats, set_static_scales, smooth_pipeline
 from dit_demo.errors import InvalidRequestError
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A named precision setting; `bf16` is the reference every other recipe is compared against."""
-
-    name: str
-    weights: object | None
-    activations: object | None
-    description: str
-    weights_only: tuple[str, ...] = ()  # layers whose weights are quantized but whose activations stay float
-    smooth: bool = False  # fold per-channel smoothing into the model first (engine/smoothing.py)
-    weights_only_qtype: object | None = None  # their weight type, when not `weights` (fp8-a8: int8, see RECIPES)
-
-    @property
-    def quantized(self) -> bool:
-        return self.weights is not None
-
-    @property
-    def needs_calibration(self) -> bool:
-        return self.activations is not None
-
-    def build_note(self, device: torch.device | str) -> str | None:
-        """What the first build will do that takes long, so a UI can say it before doing it."""
-        device_type = torch.device(device).type
-        if self.name == "fp8-a8":
-            return _fp8_a8_note(device)
-        if self.name == "fp8" and device_type == "cuda":
-            return "fp8 on CUDA JIT-compiles quanto's Marlin kernel on first use (about 2 minutes on an H100)."
-        if self.name == "int4" and device_type == "cpu":
-            return "int4 on CPU compiles quanto's C++ extension on first use (about 30-60 s)."
-        if self.smooth:
-            return (
-                f"{self.name} samples the calibration classes at guidance 1, 2 and 4 twice to choose its smoothing "
-                "and activation scales first."
-            )
-        if self.needs_calibration:
-            return "int8-a8 calibrates activation ranges by sampling a few classes and seeds first."
-        return None
-
-
-def _fp8_a8_note(device: torch.device | str) -> str:
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 9):
-        return "fp8-a8 calibrates activation ranges first; compiled, it runs fp8 GEMMs on the tensor cores."
-    return (
-        "fp8-a8: this device has no fp8 tensor cores (CPU, or a GPU older than Ada/Hopper), so it runs through "
-        "quanto's emulation (fp8 values upcast to float) - slower than bf16 here; int8 is the faster choice."
-    )
-
-
-RECIPES: dict[str, Recipe] = {
-    "bf16": Recipe("bf16", None, None, "reference: bfloat16 on GPU, float32 on CPU"),
-    "int8": Recipe("int8", qint8, None, "int8 weights (per-channel scales), activations in the reference dtype"),
-    # The adaLN modulation and the timestep/class embedders turn (t, y) into per-channel shift/scale/gate: one
-    # per-tensor int8 scale for their outputs wipes out the conditioning (digits: 20 dB and 3× FID at guidance 1-2),
-    # so they keep float activations and int8 weights only.
-    "int8-a8": Recipe(
-        "int8-a8",
-        qint8,
-        qint8,
-        "int8 weights + int8 activations with calibrated static scales",
-        weights_only=("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*"),
-    ),
-    # int8-a8 after SmoothQuant-style channel smoothing chosen per layer on the sampling trajectory and folded into
-    # the adaLN modulation, V projection and gates (engine/smoothing.py), with trajectory-|max| activation scales.
-    "int8-a8-smooth": Recipe(
-        "int8-a8-smooth",
-        qint8,
-        qint8,
-        "int8-a8 with per-channel smoothing folded into adaLN/V/gates, activation scales from the trajectory",
-        weights_only=("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*"),
-        smooth=True,
-    ),
-    "fp8": Recipe("fp8", qfloat8, None, "float8 e4m3 weights"),
-    # Hopper's w8a8: the token layers run fp8 x fp8 on the tensor cores (engine/fp8.py). The conditioning layers
-    # keep float activations, as in int8-a8, with int8 weights: quanto would give fp8 weight-only layers its Marlin
-    # kernel, a ~2-minute CUDA build (DESIGN.md §3), and they run once per request on the fast path anyway.
-    "fp8-a8": Recipe(
-        "fp8-a8",
-        qfloat8,
-        qfloat8,
-        "float8 e4m3 weights (per-channel scales) + static float8 activations, calibrated",
-        weights_only=("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*"),
-        weights_only_qtype=qint8,
-    ),
-    "int4": Recipe("int4", qint4, None, "int4 weights (group-wise scales)"),
-}
-REFERENCE_RECIPE = "bf16"
-
-# Patterns relative to the transformer. The final projection is kept in full precision (it writes the noise
-# prediction directly) and so is the patch embedding (a tiny Conv2d whose input is the raw latent).
-DEFAULT_EXCLUDE: tuple[str, ...] = ("proj_out*", "pos_embed*")
-KEEP_GROUPS: dict[str, tuple[str, ...]] = {
-    "adaln": ("transformer_blocks.*.norm1.linear",),
-    "embedders": ("transformer_blocks.*.norm1.emb*",),
-    "attention": ("transformer_blocks.*.attn1.*",),
-    "mlp": ("transformer_blocks.*.ff.*",),
-}
-
-
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise InvalidRequestError(f"Unknown recipe {name!r}: choose one of {', '.join(RECIPES)}.")
-    return RECIPES[name]
 
 
 @dataclass
@@ -250,7 +147,7 @@ def smooth_for_recipe(
     pipe: DiTPipeline, spec: Recipe, config: CalibrationConfig, wanted
 ) -> tuple[TrajectoryStats, dict]:
     """Choose and fold the smoothing scales on the calibration classes and seeds, at guidance 1, 2, 4 (+ the
-    calibration's own), every timestep (engine/smoothing_search.py)."""
+    calibration's own), every timestep (engine/quant/smoothing_search.py)."""
     num_classes = len(set(pipe.labels.values())) or pipe.transformer.config.num_embeds_ada_norm
     labels = list(config.labels) if config.labels is not None else list(spread_ids(num_classes, config.num_labels))
     offset = max(1, num_classes // (2 * len(labels)))  # held-out classes between the calibration ones

@@ -11,7 +11,7 @@ from PIL import Image
 from dit_demo.compare import digit_quality, fid_quality, is_digits_model, paired_quality, ratio
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.model.labels import display_name
-from dit_demo.engine.quant.quantize import RECIPES
+from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.reports.gallery.checkpoint import checkpoint_bytes
 from dit_demo.reports.gallery.config import Gallery, GalleryConfig
 from dit_demo.reports.gallery.planning import Job

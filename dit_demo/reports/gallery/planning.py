@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.model.labels import spread_ids
-from dit_demo.engine.quant.quantize import RECIPES
+from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.errors import InvalidRequestError
 
 Job = tuple[int, int]  # (class id, seed)

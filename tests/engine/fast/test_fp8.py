@@ -11,7 +11,8 @@ from dit_demo.engine.fast.fp8 import FP8, Fp8Linear, fake_quantize_fp8, fp8_matm
 from dit_demo.engine.generate import build_reference, build_variant, generate
 from dit_demo.engine.metrics import psnr
 from dit_demo.engine.model.serialization import save_pipeline
-from dit_demo.engine.quant.quantize import CalibrationConfig, get_recipe
+from dit_demo.engine.quant.quantize import CalibrationConfig
+from dit_demo.engine.quant.recipes import get_recipe
 from dit_demo.engine.request import SamplingRequest
 
 TINY_CALIBRATION = CalibrationConfig(steps=6, seeds=(1000,), num_labels=3)

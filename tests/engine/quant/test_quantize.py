@@ -4,14 +4,12 @@ import torch
 from dit_demo.engine.generate import build_variant, generate
 from dit_demo.engine.metrics import psnr
 from dit_demo.engine.quant.quantize import (
-    DEFAULT_EXCLUDE,
-    RECIPES,
     exclusion_patterns,
-    get_recipe,
     module_weight_bytes,
     tensor_storage_bytes,
     weightless_norms,
 )
+from dit_demo.engine.quant.recipes import DEFAULT_EXCLUDE, RECIPES, get_recipe
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
 

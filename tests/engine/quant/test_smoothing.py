@@ -15,7 +15,8 @@ from dit_demo.engine.generate import build_reference, build_variant, generate
 from dit_demo.engine.model.loading import load_pipeline_folder
 from dit_demo.engine.model.serialization import save_pipeline
 from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR, sibling_pipeline
-from dit_demo.engine.quant.quantize import RECIPES, CalibrationConfig
+from dit_demo.engine.quant.quantize import CalibrationConfig
+from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.engine.quant.smoothing import (
     SITES,
     SMOOTHING_NAME,

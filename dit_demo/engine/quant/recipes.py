@@ -1,0 +1,197 @@
+"""THE recipe registry: every named precision setting, declared once and read by the engine, the app, the CLI, the
+reports, the model card and the README test.
+
+Adding a recipe is one `Recipe` entry here plus whatever its implementation needs in engine/quant/quantize.py.
+Standard library only (quanto's qtypes are named, and looked up on use), so `dit-demo --help` can list the recipes
+without importing torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from dit_demo.errors import InvalidRequestError
+
+# The adaLN modulation and the timestep/class embedders turn (t, y) into per-channel shift/scale/gate: one per-tensor
+# int8 scale for their outputs wipes out the conditioning (digits: 20 dB and 3x FID at guidance 1-2), so the w8a8
+# recipes keep float activations there and quantize only the weights.
+CONDITIONING_LAYERS: tuple[str, ...] = ("transformer_blocks.*.norm1.linear", "transformer_blocks.*.norm1.emb*")
+
+# Patterns relative to the transformer. The final projection is kept in full precision (it writes the noise
+# prediction directly) and so is the patch embedding (a tiny Conv2d whose input is the raw latent).
+DEFAULT_EXCLUDE: tuple[str, ...] = ("proj_out*", "pos_embed*")
+KEEP_GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "adaln": ("transformer_blocks.*.norm1.linear",),
+        "embedders": ("transformer_blocks.*.norm1.emb*",),
+        "attention": ("transformer_blocks.*.attn1.*",),
+        "mlp": ("transformer_blocks.*.ff.*",),
+    }
+)
+
+# Where a build note applies: a device type ("cpu", "cuda"), or "cuda-fp8" for a GPU with fp8 tensor cores
+# (compute capability 8.9 or newer: Ada, Hopper); "cuda-fp8" falls back to "cuda", anything unlisted to `note`.
+FP8_CAPABILITY = (8, 9)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named precision setting; `bf16` is the reference every other recipe is compared against."""
+
+    name: str
+    label: str  # what a person reads (app choices, tables)
+    description: str  # one line: what the recipe does
+    weights_type: str | None = None  # optimum.quanto qtype name ("qint8", "qfloat8", "qint4"); None = float
+    activations_type: str | None = None  # static calibrated activations; None = float activations
+    weights_only: tuple[str, ...] = ()  # layers whose weights are quantized but whose activations stay float
+    weights_only_type: str | None = None  # their weight type, when not `weights_type`
+    smooth: bool = False  # fold per-channel smoothing into the model first (engine/quant/smoothing.py)
+    tags: tuple[str, ...] = ()  # Hub model-card tags
+    stock_loadable: bool = False  # stock diffusers' quanto backend loads a saved folder exactly (tests check it)
+    note: str | None = None  # what the first build does that takes long, on any device not in `device_notes`
+    device_notes: Mapping[str, str] = field(default_factory=dict)  # the same, per device kind (see FP8_CAPABILITY)
+
+    @property
+    def quantized(self) -> bool:
+        return self.weights_type is not None
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.activations_type is not None
+
+    @property
+    def weights(self):
+        """The optimum.quanto qtype of the weights (None: float)."""
+        return _qtype(self.weights_type)
+
+    @property
+    def activations(self):
+        """The optimum.quanto qtype of the activations (None: float)."""
+        return _qtype(self.activations_type)
+
+    @property
+    def weights_only_qtype(self):
+        return _qtype(self.weights_only_type or self.weights_type)
+
+    def build_note(self, device) -> str | None:
+        """What the first build will do that takes long, so a UI can say it before doing it."""
+        kind = device_kind(device)
+        if kind == "cuda-fp8" and kind not in self.device_notes:
+            kind = "cuda"
+        return self.device_notes.get(kind, self.note)
+
+
+def _qtype(name: str | None):
+    if name is None:
+        return None
+    from optimum.quanto import qtypes
+
+    return qtypes[name]
+
+
+def device_kind(device) -> str:
+    """ "cpu", "cuda", "cuda-fp8" (fp8 tensor cores) or another torch device type."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device.type
+    capable = torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= FP8_CAPABILITY
+    return "cuda-fp8" if capable else "cuda"
+
+
+CALIBRATION_NOTE = "{name} calibrates activation ranges by sampling a few classes and seeds first."
+
+RECIPES: Mapping[str, Recipe] = MappingProxyType(
+    {
+        "bf16": Recipe(
+            "bf16",
+            label="full precision",
+            description="reference: bfloat16 on GPU, float32 on CPU",
+            stock_loadable=True,  # a plain diffusers folder
+        ),
+        "int8": Recipe(
+            "int8",
+            label="int8 weights",
+            description="int8 weights (per-channel scales), activations in the reference dtype",
+            weights_type="qint8",
+            tags=("int8",),
+            stock_loadable=True,
+        ),
+        "int8-a8": Recipe(
+            "int8-a8",
+            label="int8 weights + activations",
+            description="int8 weights + int8 activations with calibrated static scales",
+            weights_type="qint8",
+            activations_type="qint8",
+            weights_only=CONDITIONING_LAYERS,
+            tags=("int8", "w8a8"),
+            note=CALIBRATION_NOTE.format(name="int8-a8"),
+        ),
+        # int8-a8 after SmoothQuant-style channel smoothing chosen per layer on the sampling trajectory and folded
+        # into the adaLN modulation, V projection and gates, with trajectory-|max| activation scales.
+        "int8-a8-smooth": Recipe(
+            "int8-a8-smooth",
+            label="int8 weights + activations, smoothed",
+            description="int8-a8 with per-channel smoothing folded into adaLN/V/gates, activation scales from the "
+            "trajectory",
+            weights_type="qint8",
+            activations_type="qint8",
+            weights_only=CONDITIONING_LAYERS,
+            smooth=True,
+            tags=("int8", "w8a8", "smoothquant"),
+            note="int8-a8-smooth samples the calibration classes at guidance 1, 2 and 4 twice to choose its "
+            "smoothing and activation scales first.",
+        ),
+        "fp8": Recipe(
+            "fp8",
+            label="fp8 weights",
+            description="float8 e4m3 weights",
+            weights_type="qfloat8",
+            tags=("fp8",),
+            stock_loadable=True,
+            device_notes={
+                "cuda": "fp8 on CUDA JIT-compiles quanto's Marlin kernel on first use (about 2 minutes on an H100)."
+            },
+        ),
+        # Hopper's w8a8: the token layers run fp8 x fp8 on the tensor cores (engine/fast/fp8.py). The conditioning
+        # layers keep float activations, as in int8-a8, with int8 weights: quanto would give fp8 weight-only layers
+        # its Marlin kernel, a ~2-minute CUDA build, and they run once per request on the fast path anyway.
+        "fp8-a8": Recipe(
+            "fp8-a8",
+            label="fp8 weights + activations",
+            description="float8 e4m3 weights (per-channel scales) + static float8 activations, calibrated",
+            weights_type="qfloat8",
+            activations_type="qfloat8",
+            weights_only=CONDITIONING_LAYERS,
+            weights_only_type="qint8",
+            tags=("fp8", "w8a8"),
+            note="fp8-a8: this device has no fp8 tensor cores (CPU, or a GPU older than Ada/Hopper), so it runs "
+            "through quanto's emulation (fp8 values upcast to float) - slower than bf16 here; int8 is the faster "
+            "choice.",
+            device_notes={
+                "cuda-fp8": "fp8-a8 calibrates activation ranges first; compiled, it runs fp8 GEMMs on the tensor "
+                "cores."
+            },
+        ),
+        "int4": Recipe(
+            "int4",
+            label="int4 weights",
+            description="int4 weights (group-wise scales)",
+            weights_type="qint4",
+            tags=("int4",),
+            stock_loadable=True,
+            device_notes={"cpu": "int4 on CPU compiles quanto's C++ extension on first use (about 30-60 s)."},
+        ),
+    }
+)
+REFERENCE_RECIPE = "bf16"
+QUANTIZED_RECIPES: tuple[str, ...] = tuple(name for name in RECIPES if name != REFERENCE_RECIPE)
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise InvalidRequestError(f"Unknown recipe {name!r}: choose one of {', '.join(RECIPES)}.")
+    return RECIPES[name]
