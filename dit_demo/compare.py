@@ -1,6 +1,7 @@
 """Reference vs recipes on the same classes and seeds: the comparison the app, gallery and model cards show.
 
-Built only on `generate.generate` and `metrics`, so every surface reports the same figures. Also a bounded cache
+Built only on `generate.generate` and `engine.metrics`, so every surface reports the same figures; the keys it
+writes are the vocabulary of `dit_demo.metrics` (label, unit, format of each). Also a bounded cache
 of built variants, because quantizing (and calibrating) is the slow part and memory must not grow without limit.
 """
 
@@ -21,20 +22,6 @@ from dit_demo.engine.metrics import finite_or_none, mean_value, psnr_values, ssi
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
-
-# The one vocabulary of metric names: every surface (app, CLI, gallery, benchmark, embedded evaluation, model card)
-# reads these keys, and the same key means the same number everywhere.
-METRICS: dict[str, str] = {
-    "psnr_db": "PSNR against the reference, dB (null = identical)",
-    "ssim": "SSIM against the reference (1 = identical)",
-    "digit_accuracy": "share of images the digits classifier reads as the requested digit",
-    "digit_confidence": "mean classifier confidence in the requested digit",
-    "fid": "Fréchet distance of classifier features to the held-out real digits",
-    "latency_ratio": "end-to-end latency ÷ the reference's",
-    "peak_memory_ratio": "peak memory ÷ the reference's",
-    "weight_bytes_ratio": "transformer weight bytes ÷ the reference's",
-}
-
 
 def is_digits_model(variant: Variant) -> bool:
     """The embedded digits DiT (or a folder derived from it): class accuracy and FID apply."""

@@ -38,13 +38,17 @@ def test_cache_builds_once_and_stays_bounded():
 
 def test_rows_speak_the_one_vocabulary(tiny_reference, tiny_variants):
     """Every quality/ratio key a row carries is a documented metric, and the same key is computed the same way."""
-    from dit_demo.compare import METRICS, image_quality, ratios
+    from dit_demo.compare import image_quality, ratios
+    from dit_demo.metrics import METRICS
 
     request = SamplingRequest.create([3, 4], seed=2, steps=3)
     comparison = compare({"bf16": tiny_reference, "int8": tiny_variants["int8"]}, request)
     row = {r["recipe"]: r for r in comparison.rows()}["int8"]
     for key in ("psnr_db", "ssim", "latency_ratio", "peak_memory_ratio", "weight_bytes_ratio"):
         assert key in METRICS and key in row
+    for key, value in row.items():  # every timing, byte count and ratio a row carries has a label and unit
+        if isinstance(value, float) or key.endswith(("_bytes", "_s", "_ratio")):
+            assert key in METRICS, key
     result = comparison.results["int8"]
     assert {k: row[k] for k in ("psnr_db", "ssim")} == image_quality(comparison.reference.images, result.images)
     assert ratios(result, comparison.reference)["weight_bytes_ratio"] == row["weight_bytes_ratio"]

@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
     }
     (Path(args.out) / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
     rows = list(result.recipe_rows.values())
-    print(gallery.markdown_table(rows, gallery.metric_columns(result.digits), gallery.metric_formats()))
+    print(gallery.markdown_table(rows, gallery.metric_columns(result.digits)))
     print(json.dumps({k: timing[k] for k in ("num_processes", "images_per_s_by_recipe", "main_process_phases_s")}))
     print(json.dumps(GATHERS))
     print(f"wrote {paths['md']}")

@@ -37,7 +37,6 @@ UI_MAX_STEPS = 100
 UI_MAX_GUIDANCE = 15.0
 COMPILE_MODE = "reduce-overhead"
 STRIP_TILE = 128  # smallest tile side in the downloadable PNG: 16-pixel digits are scaled up, pixel-exact
-PREVIEW_SIDE = 256  # smallest side of an on-page preview (views.display_scale)
 
 
 def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -1,5 +1,6 @@
 """The comparison as the page shows it, in plain HTML (styled by `dit_demo.app.style`): captioned tiles, a
-difference view with its scale stated, a table with units, an SVG chart with labelled points.
+difference view with its scale stated, and the table and chart every page draws (`dit_demo.reports.tables`,
+`dit_demo.reports.charts`, labels and units from `dit_demo.metrics`).
 
 Images are inline PNGs (data URIs), upscaled by whole multiples with nearest neighbour so a 16-pixel digit is a
 crisp 128-pixel tile; nothing here needs a file route, so nothing can 404.
@@ -16,11 +17,12 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from dit_demo.app.views import ComparisonState, difference_images, recipe_label, table_frame
+from dit_demo.app.views import TABLE_ROWS, TEXT_ROWS, ComparisonState, difference_images, recipe_label, table_record
 from dit_demo.compare import Comparison
+from dit_demo.metrics import METRICS
 from dit_demo.reports import render
-from dit_demo.reports.charts import PALETTE, nice_ticks
-from dit_demo.units import MIB
+from dit_demo.reports.charts import scatter_svg
+from dit_demo.reports.tables import labelled_table, metric_rows
 
 TILE_SIDE = 128  # smallest side of an on-page tile
 
@@ -125,151 +127,36 @@ def differences_html(comparison: Comparison, rows: Sequence[Mapping]) -> str:
     return f'<div class="dq-rows" id="dq-diffs">{"".join(sections)}</div>' if sections else ""
 
 
-def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return escape(str(value))
-
-
-def table_html(columns: Sequence[str], rows: Sequence[Sequence[object]], note: str = "", table_id: str = "") -> str:
-    """A plain table: header row `columns`, body `rows` whose first cell heads its row.
-
-    Tables of more than three value columns are marked `dq-wide`: on a phone each row becomes a block (its title,
-    then every value after its column's name), so nothing is cut off and no header breaks mid-word."""
-    head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
-    names = [escape(str(c)) for c in columns[1:]]
-    body = "".join(
-        f'<tr><th scope="row">{escape(str(r[0]))}</th>'
-        + "".join(f'<td data-label="{name}">{_cell(v)}</td>' for name, v in zip(names, r[1:]))
-        + "</tr>"
-        for r in rows
-    )
-    ident = f' id="{escape(table_id)}"' if table_id else ""
-    wide = " dq-wide" if len(columns) > 4 else ""
-    foot = f'<p class="dq-note">{note}</p>' if note else ""
-    return (
-        f'<div class="dq-table-wrap"><table class="dq-table{wide}"{ident}><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>{foot}"
-    )
-
-
 def comparison_table(rows: Sequence[Mapping], memory_kind: str = "") -> str:
-    """The per-recipe numbers transposed: recipes are the (short) column heads, metrics with units the rows."""
-    frame = table_frame(rows)
-    if (frame["compile"] == "none").all():
-        frame = frame.drop(columns=["compile"])
-    if frame["one-time warm-up (s)"].isna().all():
-        frame = frame.drop(columns=["one-time warm-up (s)"])
-    recipes = [str(r) for r in frame["recipe"]]
-    metrics = [c for c in frame.columns if c != "recipe"]
-    body = []
-    for metric in metrics:
-        values = list(frame[metric])
-        if metric == "PSNR (dB)":
-            values = ["—" if i == 0 else ("identical" if v is None or v != v else v) for i, v in enumerate(values)]
-        body.append([metric, *values])
+    """The per-recipe numbers transposed: recipes are the (short) column heads, metrics with units the rows, then
+    how each recipe ran (compile) and what the digits judge read, in words."""
+    records = [table_record(row, index == 0) for index, row in enumerate(rows)]
+    body = metric_rows(records, [k for k in TABLE_ROWS if k not in TEXT_ROWS])
+    for key, title in TEXT_ROWS.items():
+        values = [r.get(key) for r in records]
+        if any(v not in (None, "none") for v in values):
+            body.append([title, *(v or "—" for v in values)])
     note = "One-time warm-up: the first run of a variant (kernel builds such as the fp8 JIT or the int4 extension, "
     note += "compile), kept out of its latency."
     if memory_kind.startswith("process"):
         note += " Peak memory on CPU is the whole process (every loaded model), so weights tell recipes apart."
-    return table_html(["", *recipes], body, note=escape(note), table_id="dq-table")
-
-
-def _text_box(x: float, baseline: float, text: str, size: float, anchor: str) -> tuple[float, float, float, float]:
-    width = 0.56 * size * len(text)  # close enough for the UI sans-serif; boxes are only kept apart
-    left = {"start": x, "end": x - width, "middle": x - width / 2}[anchor]
-    return left, baseline - size, left + width, baseline + 3
-
-
-def _overlaps(a: tuple, b: tuple) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def place_labels(
-    spots: Sequence[tuple[float, float]], texts: Sequence[str], area: tuple[float, float, float, float], size: float
-) -> list[tuple[float, float, str]]:
-    """A spot (x, baseline, anchor) for each point's label: right, left, above or below its point, or further out,
-    wherever it stays inside `area` and clear of the points and of labels already placed."""
-    taken = [(x - 7, y - 7, x + 7, y + 7) for x, y in spots]
-    placed = []
-    for (x, y), text in zip(spots, texts):
-        candidates = [
-            (x + 9, y + 4, "start"),
-            (x - 9, y + 4, "end"),
-            (x, y - 10, "middle"),
-            (x, y + size + 8, "middle"),
-        ]
-        for step in (1, 2, 3):
-            shift = step * (size + 3)
-            candidates += [(x + 9, y + 4 - shift, "start"), (x + 9, y + 4 + shift, "start")]
-            candidates += [(x - 9, y + 4 - shift, "end"), (x - 9, y + 4 + shift, "end")]
-        choice = candidates[0]
-        for cx, cy, anchor in candidates:
-            box = _text_box(cx, cy, text, size, anchor)
-            inside = area[0] <= box[0] and box[2] <= area[2] and area[1] <= box[1] and box[3] <= area[3]
-            if inside and not any(_overlaps(box, other) for other in taken):
-                choice = (cx, cy, anchor)
-                break
-        taken.append(_text_box(*choice[:2], text, size, choice[2]))
-        placed.append(choice)
-    return placed
-
-
-def scatter_svg(points: Sequence[Mapping], x_title: str, y_title: str, title: str = "") -> str:
-    """An inline SVG scatter: axes from zero (ratios read honestly), round ticks, every point labelled."""
-    width, height, font = 360, 270, 14
-    left, right, top, bottom = 52, 12, 30 if title else 12, 42
-    xs = [float(p["x"]) for p in points]
-    ys = [float(p["y"]) for p in points]
-    x_ticks = nice_ticks(0.0, max(xs, default=1.0) * 1.15 or 1.0)
-    y_ticks = nice_ticks(0.0, max(ys, default=1.0) * 1.15 or 1.0)
-
-    def px(vx: float, vy: float) -> tuple[float, float]:
-        fx = (vx - x_ticks[0]) / ((x_ticks[-1] - x_ticks[0]) or 1)
-        fy = (vy - y_ticks[0]) / ((y_ticks[-1] - y_ticks[0]) or 1)
-        return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
-
-    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or y_title)}">']
-    if title:
-        parts.append(f'<text x="4" y="18" font-size="{font + 1}" font-weight="600">{escape(title)}</text>')
-    for t in x_ticks:
-        x, _ = px(t, 0)
-        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" stroke="#8884"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" font-size="13" text-anchor="middle">{t:g}</text>')
-    for t in y_ticks:
-        _, y = px(0, t)
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#8884"/>')
-        parts.append(f'<text x="{left - 5}" y="{y + 4:.1f}" font-size="13" text-anchor="end">{t:g}</text>')
-    parts.append(
-        f'<text x="{(left + width - right) / 2}" y="{height - 6}" font-size="{font}" text-anchor="middle">'
-        f"{escape(x_title)}</text>"
-    )
-    parts.append(
-        f'<text transform="translate(13 {(top + height - bottom) / 2}) rotate(-90)" font-size="{font}" '
-        f'text-anchor="middle">{escape(y_title)}</text>'
-    )
-    spots = [px(x, y) for x, y in zip(xs, ys)]
-    texts = [str(p["label"]) for p in points]
-    spots_labels = place_labels(spots, texts, (left + 2, top, width - right, height - bottom), 13)
-    for k, ((x, y), (lx, ly, anchor), text) in enumerate(zip(spots, spots_labels, texts)):
-        colour = PALETTE[k % len(PALETTE)]
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5.5" fill="{colour}" stroke="#fff" stroke-width="1"/>')
-        parts.append(
-            f'<text class="dq-point" x="{lx:.1f}" y="{ly:.1f}" font-size="13" text-anchor="{anchor}">'
-            f"{escape(text)}</text>"
-        )
-    parts.append("</svg>")
-    return f'<div class="dq-chart">{"".join(parts)}</div>'
+    names = [str(r["recipe"]) for r in records]
+    return labelled_table(["", *names], body, note=escape(note), table_id="dq-table")
 
 
 def comparison_chart(rows: Sequence[Mapping]) -> str:
+    latency, weights = METRICS["latency_s"], METRICS["weight_bytes"]
     points = [
-        {"x": row["latency_s"], "y": row["weight_bytes"] / MIB, "label": row.get("label") or row["recipe"]}
+        {
+            "x": latency.number(row["latency_s"]),
+            "y": weights.number(row["weight_bytes"]),
+            "label": row.get("label") or row["recipe"],
+            "x_text": latency.text(row["latency_s"]),
+            "y_text": weights.text(row["weight_bytes"]) + " weights",
+        }
         for row in rows
     ]
-    chart = scatter_svg(points, "end-to-end latency (s)", "transformer weights (MiB)", "Latency vs weights")
+    chart = scatter_svg(points, latency.header, f"transformer {weights.header}", "Latency vs weights")
     return chart + '<p class="dq-note">Lower left is better: faster and smaller.</p>'
 
 

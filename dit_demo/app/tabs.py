@@ -13,9 +13,11 @@ from pathlib import Path
 from PIL import Image
 
 from dit_demo.app.config import BENCH_DIR, GALLERY_DIR
-from dit_demo.app.html import difference_images, image_grid_html, scatter_svg, table_html
+from dit_demo.app.html import difference_images, image_grid_html
 from dit_demo.app.views import dtype_name, verdict
-from dit_demo.units import MIB, mebibytes
+from dit_demo.metrics import METRICS, canonical
+from dit_demo.reports.charts import scatter_svg
+from dit_demo.reports.tables import metric_table
 
 log = logging.getLogger("dit_demo.app")
 
@@ -37,10 +39,6 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def _r(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
 def _verdict_list(lines: list[str]) -> str:
     items = "".join(
         f"<li><b>{escape(line.split(': ', 1)[0])}</b>: {escape(line.split(': ', 1)[1])}</li>" for line in lines
@@ -60,20 +58,23 @@ def _gallery_rows(record: Mapping) -> list[dict]:
     return rows
 
 
+GALLERY_METRICS = (
+    "latency_per_image_s",
+    "latency_ratio",
+    "per_step_s",
+    "weight_bytes",
+    "checkpoint_bytes",
+    "psnr_db",
+    "ssim",
+    "digit_accuracy",
+    "fid",
+)
+
+
 def gallery_table(rows: list[dict]) -> str:
-    metrics = [
-        ("latency per image (ms)", lambda r: round(1000 * r["latency_per_image_s"], 1)),
-        ("× reference latency", lambda r: _r(r.get("latency_ratio"), 2)),
-        ("per step (ms)", lambda r: round(1000 * r["per_step_s"], 2)),
-        ("weights (MiB)", lambda r: mebibytes(r["weight_bytes"], 2)),
-        ("checkpoint (MiB)", lambda r: mebibytes(r.get("checkpoint_bytes"), 2)),
-        ("PSNR (dB)", lambda r: "—" if r is rows[0] else (_r(r.get("psnr_db"), 1) or "identical")),
-        ("SSIM", lambda r: _r(r.get("ssim"), 4)),
-        ("digits read as asked (%)", lambda r: None if r.get("digit_accuracy") is None else 100 * r["digit_accuracy"]),
-        ("FID (lower is closer to real digits)", lambda r: _r(r.get("fid"), 2)),
-    ]
-    body = [[name, *(get(r) for r in rows)] for name, get in metrics]
-    return table_html(["", *(r["label"] for r in rows)], body, table_id="dq-gallery-table")
+    records = [{**r, "psnr_db": "—", "ssim": "—"} if i == 0 else r for i, r in enumerate(rows)]
+    note = "FID: lower is closer to the real digits; it depends on the number of images."
+    return metric_table(records, GALLERY_METRICS, [r["label"] for r in rows], note=note, table_id="dq-gallery-table")
 
 
 def _picked(record: Mapping, per_class: int = 1) -> list[dict]:
@@ -141,20 +142,24 @@ def gallery_html(folder: Path = GALLERY_DIR) -> str:
         f"{config['guidance_scale']:g}. PSNR and SSIM compare each image with the reference's image of the same class "
         "and seed; digit accuracy and FID come from the shipped digits classifier.</p>"
     )
-    chart = scatter_svg(
-        [
-            {
-                "x": 1000 * r["latency_per_image_s"],
-                "y": r["weight_bytes"] / MIB,
-                "label": f"{r['label']} ({1000 * r['latency_per_image_s']:.0f} ms)",
-            }
-            for r in rows
-        ],
-        "latency per image (ms)",
-        "transformer weights (MiB)",
-        "Latency vs weights",
-    )
+    chart = gallery_chart(rows)
     return intro + _verdict_list(verdicts) + gallery_table(rows) + chart + gallery_grids(record, rows, folder)
+
+
+def gallery_chart(rows: list[dict]) -> str:
+    """Latency per image vs transformer weights, one point per recipe."""
+    latency, weights = METRICS["latency_per_image_s"], METRICS["weight_bytes"]
+    points = [
+        {
+            "x": latency.number(r["latency_per_image_s"]),
+            "y": weights.number(r["weight_bytes"]),
+            "label": r["label"],
+            "x_text": latency.text(r["latency_per_image_s"]) + " per image",
+            "y_text": weights.text(r["weight_bytes"]) + " weights",
+        }
+        for r in rows
+    ]
+    return scatter_svg(points, latency.header, f"transformer {weights.header}", "Latency vs weights")
 
 
 # -- the GPU benchmark ---------------------------------------------------------------------------------------
@@ -178,13 +183,24 @@ def _bench_label(row: Mapping) -> str:
     return f"{row['recipe']} {mode}" + (" + fused QKV" if row.get("fuse") else "")
 
 
-def _bench_psnr(row: Mapping) -> object:
-    from dit_demo.reports.bench import row_psnr_db
+BENCH_METRICS = (
+    "latency_s",
+    "latency_vs_bf16_eager",
+    "latency_vs_bf16_same_mode",
+    "forward_s",
+    "per_step_s",
+    "peak_memory_bytes",
+    "weight_bytes",
+    "psnr_db",
+    "warmup_s",
+)
 
+
+def _bench_psnr(row: Mapping) -> float | str | None:
+    """PSNR against bf16 eager (null = identical); "—" for bf16 eager itself."""
     if row["recipe"] == "bf16" and row.get("compile_mode") == "none":
         return "—"
-    value = row_psnr_db(row)
-    return "identical" if value is None else round(value, 1)
+    return canonical(row).get("psnr_db")
 
 
 def bench_section(record: Mapping) -> str:
@@ -213,27 +229,23 @@ def bench_section(record: Mapping) -> str:
             "latency_ratio": r.get("latency_vs_bf16_same_mode"),
             "peak_memory_ratio": r.get("peak_memory_vs_bf16_same_mode"),
             "weight_bytes_ratio": r.get("weight_bytes_vs_bf16"),
-            "psnr_db": psnr if isinstance(psnr, float) else None,
+            "psnr_db": psnr if isinstance(psnr, (int, float)) else None,
         }
         verdicts.append(verdict(line, f"bf16 {_bench_label(r).split()[-1]}", where=" on this GPU"))
-    metrics = [
-        ("end-to-end latency (s)", lambda r: round(r["latency_s"], 3)),
-        ("× bf16 eager latency", lambda r: _r(r.get("latency_vs_bf16_eager"), 2)),
-        ("× bf16, same mode", lambda r: _r(r.get("latency_vs_bf16_same_mode"), 2)),
-        ("transformer forward (ms)", lambda r: round(1000 * r["forward_s"], 2) if r.get("forward_s") else None),
-        ("per step (ms)", lambda r: round(1000 * r["per_step_s"], 2)),
-        ("peak memory (MiB)", lambda r: mebibytes(r["peak_memory_bytes"], 0)),
-        ("weights (MiB)", lambda r: mebibytes(r["weight_bytes"], 0)),
-        ("PSNR vs bf16 eager (dB)", _bench_psnr),
-        ("one-time warm-up (s)", lambda r: round(r["warmup_s"], 1) if r.get("warmup_s") is not None else None),
+    records = [{**r, "psnr_db": _bench_psnr(r)} for r in rows]
+    table = metric_table(records, BENCH_METRICS, [_bench_label(r) for r in rows])
+    latency, memory = METRICS["latency_s"], METRICS["peak_memory_bytes"]
+    points = [
+        {
+            "x": latency.number(r["latency_s"]),
+            "y": memory.number(r["peak_memory_bytes"]),
+            "label": _bench_label(r),
+            "x_text": latency.text(r["latency_s"]),
+            "y_text": memory.text(r["peak_memory_bytes"]) + " peak",
+        }
+        for r in rows
     ]
-    table = table_html(["", *(_bench_label(r) for r in rows)], [[n, *(get(r) for r in rows)] for n, get in metrics])
-    chart = scatter_svg(
-        [{"x": r["latency_s"], "y": r["peak_memory_bytes"] / MIB, "label": _bench_label(r)} for r in rows],
-        "end-to-end latency (s)",
-        "peak GPU memory (MiB)",
-        "Latency vs peak memory",
-    )
+    chart = scatter_svg(points, latency.header, f"GPU {memory.header}", "Latency vs peak memory")
     return head + _verdict_list(verdicts) + table + chart
 
 

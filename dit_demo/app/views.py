@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
-from dit_demo.app.config import PREVIEW_SIDE, STRIP_TILE
+from dit_demo.app.config import STRIP_TILE
 from dit_demo.compare import Comparison
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.reports import render
-from dit_demo.units import format_bytes, format_seconds, mebibytes
+from dit_demo.units import format_bytes, format_seconds
 
 if TYPE_CHECKING:
     from dit_demo.app.inputs import Request
@@ -31,22 +30,20 @@ if TYPE_CHECKING:
 MAX_DIFF_GAIN = 64  # difference views: the largest error fills the scale, at most ×64
 DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
-# Table rows: key → label with its unit (the page shows recipes as columns, these as rows).
-TABLE_COLUMNS = {
-    "recipe": "recipe",
-    "latency_s": "latency (s)",
-    "latency_ratio": "× reference latency",
-    "per_step_ms": "per step (ms)",
-    "weights_mib": "weights (MiB)",
-    "peak_memory_mib": "peak memory (MiB)",
-    "quantize_s": "quantize (s)",
-    "calibrate_s": "calibrate (s)",
-    "compile_mode": "compile",
-    "warmup_s": "one-time warm-up (s)",
-    "psnr_db": "PSNR (dB)",
-    "ssim": "SSIM",
-    "digits": "digits read as (confidence)",
-}
+# The table's rows, in order: metric keys (labels and units from `dit_demo.metrics`), then rows of words.
+TABLE_ROWS = (
+    "latency_s",
+    "latency_ratio",
+    "per_step_s",
+    "weight_bytes",
+    "peak_memory_bytes",
+    "quantize_s",
+    "calibrate_s",
+    "warmup_s",
+    "psnr_db",
+    "ssim",
+)
+TEXT_ROWS = {"compile_mode": "compile", "digits": "digits read as (confidence)"}
 
 
 @dataclass
@@ -81,53 +78,18 @@ def caption(row: dict, index: int, reference: str = REFERENCE_RECIPE) -> str:
     return " · ".join(parts)
 
 
-def table_headers() -> list[str]:
-    """Row titles of the table (the digits row appears only for the digits model)."""
-    return [title for key, title in TABLE_COLUMNS.items() if key != "digits"]
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def _table_record(row: dict) -> dict:
-    record = {
-        "recipe": row.get("label") or row["recipe"],
-        "latency_s": round(row["latency_s"], 3),
-        "latency_ratio": _round(row.get("latency_ratio"), 2),
-        "per_step_ms": round(1000 * row["per_step_s"], 2),
-        "weights_mib": mebibytes(row["weight_bytes"], 2),
-        "peak_memory_mib": mebibytes(row["peak_memory_bytes"], 1),
-        "quantize_s": round(row["quantize_s"], 3),
-        "calibrate_s": round(row["calibrate_s"], 3),
-        "compile_mode": row.get("compile_mode", "none"),
-        "warmup_s": _round(row.get("warmup_s"), 2),
-        "psnr_db": _round(row.get("psnr_db"), 2),
-        "ssim": _round(row.get("ssim"), 4),
-    }
+def table_record(row: Mapping, is_reference: bool = False) -> dict:
+    """A recipe's row as the table shows it: raw metric values (the metrics format them), the label people read,
+    no PSNR against itself for the reference, and the digits the judge read in words."""
+    record = {key: row.get(key) for key in TABLE_ROWS}
+    record.update(recipe=row.get("label") or row["recipe"], compile_mode=row.get("compile_mode", "none"))
+    if is_reference:
+        record["psnr_db"] = "—"
     if "predicted_digits" in row:
         record["digits"] = ", ".join(
             f"{d} ({100 * c:.0f}%)" for d, c in zip(row["predicted_digits"], row["confidences"])
         )
     return record
-
-
-def table_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """The per-recipe numbers in human units, one row per recipe (the page shows it transposed)."""
-    frame = pd.DataFrame.from_records([_table_record(row) for row in rows])
-    return frame.rename(columns=TABLE_COLUMNS)
-
-
-def chart_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """Latency vs memory per recipe, one point each (the chart's data)."""
-    return pd.DataFrame(
-        {
-            "recipe": [r.get("label") or r["recipe"] for r in rows],
-            "latency_s": [round(r["latency_s"], 4) for r in rows],
-            "weights_mib": [mebibytes(r["weight_bytes"], 3) for r in rows],
-            "peak_memory_mib": [mebibytes(r["peak_memory_bytes"], 3) for r in rows],
-        }
-    )
 
 
 def _times(ratio: float, what: str) -> str:
@@ -201,13 +163,6 @@ def summary_markdown(numbers: dict) -> str:
     )
     lines = [f"- **{line.split(':', 1)[0]}**:{line.split(':', 1)[1]}" for line in numbers["verdicts"].values()]
     return "\n\n".join([head, "\n".join(lines)]) if lines else head
-
-
-def display_scale(image: Image.Image, min_side: int = PREVIEW_SIDE) -> Image.Image:
-    """Pixel-exact integer upscaling for on-page views: a 16-pixel digit stays crisp instead of a speck."""
-    side = max(image.size)
-    tile = render.tile_size(side, min_side)
-    return image if tile == side else render.upscale(image, tile)
 
 
 def first_quantized(comparison: Comparison) -> str | None:

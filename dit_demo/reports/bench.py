@@ -31,13 +31,15 @@ from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
+from dit_demo.metrics import METRICS, canonical
 from dit_demo.reports.bench_timing import (  # forward_inputs: re-exported, reports.linears imports it from here
     forward_inputs,  # noqa: F401
     profile_transformer_forward,
     time_transformer_forward,
 )
 from dit_demo.reports.charts import scatter_chart
-from dit_demo.units import GIB, format_bytes
+from dit_demo.reports.tables import markdown_table
+from dit_demo.units import format_bytes
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def device_label(env: Mapping) -> str:
 
 def row_psnr_db(row: Mapping) -> float | None:
     """PSNR vs bf16 of a row: `psnr_db`, or `psnr_vs_bf16_db` in results.json files written before the rename."""
-    return row["psnr_db"] if "psnr_db" in row else row.get("psnr_vs_bf16_db")
+    return canonical(row).get("psnr_db")
 
 
 def build_fresh(model: str, recipe: str, device: str | None, calibration: CalibrationConfig) -> Variant:
@@ -249,40 +251,43 @@ def add_ratios(rows: list[dict]) -> None:
             row["weight_bytes_vs_bf16"] = round(row["weight_bytes"] / same_mode["weight_bytes"], 4)
 
 
-def _fmt(value, spec: str, scale: float = 1.0) -> str:
-    return "—" if value is None else format(value * scale, spec)
+# The committed table's columns: how the cell ran, then metric keys (headers and formats from `dit_demo.metrics`).
+TABLE_COLUMNS: list = [
+    "batch",
+    "recipe",
+    "compile",
+    "latency_s",
+    "latency_vs_bf16_eager",
+    "latency_vs_bf16_same_mode",
+    "latency_vs_bf16_best_compiled",
+    "forward_s",
+    "per_step_s",
+    "step_over_forward",
+    "peak_memory_bytes",
+    "peak_memory_vs_bf16_same_mode",
+    "weight_bytes",
+    "psnr_db",
+    "warmup_s",
+]
 
 
-def _table_row(r: Mapping) -> str:
-    if not r["ok"]:
-        return f"| {r['batch']} | {r['recipe']} | {r['compile']} | failed: {r['error'][:80]} | | | | | | | | | | | |"
-    psnr_db = row_psnr_db(r)
-    return (
-        f"| {r['batch']} | {r['recipe']} | {r.get('compile_mode', r['compile'])} | {r['latency_s']:.3f} "
-        f"| {_fmt(r.get('latency_vs_bf16_eager'), '.2f')} | {_fmt(r.get('latency_vs_bf16_same_mode'), '.2f')} "
-        f"| {_fmt(r.get('latency_vs_bf16_best_compiled'), '.2f')} | {r['forward_s'] * 1000:.2f} "
-        f"| {r['per_step_s'] * 1000:.2f} | {_fmt(r.get('step_over_forward'), '.2f')} "
-        f"| {format_bytes(r['peak_memory_bytes'])} "
-        f"| {_fmt(r.get('peak_memory_vs_bf16_same_mode'), '.2f')} | {format_bytes(r['weight_bytes'])} "
-        f"| {'identical' if psnr_db is None else f'{psnr_db:.1f}'} | {r['warmup_s']:.1f} |"
-    )
+def _table_record(row: Mapping) -> dict:
+    """A row under the vocabulary's keys; a failed cell says why where its latency would be."""
+    if not row["ok"]:
+        return {"batch": row["batch"], "recipe": row["recipe"], "compile": row["compile"], "psnr_db": "—",
+                "latency_s": f"failed: {row['error'][:80]}"}  # fmt: skip
+    return {**canonical(row), "compile": row.get("compile_mode", row["compile"])}
 
 
 def markdown(rows: list[Mapping], env: Mapping, config: Mapping) -> str:
     """The committed table: absolute numbers plus ratios to bf16 of the same run. `config` is a results.json
     `config` block (`model`, `steps`, `guidance`, `runs`, `warmup_runs`: the same names in old and new files)."""
-    lines = [
+    head = (
         f"Model `{config['model']}`, {config['steps']} DPM-Solver steps, guidance {config['guidance']}, median of "
         f"{config['runs']} runs after {config['warmup_runs']} warm-up runs. Device: {device_label(env)}; "
-        f"torch {env['torch']}, diffusers {env['diffusers']}, optimum-quanto {env['optimum_quanto']}; {env['date']}.",
-        "",
-        "| batch | recipe | compile | end-to-end s | × bf16 eager | × bf16 same mode | × best bf16 compiled "
-        "| forward ms | ms / step | step ÷ forward | peak memory | × bf16 peak | weights | PSNR vs bf16 dB "
-        "| warm-up s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [_table_row(r) for r in rows]
-    return "\n".join(lines) + "\n"
+        f"torch {env['torch']}, diffusers {env['diffusers']}, optimum-quanto {env['optimum_quanto']}; {env['date']}."
+    )
+    return head + "\n\n" + markdown_table([_table_record(r) for r in rows], TABLE_COLUMNS)
 
 
 def markdown_from_record(record: Mapping) -> str:
@@ -292,9 +297,10 @@ def markdown_from_record(record: Mapping) -> str:
 
 def chart(rows: list[dict], path: Path, title: str) -> None:
     """Latency vs peak memory, one labelled point per (recipe, compile mode, batch)."""
+    memory, latency = METRICS["peak_memory_bytes"], METRICS["latency_s"]
     points = [
         {
-            "memory_gib": r["peak_memory_bytes"] / GIB,
+            "memory_mib": memory.number(r["peak_memory_bytes"]),
             "latency_s": r["latency_s"],
             "label": f"{r['recipe']} {r.get('compile_mode', r['compile'])} b{r['batch']}",
         }
@@ -304,12 +310,12 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
     if points:
         scatter_chart(
             points,
-            x="memory_gib",
+            x="memory_mib",
             y="latency_s",
             label="label",
             title=title,
-            x_label="peak memory (GiB)",
-            y_label="end-to-end latency (s)",
+            x_label=memory.header,
+            y_label=f"end-to-end {latency.header}",
             size=(900, 560),
         ).save(path)
 

@@ -16,6 +16,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.errors import DemoError
+from dit_demo.metrics import METRICS
 from dit_demo.reports.card_text import (
     SOURCE_PLACEHOLDER,
     TEMPLATE,
@@ -25,6 +26,7 @@ from dit_demo.reports.card_text import (
     stock_snippet,
     where_run,
 )
+from dit_demo.reports.tables import markdown_table
 from dit_demo.units import mebibytes
 
 CARD_SCHEMA_VERSION = 1
@@ -110,10 +112,6 @@ def fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}×"
 
 
-def fmt_plain(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def kept_text(report: dict) -> str:
     """The modules left in full precision and why, short enough for a table cell."""
     exclude = report.get("exclude") or []
@@ -138,6 +136,24 @@ def smoothing_text(report: dict) -> str:
         f"the sampling trajectory of classes {config['labels']}, seeds {config['seeds']}, {config['steps']} steps, "
         f"guidance {', '.join(f'{g:g}' for g in config['guidance_scales'])}"
     )
+
+
+def quality_rows(ref: dict, quant: dict, digits: bool) -> list[str]:
+    """The card's speed/memory/quality table, as Markdown lines: headers from the metric vocabulary, cells exact
+    (bytes as bytes and MiB, seconds to 0.1 ms) so the card's test can read every number back."""
+    exact = {"latency_s": fmt_seconds, "per_step_s": fmt_seconds, "peak_memory_bytes": fmt_bytes, "psnr_db": fmt_db}
+    keys = ["latency_s", "per_step_s", "peak_memory_bytes", "psnr_db", "ssim"] + (["digit_accuracy"] if digits else [])
+    records = []
+    for row in (ref, quant):
+        record = {"variant": f"reference ({row['dtype']} on {row['device']})" if row is ref else row["recipe"]}
+        for key in keys:
+            record[key] = exact[key](row.get(key)) if key in exact else METRICS[key].text(row.get(key))
+        records.append(record)
+    columns = [("variant", "variant"), *((key, METRICS[key].label) for key in keys)]
+    columns[3] = ("peak_memory_bytes", f"{METRICS['peak_memory_bytes'].label} ({quant['memory_kind']})")
+    columns[4] = ("psnr_db", f"{METRICS['psnr_db'].label} vs reference")
+    columns[5] = ("ssim", f"{METRICS['ssim'].label} vs reference")
+    return markdown_table(records, columns).splitlines()
 
 
 def build_card(measurements: dict) -> ModelCard:
@@ -175,15 +191,7 @@ def build_card(measurements: dict) -> ModelCard:
             else "none (weight-only recipe: activations stay in full precision)"
         )
     )
-    header = ["variant", "latency", "per step", f"peak memory ({quant['memory_kind']})"]
-    header += ["PSNR vs reference", "SSIM vs reference"] + (["digit accuracy"] if digits else [])
-    quality_table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in (ref, quant):
-        name = f"reference ({row['dtype']} on {row['device']})" if row is ref else row["recipe"]
-        cells = [name, fmt_seconds(row["latency_s"]), fmt_seconds(row["per_step_s"])]
-        cells += [fmt_bytes(row["peak_memory_bytes"]), fmt_db(row["psnr_db"]), fmt_plain(row["ssim"])]
-        cells += [fmt_plain(row.get("digit_accuracy"), 3)] if digits else []
-        quality_table.append("| " + " | ".join(cells) + " |")
+    quality_table = quality_rows(ref, quant, digits)
     sizes = m["sizes"]
     request = m["request"]
     stock = m["stock"]

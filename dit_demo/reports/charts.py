@@ -1,6 +1,8 @@
-"""A small labelled scatter chart (e.g. latency vs weights, one point per recipe) drawn with Pillow, no matplotlib.
+"""The project's scatter chart (e.g. latency vs weights, one point per recipe): one layout — round ticks from
+zero, each point's label placed right beside its point or replaced by its number, a key — drawn as inline SVG for
+HTML pages (`scatter_svg`) or as a PNG with Pillow for files (`scatter_chart`, no matplotlib).
 
-Text goes through `render.drawable`, so every glyph is one the bundled font has.
+PNG text goes through `render.drawable`, so every glyph is one the bundled font has.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 
 from PIL import Image, ImageDraw
 
@@ -95,23 +98,155 @@ def _draw_titles(canvas: Image.Image, frame: _Frame, title: str, x_label: str, y
 def _draw_points(
     draw: ImageDraw.ImageDraw, frame: _Frame, points: Sequence[Mapping], x: str, y: str, label: str | None
 ) -> None:
-    """One coloured dot per point; its label beside it, moved up or down until it overlaps no earlier label."""
-    width, right = frame.size[0], frame.margins[1]
-    placed: list[tuple[float, float, float, float]] = []
-    for i, point in enumerate(points):
-        px, py = frame.to_px(float(point[x]), float(point[y]))
-        colour = PALETTE[i % len(PALETTE)]
-        draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=colour, outline="black")
-        if label:
-            text = drawable(str(point.get(label, "")))
-            w = text_width(text, 13)
-            tx = px + 8 if px + 8 + w < width - right else px - 8 - w
-            for dy in (-16, 4, -30, 18, -44, 32):
-                box = (tx, py + dy, tx + w, py + dy + 14)
-                if not any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3] for b in placed):
+    """One coloured dot per point; its label beside it (`place_labels`, the same placement as the SVG chart)."""
+    (width, height), (left, right, top, bottom) = frame.size, frame.margins
+    spots = [frame.to_px(float(p[x]), float(p[y])) for p in points]
+    for i, (px, py) in enumerate(spots):
+        draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=PALETTE[i % len(PALETTE)], outline="black")
+    if not label:
+        return
+    texts = [drawable(str(p.get(label, ""))) for p in points]
+    area = (left + 2, top + 2, width - right - 2, height - bottom - 2)
+    for i, spot in enumerate(place_labels(spots, texts, area, 13, width_of=text_width)):
+        if spot is None:
+            continue
+        lx, ly, anchor, text = spot
+        w = text_width(text, 13)
+        tx = {"start": lx, "end": lx - w, "middle": lx - w / 2}[anchor]
+        draw.text((tx, ly - 12), text, fill=PALETTE[i % len(PALETTE)], font=font(13))
+
+
+def _estimated_width(text: str, size: int) -> float:
+    return 0.56 * size * len(text)  # close enough for a sans-serif UI font; boxes are only kept apart
+
+
+def _text_box(x: float, baseline: float, text: str, size: int, anchor: str, width_of=_estimated_width) -> tuple:
+    width = width_of(text, size)
+    left = {"start": x, "end": x - width, "middle": x - width / 2}[anchor]
+    return left, baseline - size, left + width, baseline + 3
+
+
+def _overlaps(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(
+    spots: Sequence[tuple[float, float]],
+    texts: Sequence[str],
+    area: tuple[float, float, float, float],
+    size: int,
+    width_of=_estimated_width,
+) -> list[tuple[float, float, str, str] | None]:
+    """(x, baseline, anchor, text) of each point's label, always right beside its point (right, left, above, below
+    or at a corner), inside `area` and clear of every point and earlier label. Where the whole label fits nowhere
+    beside its point, its number in the key (1, 2, ...) stands there instead, and where not even that fits, None
+    (the key names the point by its colour): a label never drifts off its point."""
+    taken = [(x - 7, y - 7, x + 7, y + 7) for x, y in spots]
+    placed = []
+    for k, ((x, y), text) in enumerate(zip(spots, texts)):
+        mid = y + 0.35 * size
+        candidates = [
+            (x + 9, mid, "start"),
+            (x - 9, mid, "end"),
+            (x, y - 9, "middle"),
+            (x, y + size + 7, "middle"),
+            (x + 6, y - 7, "start"),
+            (x + 6, y + size + 4, "start"),
+            (x - 6, y - 7, "end"),
+            (x - 6, y + size + 4, "end"),
+        ]
+        step = size + 2  # one line further up or down, still touching the point's side
+        candidates += [(x + 9, mid - step, "start"), (x + 9, mid + step, "start")]
+        candidates += [(x - 9, mid - step, "end"), (x - 9, mid + step, "end")]
+        choice = None
+        for shown in (text, str(k + 1)):
+            for cx, cy, anchor in candidates:
+                box = _text_box(cx, cy, shown, size, anchor, width_of)
+                inside = area[0] <= box[0] and box[2] <= area[2] and area[1] <= box[1] and box[3] <= area[3]
+                if inside and not any(_overlaps(box, other) for other in taken):
+                    choice = (cx, cy, anchor, shown)
                     break
-            placed.append(box)
-            draw.text((box[0], box[1]), text, fill=colour, font=font(13))
+            if choice:
+                break
+        if choice:
+            taken.append(_text_box(*choice[:2], choice[3], size, choice[2], width_of))
+        placed.append(choice)
+    return placed
+
+
+def _key_html(points: Sequence[Mapping]) -> str:
+    """The key under a chart: number, colour, full label and both values of every point."""
+    items = []
+    for k, p in enumerate(points):
+        values = ", ".join(str(p[v]) for v in ("x_text", "y_text") if p.get(v))
+        items.append(
+            f'<li><span class="dq-dot" style="background:{PALETTE[k % len(PALETTE)]}"></span>'
+            f"<b>{k + 1}</b> {escape(str(p['label']))}" + (f": {escape(values)}" if values else "") + "</li>"
+        )
+    return f'<ol class="dq-key">{"".join(items)}</ol>'
+
+
+def scatter_svg(
+    points: Sequence[Mapping],
+    x_title: str,
+    y_title: str,
+    title: str = "",
+    guides: tuple[float | None, float | None] = (None, None),
+) -> str:
+    """An inline SVG scatter for HTML pages, with its key: axes from zero (ratios read honestly), round ticks, each
+    point labelled beside it (`place_labels`), optional dashed guide lines at x = guides[0] and y = guides[1].
+    Points: `x`, `y` (display units), `label`; optional `x_text`, `y_text` for the key."""
+    width, height, font_size = 360, 270, 14
+    left, right, top, bottom = 52, 12, 30 if title else 12, 42
+    xs = [float(p["x"]) for p in points]
+    ys = [float(p["y"]) for p in points]
+    x_ticks = nice_ticks(0.0, max([*xs, guides[0] or 0], default=1.0) * 1.15 or 1.0)
+    y_ticks = nice_ticks(0.0, max([*ys, guides[1] or 0], default=1.0) * 1.15 or 1.0)
+    frame = _Frame((width, height), (left, right, top, bottom), x_ticks, y_ticks)
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or y_title)}">']
+    if title:
+        parts.append(f'<text x="4" y="18" font-size="{font_size + 1}" font-weight="700">{escape(title)}</text>')
+    for t in x_ticks:
+        x, _ = frame.to_px(t, 0)
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" stroke="#8884"/>')
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" font-size="13" text-anchor="middle">{t:g}</text>')
+    for t in y_ticks:
+        _, y = frame.to_px(0, t)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#8884"/>')
+        parts.append(f'<text x="{left - 5}" y="{y + 4:.1f}" font-size="13" text-anchor="end">{t:g}</text>')
+    gx, gy = guides
+    if gx is not None:
+        x, _ = frame.to_px(gx, 0)
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" class="dq-guide"/>')
+    if gy is not None:
+        _, y = frame.to_px(0, gy)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="dq-guide"/>')
+    parts.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - 6}" font-size="{font_size}" text-anchor="middle">'
+        f"{escape(x_title)}</text>"
+    )
+    parts.append(
+        f'<text transform="translate(13 {(top + height - bottom) / 2}) rotate(-90)" font-size="{font_size}" '
+        f'text-anchor="middle">{escape(y_title)}</text>'
+    )
+    spots = [frame.to_px(x, y) for x, y in zip(xs, ys)]
+    texts = [str(p["label"]) for p in points]
+    for k, ((x, y), text) in enumerate(zip(spots, texts)):
+        colour = PALETTE[k % len(PALETTE)]
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5.5" fill="{colour}" stroke="#fff" stroke-width="1">'
+            f"<title>{k + 1}: {escape(text)}</title></circle>"
+        )
+    for spot in place_labels(spots, texts, (left + 2, top, width - right, height - bottom), 13):
+        if spot is None:
+            continue
+        lx, ly, anchor, text = spot
+        parts.append(
+            f'<text class="dq-point" x="{lx:.1f}" y="{ly:.1f}" font-size="13" text-anchor="{anchor}">'
+            f"{escape(text)}</text>"
+        )
+    parts.append("</svg>")
+    return f'<div class="dq-chart">{"".join(parts)}{_key_html(points)}</div>'
 
 
 def scatter_chart(

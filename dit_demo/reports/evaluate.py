@@ -10,8 +10,8 @@ against the full-precision images of the same seeds (`image_quality`). Usage::
 
 Writes DIR/quality.json and DIR/quality.md. Rows use the vocabulary's keys (`digit_accuracy`, `digit_confidence`,
 `fid`, `psnr_db`, `ssim`); quality.json files written before the rename (`accuracy`, `psnr_vs_fp`, `ssim_vs_fp`)
-are read too (`upgrade_row`). The targets (full precision >= 97 % at guidance 4 and >= 90 % at 2; int8 within
-1 point and FID within 5 %; int8-a8 within 3 points) are checked and printed, never relaxed.
+are read too (`dit_demo.metrics.canonical`). The targets (full precision >= 97 % at guidance 4 and >= 90 % at 2;
+int8 within 1 point and FID within 5 %; int8-a8 within 3 points) are checked and printed, never relaxed.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from dit_demo.engine.quant.quantize import module_weight_bytes
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import DemoError
-
-LEGACY_KEYS = {"accuracy": "digit_accuracy", "psnr_vs_fp": "psnr_db", "ssim_vs_fp": "ssim"}
+from dit_demo.metrics import canonical
+from dit_demo.reports.tables import markdown_table
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,6 @@ def parse_recipe(spec: str) -> tuple[str, list[str], bool]:
     return name, keep, fast
 
 
-def upgrade_row(row: Mapping) -> dict:
-    """A row under the vocabulary's keys; rows of older quality.json files (`accuracy`, `psnr_vs_fp` with `inf` or
-    null for the reference, `ssim_vs_fp`) are renamed, and an infinite PSNR becomes null ("identical")."""
-    new = {LEGACY_KEYS.get(key, key): value for key, value in row.items()}
-    if isinstance(new.get("psnr_db"), float) and math.isinf(new["psnr_db"]):
-        new["psnr_db"] = None
-    return new
-
-
 def generate_all(variant: Variant, n: int, guidance: float, steps: int, batch: int, seed0: int) -> dict:
     """n images, labels i % 10, seeds seed0 + i, in batches; returns images, labels and seconds per image."""
     labels = [i % 10 for i in range(n)]
@@ -116,7 +107,7 @@ def real_digit_baseline(n: int, seed: int) -> dict:
 
 def check_targets(rows: Sequence[Mapping]) -> list[dict]:
     """The stated targets, each with its measured value, margin and pass/miss."""
-    rows = [upgrade_row(r) for r in rows]
+    rows = [canonical(r) for r in rows]
 
     def find(recipe: str, guidance: float) -> dict | None:
         return next((r for r in rows if r["recipe"] == recipe and r["guidance"] == guidance and "error" not in r), None)
@@ -169,20 +160,27 @@ def smooth_targets(add, ref: Mapping, row: Mapping | None, guidance: float) -> N
     add(f"int8-a8-smooth accuracy drop @ g={guidance:g} <= 1 point(s)", drop, 1.0, "points", False)
 
 
-def fmt(value: float | None, spec: str, missing: str = "–") -> str:
-    """Table cell: `missing` for None (PSNR passes 'identical': null PSNR means identical images)."""
-    return missing if value is None else format(value, spec)
+TABLE_COLUMNS: list = [
+    ("name", "recipe"),
+    "guidance",
+    "digit_accuracy",
+    "fid",
+    ("psnr_db", "PSNR vs full precision (dB)"),
+    ("ssim", "SSIM vs full precision"),
+    "transformer_mb",
+    "s_per_image",
+]
 
 
-def _table_row(r: dict) -> str:
-    name = "full precision (fp32)" if r["recipe"] == REFERENCE_RECIPE else r["recipe"]
-    if "error" in r:
-        return f"| {name} | {r['guidance']:g} | did not run: {r['error']} | | | | | |"
-    return (
-        f"| {name} | {r['guidance']:g} | {r['digit_accuracy'] * 100:.1f} % | {fmt(r['fid'], '.2f')} | "
-        f"{fmt(r['psnr_db'], '.1f', 'identical')} | {fmt(r['ssim'], '.3f')} | {r['transformer_mb']:.2f} | "
-        f"{r['s_per_image']:.3f} |"
-    )
+GUIDANCE_FORMAT = {"guidance": lambda v: f"{v:g}"}
+
+
+def _table_record(row: Mapping) -> dict:
+    """A quality.json row (old or new keys) under the vocabulary's keys; a recipe that did not run says why."""
+    record = {**canonical(row), "name": "full precision (fp32)" if row["recipe"] == REFERENCE_RECIPE else row["recipe"]}
+    if "error" in row:
+        record.update(digit_accuracy=f"did not run: {row['error']}", psnr_db="–")
+    return record
 
 
 def _target_row(c: Mapping) -> str:
@@ -202,10 +200,8 @@ def to_markdown(report: Mapping) -> str:
         "Accuracy and FID by the shipped CNN judge (FID in its 64-d feature space vs the 360 held-out real digits);"
         " PSNR/SSIM vs full precision on the same seeds and guidance.",
         "",
-        "| recipe | guidance | accuracy | FID | PSNR vs FP (dB) | SSIM vs FP | transformer MB | s / image |",
-        "|---|---|---|---|---|---|---|---|",
+        markdown_table([_table_record(r) for r in report["rows"]], TABLE_COLUMNS, GUIDANCE_FORMAT).rstrip(),
     ]
-    lines += [_table_row(upgrade_row(r)) for r in report["rows"]]
     base = report.get("real_baseline")
     if base:
         lines += [

@@ -1,7 +1,8 @@
-"""Tables from dict rows: GitHub Markdown and sortable, self-contained HTML pages (standard library only).
+"""Every table the project shows, from dict rows: GitHub Markdown, sortable HTML for self-contained pages, and the
+labelled (transposed) table of the app's tabs.
 
-A table is a list of dict rows; `columns` picks keys (or (key, header) pairs) and `formats` maps a key to a
-formatter for present values. Nothing here knows about DiT, recipes or metrics.
+A table is a list of dict rows; `columns` picks keys (or (key, header) pairs). A key of the metric vocabulary
+(`dit_demo.metrics`) brings its own header (label and unit) and cell format; `formats` overrides a key's formatter.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 from PIL import Image
+
+from dit_demo.metrics import METRICS
 
 Column = str | tuple[str, str]  # a row key, or (row key, header text)
 Formatter = Callable[[object], str]
@@ -43,13 +46,16 @@ def _columns(rows: Sequence[Mapping], columns: Sequence[Column] | None) -> list[
         for row in rows:
             keys += [k for k in row if k not in keys]
         columns = keys
-    return [(c, c) if isinstance(c, str) else (c[0], c[1]) for c in columns]
+    return [(c, METRICS[c].header if c in METRICS else c) if isinstance(c, str) else (c[0], c[1]) for c in columns]
 
 
 def _cell(row: Mapping, key: str, formats: Mapping[str, Formatter] | None) -> str:
+    """A key's own formatter for present values, else the metric's cell, else `format_value`."""
     value = row.get(key)
     formatter = (formats or {}).get(key)
-    return formatter(value) if formatter is not None and value is not None else format_value(value)
+    if formatter is not None and value is not None:
+        return formatter(value)
+    return METRICS[key].cell(value) if key in METRICS else format_value(value)
 
 
 def markdown_table(
@@ -58,8 +64,9 @@ def markdown_table(
     formats: Mapping[str, Formatter] | None = None,
     align: Mapping[str, str] | None = None,
 ) -> str:
-    """A GitHub Markdown table from dict rows. `columns`: keys or (key, header); default every key seen.
-    `formats`: key → callable for non-missing values; `align`: key → "left" | "right" | "center"
+    """A GitHub Markdown table from dict rows. `columns`: keys or (key, header); default every key seen; a metric
+    key's header is its label with unit. `formats`: key → callable for non-missing values (default: the metric's);
+    `align`: key → "left" | "right" | "center"
     (default: right for numbers, left otherwise)."""
     cols = _columns(rows, columns)
     if not cols:
@@ -165,3 +172,51 @@ def data_uri(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _labelled_cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return html.escape(str(value))
+
+
+def labelled_table(
+    columns: Sequence[str], rows: Sequence[Sequence[object]], *, note: str = "", table_id: str = ""
+) -> str:
+    """A plain table for the app's pages: header row `columns`, body `rows` whose first cell heads its row, in a
+    scrolling wrapper. Tables of more than two value columns are marked `dq-wide`: on a phone each row becomes a
+    block (its title, then every value after its column's name), so nothing is cut off. `note` is HTML."""
+    head = "".join(f'<th scope="col">{html.escape(c)}</th>' for c in columns)
+    names = [html.escape(str(c)) for c in columns[1:]]
+    body = "".join(
+        f'<tr><th scope="row">{html.escape(str(r[0]))}</th>'
+        + "".join(f'<td data-label="{name}">{_labelled_cell(v)}</td>' for name, v in zip(names, r[1:]))
+        + "</tr>"
+        for r in rows
+    )
+    ident = f' id="{html.escape(table_id)}"' if table_id else ""
+    wide = " dq-wide" if len(columns) > 3 else ""
+    foot = f'<p class="dq-note">{note}</p>' if note else ""
+    return (
+        f'<div class="dq-table-wrap"><table class="dq-table{wide}"{ident}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>{foot}"
+    )
+
+
+def metric_rows(records: Sequence[Mapping], keys: Sequence[str]) -> list[list[str]]:
+    """Metrics down, one column per record: each row titled by the metric's header, each cell in its format. A key
+    no record has is left out; a string in a record is shown as it is."""
+    return [
+        [METRICS[key].header, *(METRICS[key].cell(r.get(key)) for r in records)]
+        for key in keys
+        if any(r.get(key) is not None for r in records)
+    ]
+
+
+def metric_table(
+    records: Sequence[Mapping], keys: Sequence[str], names: Sequence[str], *, note: str = "", table_id: str = ""
+) -> str:
+    """`metric_rows` as a labelled table whose columns are named by `names`."""
+    return labelled_table(["", *names], metric_rows(records, keys), note=note, table_id=table_id)

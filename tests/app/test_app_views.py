@@ -11,6 +11,7 @@ from dit_demo.app.inputs import Request
 from dit_demo.compare import compare
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.request import SamplingRequest
+from dit_demo.metrics import METRICS
 from dit_demo.reports import render
 from dit_demo.units import format_bytes
 
@@ -30,26 +31,28 @@ def test_numbers_table_chart_and_views(comparison) -> None:
     assert numbers["seed"] == 5 and numbers["seeds"] == [5, 6] and numbers["image_size"] == [16, 16]
     rows = list(numbers["recipes"].values())
     assert list(numbers["recipes"]) == ["bf16", "int8"]  # the API keeps the recipe names ...
-    table = views.table_frame(rows)
-    assert list(table["recipe"]) == ["fp32 reference", "int8"]  # ... people read the dtype the reference ran in
-    assert list(table["weights (MiB)"]) == [round(r["weight_bytes"] / 2**20, 2) for r in rows]
-    assert table["PSNR (dB)"].iloc[1] == round(rows[1]["psnr_db"], 2)
-    assert not any("MB" in header for header in views.table_headers())  # MiB is MiB
-    chart = views.chart_frame(rows)
-    assert chart.loc[1, "weights_mib"] < chart.loc[0, "weights_mib"]
+    records = [views.table_record(row, i == 0) for i, row in enumerate(rows)]
+    assert [r["recipe"] for r in records] == ["fp32 reference", "int8"]  # ... people read the reference's dtype
+    assert records[0]["psnr_db"] == "—" and records[1]["psnr_db"] == rows[1]["psnr_db"]
     assert "int8" in views.caption(rows[1], 0) and "PSNR" in views.caption(rows[1], 0)
     assert f"{format_bytes(rows[1]['weight_bytes'])} weights" in views.caption(rows[1], 0)
 
     tiles, diff, table_html, chart_html = page_views(views.ComparisonState(comparison, rows))
     int8 = comparison.results["int8"].images
-    preview = views.display_scale(int8[0])
-    assert preview.width >= 256 and preview.width % 16 == 0
-    scale = preview.width // 16
-    assert preview.tobytes() == int8[0].resize((16 * scale, 16 * scale), Image.NEAREST).tobytes()  # crisp
+    tile = html.tile_image(int8[0])
+    assert tile.width >= 128 and tile.width % 16 == 0
+    scale = tile.width // 16
+    assert tile.tobytes() == int8[0].resize((16 * scale, 16 * scale), Image.NEAREST).tobytes()  # crisp
     assert data_uri(html.tile_image(int8[0])) in tiles  # the tile is the image, upscaled by a whole factor
     assert tiles.count("<figure") == 4 and tiles.count("<figcaption>") == 4  # 2 classes × 2 recipes, captioned
     assert "fp32 reference" in diff and "Largest error" in diff and "×" in diff
-    assert "weights (MiB)" in table_html and "fp32 reference" in table_html
+    assert "weights (MiB)" in table_html and "fp32 reference" in table_html and "MB" not in table_html
+    weights = METRICS["weight_bytes"]
+    for row in rows:  # each cell is the vocabulary's reading of the raw number
+        assert f">{weights.cell(row['weight_bytes'])}</td>" in table_html
+    assert f">{METRICS['psnr_db'].cell(rows[1]['psnr_db'])}</td>" in table_html
+    assert "transformer weights (MiB)" in chart_html and "latency (s)" in chart_html
+    assert chart_html.count("<li>") == 2  # the key: one entry per point
     assert chart_html.count('class="dq-point"') == 2
     assert page_views(None) == ("", "", "", "")
 
@@ -92,11 +95,12 @@ def test_table_shows_the_fast_path_and_its_warm_up() -> None:
         "compile_mode": "reduce-overhead+int8-linears",
         "warmup_s": 53.4,
     }
-    frame = views.table_frame([row])
-    assert frame["compile"][0] == "reduce-overhead+int8-linears" and frame["one-time warm-up (s)"][0] == 53.4
-    assert frame["weights (MiB)"][0] == round(788_000_000 / 2**20, 2)
-    eager = views.table_frame([{**row, "compile_mode": "none", "warmup_s": None}])
-    assert eager["compile"][0] == "none" and eager["one-time warm-up (s)"].isna()[0]
+    table = html.comparison_table([row])
+    assert '<th scope="row">compile</th><td data-label="int8">reduce-overhead+int8-linears</td>' in table
+    assert '<th scope="row">one-time warm-up (s)</th><td data-label="int8">53.40</td>' in table
+    assert f'<td data-label="int8">{788_000_000 / 2**20:,.2f}</td>' in table
+    eager = html.comparison_table([{**row, "compile_mode": "none", "warmup_s": None}])
+    assert "compile</th>" not in eager and "warm-up" not in eager.split("</table>")[0]  # nothing to say: no row
 
 
 def test_verdict_is_computed_from_the_numbers() -> None:

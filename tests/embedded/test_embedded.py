@@ -184,7 +184,8 @@ def test_evaluate_writes_table(tmp_path):
 
 def test_evaluate_reads_reports_written_before_the_vocabulary():
     """quality.json rows of older runs (`accuracy`, `psnr_vs_fp`, `ssim_vs_fp`) still render and check."""
-    from dit_demo.reports.evaluate import check_targets, to_markdown, upgrade_row
+    from dit_demo.metrics import canonical
+    from dit_demo.reports.evaluate import check_targets, to_markdown
 
     old = [
         {"recipe": "bf16", "guidance": 4.0, "accuracy": 0.99, "fid": 30.0, "psnr_vs_fp": None, "ssim_vs_fp": 1.0},
@@ -192,15 +193,16 @@ def test_evaluate_reads_reports_written_before_the_vocabulary():
     ]
     for row in old:
         row.update(transformer_mb=11.5, s_per_image=0.01)
-    new = [upgrade_row(r) for r in old]
+    new = [canonical(r) for r in old]
     assert new[0]["psnr_db"] is None and new[1]["digit_accuracy"] == 0.985 and new[1]["ssim"] == 0.98
-    assert upgrade_row({"psnr_vs_fp": float("inf")})["psnr_db"] is None
+    assert canonical({"psnr_vs_fp": float("inf")})["psnr_db"] is None
     assert check_targets(old) == check_targets(new)
     meta = {"samples": 10, "seed": 0, "steps": 5, "machine": "cpu", "date": "today"}
     text = to_markdown({"meta": meta, "rows": old, "targets": check_targets(old)})
     assert text == to_markdown({"meta": meta, "rows": new, "targets": check_targets(new)})
-    assert "| full precision (fp32) | 4 | 99.0 % | 30.00 | identical | 1.000 |" in text
-    assert "| int8 | 4 | 98.5 % | 31.00 | 35.2 | 0.980 |" in text
+    assert "| recipe | guidance | digits read as asked (%) | FID | PSNR vs full precision (dB) |" in text
+    assert "| full precision (fp32) | 4 | 99.0 | 30.00 | identical | 1.0000 |" in text
+    assert "| int8 | 4 | 98.5 | 31.00 | 35.2 | 0.9800 |" in text
 
 
 def test_recipe_specs_parse_keep_and_fast():

@@ -26,6 +26,7 @@ from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.hub.io import HubError, Target, publish_folder
 from dit_demo.hub.model_repo import ModelRepoSpec, reusable
+from dit_demo.metrics import METRICS
 from dit_demo.reports.card import CardError, base_model_info, build_card, python_blocks, validate_card
 from dit_demo.reports.card_text import SOURCE_PLACEHOLDER
 
@@ -345,7 +346,7 @@ def test_digits_models_get_a_digit_accuracy_column(measured, tmp_path):
     rows = [{**row, "digit_accuracy": 0.75 if row["recipe"] == "int8" else 1.0} for row in measured["rows"]]
     build_card({**measured, "rows": rows}).save(tmp_path / "README.md")
     table = table_rows((tmp_path / "README.md").read_text())
-    assert table["variant"][-1] == "digit accuracy" and table["int8"][-1] == "0.750"
+    assert table["variant"][-1] == METRICS["digit_accuracy"].label and table["int8"][-1] == "75.0 %"
 
 
 @pytest.mark.slow
@@ -355,9 +356,9 @@ def test_embedded_digits_repo_card(tmp_path):
     assert push_model.main([*argv, "--labels", "three", "--steps", "5", "--calibration-steps", "5"]) == 0
     measured = json.loads((tmp_path / "r" / "measurements.json").read_text())
     card = validate_card(tmp_path / "r" / "README.md", measured)
-    assert card.data.license == "apache-2.0" and "digit accuracy" in card.text
+    assert card.data.license == "apache-2.0" and METRICS["digit_accuracy"].label in card.text
     quant = next(r for r in measured["rows"] if r["recipe"] == "int8")
-    assert f"| {quant['digit_accuracy']:.3f} |" in card.text
+    assert f"| {METRICS['digit_accuracy'].text(quant['digit_accuracy'])} |" in card.text
 
 
 def test_the_app_serves_a_pushed_repo_from_a_cold_cache(built, hub_env, monkeypatch):

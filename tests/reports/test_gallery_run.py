@@ -19,6 +19,7 @@ from PIL import Image
 
 import dit_demo.cli.gallery as gallery_cli
 from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR
+from dit_demo.metrics import METRICS
 from dit_demo.reports.gallery import GalleryConfig, run_gallery, write_gallery
 from dit_demo.reports.render import GridLayout, tile_size, upscale
 
@@ -239,7 +240,7 @@ def test_digits_model_gets_accuracy_and_fid_per_recipe(tmp_path, monkeypatch):
         assert row["digit_accuracy"] == pytest.approx(np.mean(np.array(predicted) == np.arange(10)))
         assert row["fid_reference"].endswith("(360)")
     md = (tmp_path / "results.md").read_text()
-    assert "class accuracy" in md and "FID" in md and "10 generated images" in md
+    assert METRICS["digit_accuracy"].header in md and "FID" in md and "10 generated images" in md
 
 
 @pytest.mark.slow

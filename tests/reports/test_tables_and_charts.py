@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from html_checks import parse_page
 
-from dit_demo.reports.charts import PALETTE, nice_ticks, scatter_chart
+from dit_demo.reports import charts
+from dit_demo.reports.charts import PALETTE, nice_ticks, scatter_chart, scatter_svg
 from dit_demo.reports.tables import html_page, html_table, markdown_table
 
 
@@ -64,3 +65,26 @@ def test_chart_text_uses_only_drawable_glyphs():
     fancy = scatter_chart(points, x="w", y="ms", label="r", title="Latency × weights — cpu", x_label="w ≤ 6")
     plain = scatter_chart(points, x="w", y="ms", label="r", title="Latency x weights - cpu", x_label="w <= 6")
     assert np.array_equal(np.asarray(fancy), np.asarray(plain))
+
+
+def test_svg_labels_stay_beside_their_points_never_overlap_and_the_key_lists_all():
+    """Crowded points: each label (or its key number) sits right next to its own dot, none overlaps another."""
+    points = [{"x": 0.30 + 0.01 * i, "y": 5.1 + 0.02 * i, "label": f"recipe-{i}", "x_text": f"{i} s"} for i in range(5)]
+    svg = scatter_svg(points, "latency (s)", "weights (MiB)", "title")
+    assert svg.count('class="dq-point"') >= 4 and svg.count("<circle") == 5
+    assert ">0</text>" in svg  # both axes from zero
+    assert svg.count("<li>") == 5 and "recipe-4: 4 s" in svg  # the key: every point, its label and values
+    spots = [(100 + 3 * i, 150 - 2 * i) for i in range(6)]
+    texts = [f"recipe-{i}" for i in range(6)]
+    placed = charts.place_labels(spots, texts, (50, 20, 410, 260), 13)
+    shown = [(i, spot) for i, spot in enumerate(placed) if spot is not None]
+    assert len(shown) >= 3  # crowded as they are, most points keep a label or number
+    boxes = [charts._text_box(x, y, t, 13, anchor) for _, (x, y, anchor, t) in shown]
+    for (i, (_, _, _, text)), box in zip(shown, boxes):
+        px, py = spots[i]
+        assert text in (texts[i], str(i + 1))  # the whole label or its number in the key, nothing else
+        gap_x = max(box[0] - px, px - box[2], 0)
+        gap_y = max(box[1] - py, py - box[3], 0)
+        assert gap_x <= 12 and gap_y <= 12, (i, box, (px, py))  # beside its point, not drifted away
+        assert not any(charts._overlaps(box, other) for other in boxes if other is not box), (i, boxes)
+    assert placed[0][3] == "recipe-0"  # the first has room for its whole label

@@ -13,7 +13,7 @@ HTML), `writing` (the folder). The command line is `dit_demo.cli.gallery` (`dit-
 from dit_demo.reports.gallery.assembling import assemble
 from dit_demo.reports.gallery.checkpoint import checkpoint_bytes
 from dit_demo.reports.gallery.config import DEFAULT_RECIPES, Gallery, GalleryConfig
-from dit_demo.reports.gallery.pages import metric_columns, metric_formats, metrics_table, render_html, render_markdown
+from dit_demo.reports.gallery.pages import metric_columns, metrics_table, render_html, render_markdown
 from dit_demo.reports.gallery.planning import default_labels, ordered_recipes, plan_batches, plan_jobs, shown_rows
 from dit_demo.reports.gallery.running import build_variants, gather, generate_share, make_state, run_gallery
 from dit_demo.reports.gallery.writing import write_gallery
@@ -30,7 +30,6 @@ __all__ = [
     "generate_share",
     "make_state",
     "metric_columns",
-    "metric_formats",
     "metrics_table",
     "ordered_recipes",
     "plan_batches",

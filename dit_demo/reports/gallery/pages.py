@@ -8,42 +8,25 @@ from pathlib import Path
 from dit_demo.reports.gallery.config import Gallery
 from dit_demo.reports.gallery.planning import shown_rows
 from dit_demo.reports.tables import html_page, html_table, markdown_table
-from dit_demo.units import format_bytes
 
-METRIC_COLUMNS: list[tuple[str, str]] = [
-    ("recipe", "recipe"),
-    ("latency_s", "latency / batch (s)"),
-    ("latency_median_s", "median (s)"),
-    ("per_step_s", "per step"),
-    ("latency_per_image_s", "per image (s)"),
-    ("images_per_s", "images/s"),
-    ("peak_memory_bytes", "peak memory"),
-    ("weight_bytes", "transformer weights"),
-    ("checkpoint_bytes", "checkpoint"),
-    ("psnr_db", "PSNR (dB)"),
-    ("ssim", "SSIM"),
+# Columns of the metrics table: metric keys (headers and formats from `dit_demo.metrics`).
+METRIC_COLUMNS: list[str] = [
+    "latency_s",
+    "latency_median_s",
+    "per_step_s",
+    "latency_per_image_s",
+    "images_per_s",
+    "peak_memory_bytes",
+    "weight_bytes",
+    "checkpoint_bytes",
+    "psnr_db",
+    "ssim",
 ]
-DIGIT_COLUMNS: list[tuple[str, str]] = [("digit_accuracy", "class accuracy"), ("fid", "FID")]
-BYTE_FORMATS = {k: format_bytes for k in ("peak_memory_bytes", "weight_bytes", "checkpoint_bytes")}
+DIGIT_COLUMNS: list[str] = ["digit_accuracy", "fid"]
 
 
-def metric_columns(digits: bool) -> list[tuple[str, str]]:
-    return METRIC_COLUMNS + (DIGIT_COLUMNS if digits else [])
-
-
-def metric_formats() -> dict:
-    return {
-        **BYTE_FORMATS,
-        "psnr_db": lambda v: f"{v:.2f}",
-        "ssim": lambda v: f"{v:.4f}",
-        "digit_accuracy": lambda v: f"{100 * v:.1f} %",
-        "fid": lambda v: f"{v:.2f}",
-        "latency_s": lambda v: f"{v:.3f}",
-        "latency_median_s": lambda v: f"{v:.3f}",
-        "per_step_s": lambda v: f"{1000 * v:.1f} ms",
-        "latency_per_image_s": lambda v: f"{v:.4f}",
-        "images_per_s": lambda v: f"{v:.2f}",
-    }
+def metric_columns(digits: bool) -> list:
+    return [("recipe", "recipe"), *METRIC_COLUMNS, *(DIGIT_COLUMNS if digits else [])]
 
 
 SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -59,7 +42,7 @@ def recipe_label(gallery: Gallery, recipe: str) -> str:
 
 def metrics_table(gallery: Gallery) -> str:
     """The per-recipe Markdown table (also what the command line prints)."""
-    return markdown_table(list(gallery.recipe_rows.values()), metric_columns(gallery.digits), metric_formats())
+    return markdown_table(list(gallery.recipe_rows.values()), metric_columns(gallery.digits))
 
 
 def summary(gallery: Gallery) -> tuple[str, str]:
@@ -172,9 +155,7 @@ def render_html(gallery: Gallery, paths: dict[str, Path], tile: int) -> str:
         f"<p><b>Machine:</b> {esc(where)}</p>",
         f"<p><b>Run:</b> {esc(what)}</p>",
         "<h2>Metrics per recipe</h2><p>Click a column header to sort.</p>",
-        html_table(
-            list(gallery.recipe_rows.values()), metric_columns(gallery.digits), metric_formats(), table_id="metrics"
-        ),
+        html_table(list(gallery.recipe_rows.values()), metric_columns(gallery.digits), table_id="metrics"),
         "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes(gallery)) + "</ul>",
     ]
     if "chart" in paths:

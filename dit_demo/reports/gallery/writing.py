@@ -12,12 +12,12 @@ from pathlib import Path
 from PIL import Image
 
 from dit_demo.engine.metrics import amplified_difference
+from dit_demo.metrics import METRICS
 from dit_demo.reports.charts import scatter_chart
 from dit_demo.reports.gallery.config import Gallery
 from dit_demo.reports.gallery.pages import recipe_label, render_html, render_markdown
 from dit_demo.reports.gallery.planning import shown_rows
 from dit_demo.reports.render import image_grid, tile_size, upscale
-from dit_demo.units import MIB
 
 FILE_NAMES = {"grid": "grid.png", "json": "results.json", "md": "results.md", "html": "index.html"}
 
@@ -72,12 +72,13 @@ def save_grids(gallery: Gallery, out: Path, shown: list[dict], tile: int, diff_c
 
 def save_chart(gallery: Gallery, out: Path) -> dict[str, Path]:
     """chart.png: per-step latency vs transformer weights, one point per recipe (none without timings)."""
+    weights, per_step = METRICS["weight_bytes"], METRICS["per_step_s"]
     points = [
         {
             **r,
             "name": recipe_label(gallery, r["recipe"]),
-            "weight_mib": r["weight_bytes"] / MIB,
-            "per_step_ms": 1000 * r["per_step_s"],
+            "weight_mib": weights.number(r["weight_bytes"]),
+            "per_step_ms": per_step.number(r["per_step_s"]),
         }
         for r in gallery.recipe_rows.values()
         if r.get("per_step_s")
@@ -91,8 +92,8 @@ def save_chart(gallery: Gallery, out: Path) -> dict[str, Path]:
         y="per_step_ms",
         label="name",
         title=f"Latency vs transformer weights — {gallery.environment['machine']}",
-        x_label="transformer weights (MiB)",
-        y_label="ms per denoising step",
+        x_label=f"transformer {weights.header}",
+        y_label=f"{per_step.header} (denoising)",
     ).save(path, optimize=True)
     return {"chart": path}
 
