@@ -23,6 +23,7 @@ from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
 
+
 def is_digits_model(variant: Variant) -> bool:
     """The embedded digits DiT (or a folder derived from it): class accuracy and FID apply."""
     names = [variant.id2label[i].split(",")[0].strip() for i in sorted(variant.id2label)]
