@@ -85,6 +85,8 @@ METRICS: dict[str, Metric] = {
         _m("per_step_s", "per step", "ms", _LOWER, 2, scale=_MS, meaning="denoising time ÷ steps"),
         _m("forward_s", "transformer forward", "ms", _LOWER, 2, scale=_MS),
         _m("decode_s", "VAE decode", "ms", _LOWER, 2, scale=_MS),
+        _m("denoise_s", "denoising", "s", _LOWER, 3, meaning="all denoising steps, decode excluded"),
+        _m("load_s", "load", "s", _LOWER, 2, meaning="one-time: loading the model"),
         _m("images_per_s", "throughput", "images/s", _HIGHER, 2),
         _m("s_per_image", "time per image", "s", _LOWER, 3),
         _m("quantize_s", "quantize", "s", _LOWER, 3, meaning="one-time: quantizing the weights"),
@@ -95,6 +97,7 @@ METRICS: dict[str, Metric] = {
         _m("weight_bytes", "weights", "MiB", _LOWER, 2, scale=1 / MIB, meaning="transformer weight bytes"),
         _m("peak_memory_bytes", "peak memory", "MiB", _LOWER, 1, scale=1 / MIB),
         _m("run_memory_bytes", "memory added by the run", "MiB", _LOWER, 1, scale=1 / MIB),
+        _m("memory_before_bytes", "memory in use before the run", "MiB", _LOWER, 1, scale=1 / MIB),
         _m("checkpoint_bytes", "checkpoint", "MiB", _LOWER, 2, scale=1 / MIB, meaning="saved transformer folder"),
         _m("transformer_mb", "transformer weights", "MB", _LOWER, 2, meaning="decimal megabytes (10**6 bytes)"),
         # ratios to the reference of the same request or run
