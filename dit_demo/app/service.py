@@ -22,13 +22,13 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from dit_demo import compare as scoring
 from dit_demo.app import config, zerogpu
 from dit_demo.app.budget import BudgetExceededError, time_budget, warm_up
 from dit_demo.app.inputs import FIELDS, Request
 from dit_demo.app.offered import peek_id2label, prequantized_recipe
 from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
 from dit_demo.compare import Comparison, VariantCache
+from dit_demo.compare import compare as score_variants
 from dit_demo.engine.device import default_device, free_memory
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
@@ -116,7 +116,7 @@ def run_comparison(
     for variant in cold:
         warm_up(variant, request)
     with time_budget(list(variants.values()), seconds):
-        return scoring.compare(variants, request, reference=reference)
+        return score_variants(variants, request, reference=reference)
 
 
 def cpu_threads(variants: Sequence[Variant], environ: Mapping[str, str] | None = None) -> int | None:
