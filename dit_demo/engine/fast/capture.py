@@ -48,6 +48,16 @@ class StepSampler:
         self.slots: OrderedDict[tuple, Slot] = OrderedDict()
         self.current: dict[int, torch.Tensor] = {}  # rows -> the tables' shared per-step buffer
         self.failure: str | None = None  # why graphs were given up (the eager step still runs)
+        # an ahead-of-time compiled forward (engine.fast.aot): (latent, timestep, labels, conditioning row) → output
+        self.forward = None
+
+    def set_forward(self, forward) -> None:
+        """Run the step's transformer forward through `forward` (None: the transformer itself); drops captured
+        graphs, which replay the old forward."""
+        self.forward = forward
+        for slot in self.slots.values():
+            slot.graphs = None
+            slot.forward_graph = None
 
     # -- building -------------------------------------------------------------------------------------------------
     def check(self, guidance_scale: float) -> None:
@@ -117,7 +127,10 @@ class StepSampler:
         timestep = slot.timesteps.index_select(0, index).expand(rows)
         scaled = (slot.x.float() * s).to(slot.x.dtype)
         model_input = torch.cat([scaled, scaled]) if slot.cfg else scaled
-        output = self.pipe.transformer(model_input, timestep=timestep, class_labels=slot.labels).sample
+        if self.forward is not None:
+            output = self.forward(model_input, timestep, slot.labels, slot.current)
+        else:
+            output = self.pipe.transformer(model_input, timestep=timestep, class_labels=slot.labels).sample
         eps = output[:, : slot.x.shape[1]].float()
         if slot.cfg:
             cond, uncond = eps.chunk(2)
@@ -192,7 +205,13 @@ class StepSampler:
             return slot.step_replay()
         conditioning.activate(self.tables, slot.current)  # the forward as the step runs it (no recompile)
         try:
-            return slot.forward_replay(self.pipe.transformer, self.pool)
+            forward = self.pipe.transformer
+            if self.forward is not None:  # the ahead-of-time forward, called as the transformer is
+
+                def forward(hidden_states, timestep, class_labels):
+                    return self.forward(hidden_states, timestep, class_labels, slot.current)
+
+            return slot.forward_replay(forward, self.pool)
         finally:
             conditioning.activate(self.tables, None)
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Issue 23 item 5's H200 device calls (kind nvidia-h200), from the repo root with DESIGN.md §5's wheels in .whl:
+#   bash bench/h200-aot/run.sh 256 1   # 256² b1 + the segfault diagnosis        bash bench/h200-aot/run.sh 512 0
+# Phases of dit_demo/reports/bench_aot.py, each process fresh: builds and cold torch.compile runs side by side (so
+# their times are under that load: upper bounds), then one process at a time: AOT fresh start, compile-cache fresh
+# start, and the interleaved steady run. CPU dry run: GPU=0 MODEL=tiny-random OUT=/tmp/x bash bench/h200-aot/run.sh 16 0
+set -u -o pipefail
+RES=${1:?resolution 256 or 512}
+DIAG=${2:-0}
+GPU=${GPU:-1}
+MODEL=${MODEL:-dit-xl-2-$RES-random}
+PY=${PY:-python3}
+BUDGET=${BUDGET:-570}  # seconds this script may run (the device call's limit is 600)
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DIFFUSERS_VERBOSITY=error TQDM_DISABLE=1
+T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
+WORK=${WORK:-/tmp/aotw-$RES}; LOGS=$WORK/logs
+mkdir -p "$OUT" "$LOGS"
+el() { echo "=== [t+$(($(date +%s) - T0))s] $*"; }
+left() { local l=$((DEADLINE - $(date +%s) - 5)); [ "$l" -lt "$1" ] && echo $((l > 1 ? l : 1)) || echo "$1"; }
+if [ "$GPU" = 1 ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD || exit 1
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv \
+    | tee "$OUT/nvidia-smi.csv"
+else
+  export PYTHONPATH=$PWD
+fi
+ARGS=(--model "$MODEL" --out "$WORK")
+phase() {  # name limit phase-args... : one fresh process with its own empty compile caches
+  local name=$1 limit; limit=$(left "$2"); shift 2
+  local cache; cache=$(mktemp -d)
+  T_LAUNCH=$(date +%s.%N) TORCHINDUCTOR_CACHE_DIR=$cache/inductor TRITON_CACHE_DIR=$cache/triton \
+    timeout "$limit" "$PY" -m dit_demo.reports.bench_aot "$@" "${ARGS[@]}" >"$LOGS/$name.log" 2>&1
+  local rc=$?
+  echo "phase $name rc=$rc ($(($(date +%s) - T0))s)"; grep -h '^RECORD\|Error\|error:' "$LOGS/$name.log" | tail -n 4
+  [ "$rc" = 0 ] || echo "{\"phase\": \"$name\", \"failed_rc\": $rc}" >>"$WORK/records.jsonl"
+}
+diag() {
+  for case in repro cuda-first no-diffusers fp32-inputs cpu-inputs; do
+    timeout "$(left 90)" "$PY" bench/h200-aot/diag.py "$case" "$WORK/bf16-inside.pt2" >"$LOGS/diag-$case.log" 2>&1
+    echo "DIAG-RC $case rc=$? $(grep -h '^DIAG' "$LOGS/diag-$case.log" | tail -n 1)" | tee -a "$LOGS/diag.txt"
+  done
+}
+el "build + cold (side by side)"
+for r in bf16 int8 fp8-a8; do
+  phase "build-$r" 330 build --recipes "$r" &
+  phase "cold-$r" 330 cold --recipes "$r" &
+done
+if [ "$DIAG" = 1 ]; then (phase build-inside 330 build --recipes bf16 --weights-inside && diag) & fi
+wait
+ls -la "$WORK"
+el "fresh process: AOT package"
+for r in bf16 int8 fp8-a8; do phase "aot-$r" 75 aot --recipes "$r"; done
+el "steady, interleaved"
+phase steady 200 steady --runs 9
+el "fresh process: compile cache"
+for r in bf16 int8 fp8-a8; do phase "cache-$r" 90 cache --recipes "$r"; done
+el "done"
+cp "$WORK/records.jsonl" "$WORK/environment.json" "$OUT/" 2>/dev/null
+cp "$WORK"/*.json "$LOGS/" 2>/dev/null
+tar czf "$OUT/logs-$RES.tar.gz" -C "$WORK" logs
+cat "$LOGS/diag.txt" 2>/dev/null
+grep -h '^RECORD' "$LOGS"/*.log | cut -c1-400
