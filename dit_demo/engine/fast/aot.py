@@ -239,7 +239,9 @@ class AotForward:
                 f"{self.path.name} was built for {self.info.rows} rows per forward, the request has "
                 f"{hidden_states.shape[0]}: build a package for this batch"
             )
-        return self.compiled(hidden_states, timestep, class_labels, current)
+        # the compiled code assumes the example inputs' dtypes and dense strides (the step expands its timestep)
+        timestep = timestep.to(torch.long).contiguous()
+        return self.compiled(hidden_states.contiguous(), timestep, class_labels.contiguous(), current.contiguous())
 
 
 def _constants(module: torch.nn.Module, needed: list[str], info: PackageInfo, path: Path) -> dict[str, torch.Tensor]:
