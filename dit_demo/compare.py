@@ -19,6 +19,7 @@ from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.engine.device import free_memory
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
 from dit_demo.engine.metrics import finite_or_none, mean_value, psnr_values, ssim_values
+from dit_demo.engine.model.resolver import ResolvedSource
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
@@ -170,12 +171,13 @@ class VariantCache:
         with self._lock:
             return list(self._items.values())
 
-    def key(self, source: str | None, recipe: str, keep: Sequence[str] = ()) -> tuple:
+    def key(self, source: str | ResolvedSource | None, recipe: str, keep: Sequence[str] = ()) -> tuple:
+        source = source.source if isinstance(source, ResolvedSource) else source
         return (source or "embedded", recipe, tuple(sorted(keep)))
 
     def get(
         self,
-        source: str | None,
+        source: str | ResolvedSource | None,
         recipe: str,
         *,
         keep: Sequence[str] = (),
@@ -197,7 +199,9 @@ class VariantCache:
             self._store(key, variant)
             return variant
 
-    def reference(self, source: str | None, *, on_build: Callable[[str], None] | None = None) -> Variant:
+    def reference(
+        self, source: str | ResolvedSource | None, *, on_build: Callable[[str], None] | None = None
+    ) -> Variant:
         """The source as loaded (built on first use)."""
         with self._lock:
             ref_key = self.key(source, self.REFERENCE_KEY)
@@ -205,7 +209,7 @@ class VariantCache:
                 self._items.move_to_end(ref_key)
                 return self._items[ref_key]
             if on_build:
-                on_build(f"Loading {source or 'embedded'}…")
+                on_build(f"Loading {ref_key[0]}…")
             reference = build_reference(source, device=self.device)
             self._store(ref_key, reference)
             return reference

@@ -59,9 +59,9 @@ def max_variants(environ: Mapping[str, str] | None = None) -> int:
 
 def embedded_available() -> bool:
     """The shipped digits model is present (it is the default whenever it is)."""
-    from dit_demo.engine.model import sources
+    from dit_demo.engine.model import resolver
 
-    return (sources.EMBEDDED_MODEL_DIR / "model_index.json").is_file()
+    return (resolver.EMBEDDED_MODEL_DIR / "model_index.json").is_file()
 
 
 def default_model(model: str | None = None, environ: Mapping[str, str] | None = None) -> str:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from dit_demo.app.config import UI_MAX_GUIDANCE, UI_MAX_STEPS, Limits
-from dit_demo.app.offered import COMPARE_RECIPES, peek_id2label, prequantized_recipe
+from dit_demo.app.offered import COMPARE_RECIPES
 from dit_demo.engine.model.labels import parse_choice, resolve_labels
-from dit_demo.engine.model.sources import SCHEDULERS, resolve_source
+from dit_demo.engine.model.resolver import ResolvedSource, resolve_source, shown
+from dit_demo.engine.model.sources import SCHEDULERS
 from dit_demo.engine.quant.recipes import RECIPES, REFERENCE_RECIPE
 from dit_demo.engine.request import MAX_BATCH, MAX_SEED, SamplingRequest
 from dit_demo.errors import DemoError, InvalidRequestError
@@ -88,20 +89,20 @@ def flag(value: object, field: str) -> bool:
     raise InvalidRequestError(f"{field} must be true or false, got {describe(value)}.")
 
 
-def check_model(model: object, limits: Limits) -> str:
+def check_model(model: object, limits: Limits) -> ResolvedSource:
+    """The model resolved once for the whole request (a saved folder's metadata is read now: a corrupt file is
+    named before queueing); too long a string is refused before it reaches the filesystem, never echoed whole."""
     offered = ", ".join(limits.allowed_models or ())
     if not isinstance(model, str) or not model.strip():
         kinds = f"one of {offered}" if limits.allowed_models else "'embedded', a Hub id (owner/name) or a folder"
         raise InvalidRequestError(f"model must be text naming a model ({kinds}), got {describe(model)}.")
     model = model.strip()
     if not limits.allows(model):  # before anything touches the source: refused at once, nothing loaded
-        raise InvalidRequestError(f"model {model!r} is not offered on this server: choose one of {offered}.")
+        raise InvalidRequestError(f"model {shown(model)} is not offered on this server: choose one of {offered}.")
     try:
-        resolve_source(model)
-        prequantized_recipe(model)  # a saved folder's metadata is read now: a corrupt file is named before queueing
+        return resolve_source(model)
     except DemoError as exc:
         raise type(exc)(f"model: {exc}") from exc
-    return model
 
 
 def check_class_items(classes: object, max_images: int) -> list[str | int]:
@@ -130,12 +131,12 @@ def check_class_items(classes: object, max_images: int) -> list[str | int]:
     return labels
 
 
-def check_classes(model: str | None, labels: list[str | int]) -> None:
+def check_classes(model: ResolvedSource | None, labels: list[str | int]) -> None:
     """Names and ids against the model's own classes, when they are known without loading it."""
     if model is None:
         return
-    id2label, authoritative = peek_id2label(model)
-    if authoritative:
+    id2label = dict(model.id2label)
+    if model.labels_known:
         try:
             resolve_labels(labels, id2label)  # unknown names fail here, with suggestions, before loading
         except InvalidRequestError as exc:
@@ -191,12 +192,17 @@ class _Checks:
 
 @dataclass
 class Request:
-    """One validated comparison request, as the UI and API send it."""
+    """One validated comparison request, as the UI and API send it, with its model resolved once (`resolved`)."""
 
     model: str
     sampling: SamplingRequest
     recipes: list[str]
     compile: bool = False
+    resolved: ResolvedSource | None = None  # None only when built by hand: resolved then, once
+
+    def __post_init__(self) -> None:
+        if self.resolved is None:
+            self.resolved = resolve_source(self.model)
 
     @property
     def labels(self) -> tuple:
@@ -239,7 +245,7 @@ class Request:
         limits = limits or Limits()
         max_images = limits.max_images or max_batch
         checks = _Checks()
-        model = checks("model", check_model, model, limits)
+        resolved = checks("model", check_model, model, limits)
         labels = checks("classes", check_class_items, classes, max_images)
         randomize = checks("randomize_seed", flag, randomize, "randomize_seed")
         if randomize:
@@ -253,7 +259,7 @@ class Request:
         recipes = checks("recipes", check_recipes, recipes)
         compile_gpu = checks("compile_gpu", flag, compile_gpu, "compile_gpu")
         if labels is not None:
-            checks("classes", check_classes, model, labels)
+            checks("classes", check_classes, resolved, labels)
             if steps is not None:
                 checks("steps", check_budget, len(labels), steps, limits)
         if checks.failures:
@@ -267,7 +273,7 @@ class Request:
             warmup=compile_gpu,
             max_batch=max_images,
         )
-        return cls(model, sampling, recipes, compile_gpu), {}
+        return cls(resolved.source, sampling, recipes, compile_gpu, resolved), {}
 
     @classmethod
     def parse(cls, *values: object, limits: Limits | None = None, max_batch: int = MAX_BATCH) -> Request:

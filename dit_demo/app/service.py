@@ -25,12 +25,12 @@ from PIL import Image
 from dit_demo.app import config, zerogpu
 from dit_demo.app.budget import BudgetExceededError, time_budget, warm_up
 from dit_demo.app.inputs import FIELDS, Request
-from dit_demo.app.offered import peek_id2label, prequantized_recipe
 from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
 from dit_demo.compare import Comparison, VariantCache
 from dit_demo.compare import compare as score_variants
 from dit_demo.engine.device import default_device, free_memory
 from dit_demo.engine.generate import Variant
+from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.request import DEFAULT_GUIDANCE, MAX_BATCH, SamplingRequest
 from dit_demo.errors import DemoError, InvalidRequestError, ModelLoadError
@@ -188,13 +188,14 @@ class DemoService:
 
     def variants(self, request: Request, notify: Callable[[str], None] | None = None) -> tuple[str, dict[str, Variant]]:
         """The reference recipe and every requested variant, built once (the cache says what it builds)."""
-        saved = self._loaded_as(request.model, notify)
+        source = request.resolved  # resolved once when the request was checked; the cache loads from it
+        saved = self._loaded_as(source, notify)
         if saved:
-            variant = self.cache.get(request.model, saved, on_build=notify)
+            variant = self.cache.get(source, saved, on_build=notify)
             return variant.recipe, {variant.recipe: variant}
-        variants = {REFERENCE_RECIPE: self.cache.get(request.model, REFERENCE_RECIPE, on_build=notify)}
+        variants = {REFERENCE_RECIPE: self.cache.get(source, REFERENCE_RECIPE, on_build=notify)}
         for recipe in request.recipes:
-            variants[recipe] = self.cache.get(request.model, recipe, on_build=notify)
+            variants[recipe] = self.cache.get(source, recipe, on_build=notify)
         if request.compile:
             variants = {r: self._compile(request.model, r, v, notify) for r, v in variants.items()}
         return (REFERENCE_RECIPE if REFERENCE_RECIPE in variants else next(iter(variants))), variants
@@ -232,9 +233,11 @@ class DemoService:
         """
         try:
             start = time.perf_counter()
-            id2label, _ = peek_id2label(self.default_model)
-            sampling = SamplingRequest.create([min(id2label)], seed=0, steps=2, guidance_scale=DEFAULT_GUIDANCE)
-            request = Request(self.default_model, sampling, list(recipes))
+            resolved = resolve_source(self.default_model)
+            sampling = SamplingRequest.create(
+                [min(resolved.id2label)], seed=0, steps=2, guidance_scale=DEFAULT_GUIDANCE
+            )
+            request = Request(resolved.source, sampling, list(recipes), resolved=resolved)
             with self._run_lock:
                 _, variants = self.variants(request)
                 with thread_budget(list(variants.values())):
@@ -247,7 +250,7 @@ class DemoService:
         except Exception as exc:  # a failed preload is reported by the first request instead
             log.warning("Preloading %s failed: %s", self.default_model, exc)
 
-    def _loaded_as(self, model: str, notify: Callable[[str], None] | None) -> str | None:
+    def _loaded_as(self, model: ResolvedSource, notify: Callable[[str], None] | None) -> str | None:
         """The saved recipe of a pre-quantized source (folder or Hub id, cached or not), None for full precision:
         the loaded reference knows it from the folder's metadata, and it is loaded (once, cached) anyway."""
         reference = self.cache.reference(model, on_build=notify)
@@ -286,7 +289,7 @@ class DemoService:
     def estimated_seconds(self, request: Request, recipes: Sequence[str] | None = None) -> float | None:
         """Sampling seconds this request should take, from the last measured runs (None until all were run)."""
         if recipes is None:
-            saved = prequantized_recipe(request.model)
+            saved = request.resolved.recipe
             recipes = [saved] if saved else [REFERENCE_RECIPE, *request.recipes]
         costs = [self._seconds_per_image_step.get((request.model, r)) for r in recipes]
         if not costs or any(c is None for c in costs):

@@ -56,6 +56,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default=None, choices=list(SCHEDULER_NAMES))
 
 
+def resolve_model(model: str | None):
+    """`--model` resolved once (a `ResolvedSource` the command passes on); errors name the option."""
+    from dit_demo.engine.model.resolver import resolve_source
+
+    try:
+        return resolve_source(model)
+    except DemoError as exc:
+        raise type(exc)(f"--model: {exc}") from exc
+
+
 def guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """The exit policy of every command: a person-readable error on stderr and an exit code, never a traceback.
 

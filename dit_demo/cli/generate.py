@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dit_demo.cli.common import add_model_args, guarded
+from dit_demo.cli.common import add_model_args, guarded, resolve_model
 from dit_demo.engine.quant.recipes import RECIPES
 
 if TYPE_CHECKING:
@@ -27,8 +27,12 @@ def summary_lines(result: GenerationResult) -> list[str]:
         f"{result.scheduler}",
         f"latency         {result.latency_s:.3f} s end to end, {1000 * result.per_step_s:.1f} ms / step, "
         f"decode {result.decode_s:.3f} s" + (f", warm-up {result.warmup_s:.2f} s" if result.warmup_s else ""),
-        f"model           load {result.load_s:.2f} s, quantize {result.quantize_s:.2f} s, "
-        f"calibrate {result.calibrate_s:.2f} s",
+        f"model           load {result.load_s:.2f} s, "
+        + (
+            "loaded pre-quantized (nothing quantized or calibrated in this run)"
+            if result.prequantized
+            else f"quantize {result.quantize_s:.2f} s, calibrate {result.calibrate_s:.2f} s"
+        ),
         f"weights         {format_bytes(result.weight_bytes)} (transformer, real storage)",
         f"peak memory     {format_bytes(result.peak_memory_bytes)} ({result.memory_kind})",
     ]
@@ -59,7 +63,7 @@ def generate_images(
     from dit_demo.reports.render import hstrip
     from dit_demo.units import format_db
 
-    reference = build_reference(model, device=device, scheduler=scheduler)
+    reference = build_reference(resolve_model(model), device=device, scheduler=scheduler)
     calibration = CalibrationConfig(steps=calibration_steps, guidance_scale=max(guidance, 1.0))
     variant = build_variant(reference, recipe, keep=keep, exclude=exclude, calibration=calibration)
     request = SamplingRequest.create(

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from dit_demo.cli.common import add_model_args, guarded
+from dit_demo.cli.common import add_model_args, guarded, resolve_model
 
 DESCRIPTION = "quantize and save a complete pipeline folder (quanto format)"
 
@@ -29,7 +29,7 @@ def quantize_to_folder(
     from dit_demo.engine.quant.quantize import CalibrationConfig
     from dit_demo.units import format_bytes
 
-    reference = build_reference(model, device=device, scheduler=scheduler)
+    reference = build_reference(resolve_model(model), device=device, scheduler=scheduler)
     calibration = CalibrationConfig(steps=calibration_steps)
     variant = build_variant(reference, recipe, keep=keep, exclude=exclude, calibration=calibration)
     report = variant.report

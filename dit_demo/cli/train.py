@@ -19,7 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dit-demo train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=None, help="default: the package's dit_demo/embedded folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="writes OUT/digits and OUT/classifier; default: the shipped places (dit_demo/engine/model/data/digits "
+        "and dit_demo/embedded/classifier)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dit-steps", type=int, default=4000)
     parser.add_argument("--vae-steps", type=int, default=500)
@@ -34,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     """The command line as a `TrainConfig`."""
-    from dit_demo.embedded.train import EMBEDDED_DIR, TrainConfig
+    from dit_demo.embedded.train import TrainConfig
 
     return TrainConfig(
-        out=args.out if args.out is not None else EMBEDDED_DIR,
+        out=args.out,
         seed=args.seed,
         dit_steps=args.dit_steps,
         vae_steps=args.vae_steps,

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from dit_demo.embedded.classifier import DIGIT_NAMES, DigitClassifier, save_classifier
 from dit_demo.engine.machine import machine_description
+from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.sources import assemble_pipeline
 
 SPLIT_SEED = 0
@@ -47,7 +48,7 @@ IMAGE_SIZE = 16
 NULL_CLASS = 1000  # DiTPipeline hard-codes the unconditional label 1000
 BETA_START, BETA_END, TRAIN_TIMESTEPS = 1e-4, 0.02, 1000
 ID2LABEL = {str(i): name for i, name in enumerate(DIGIT_NAMES)}
-EMBEDDED_DIR = Path(__file__).resolve().parent  # the shipped digits/ and classifier/ live here
+EMBEDDED_DIR = Path(__file__).resolve().parent  # the shipped classifier/ lives here (the pipeline: EMBEDDED_MODEL_DIR)
 
 
 @dataclass
@@ -263,7 +264,7 @@ def folder_size_mb(folder: Path) -> float:
 class TrainConfig:
     """What `train` does; the defaults are the shipped model's (`dit-demo train` with no options)."""
 
-    out: Path = EMBEDDED_DIR  # writes out/digits and out/classifier
+    out: Path | None = None  # writes out/digits and out/classifier; None: the shipped places (see save_models)
     seed: int = 0
     dit_steps: int = 4000
     vae_steps: int = 500
@@ -271,6 +272,12 @@ class TrainConfig:
     check_samples: int = 100  # generated digits to score at the end (0: skip)
     threads: int = 2  # torch threads; 1 is far faster when other jobs share the 2 cores
     dtype: str = "float16"  # dtype of the saved weights: float16 | float32
+
+    def destinations(self) -> tuple[Path, Path]:
+        """(pipeline folder, classifier folder): out/digits and out/classifier, or the shipped places."""
+        if self.out is None:
+            return EMBEDDED_MODEL_DIR, EMBEDDED_DIR / "classifier"
+        return Path(self.out) / "digits", Path(self.out) / "classifier"
 
 
 def fit_vae(splits: DigitSplits, config: TrainConfig) -> tuple[AutoencoderKL, dict, torch.Tensor, torch.Tensor]:
@@ -300,9 +307,8 @@ def save_models(
     # .half()/.float() rather than .to(dtype): diffusers' ModelMixin.to warns on any dtype cast.
     cast = (lambda m: m.half()) if config.dtype == "float16" else (lambda m: m.float())
     pipe = assemble_pipeline(cast(transformer), cast(vae), make_scheduler(), ID2LABEL)
-    out_pipe = Path(config.out) / "digits"
+    out_pipe, out_clf = config.destinations()
     pipe.save_pretrained(out_pipe, safe_serialization=True)
-    out_clf = Path(config.out) / "classifier"
     save_classifier(
         classifier,
         out_clf,

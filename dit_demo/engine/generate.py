@@ -15,9 +15,10 @@ from PIL import Image
 
 from dit_demo.engine.device import default_device, default_dtype, memory_in_use, peak_memory, reset_peak_memory, sync
 from dit_demo.engine.model.labels import display_name, resolve_labels
-from dit_demo.engine.model.loading import load_pipeline, source_folder
-from dit_demo.engine.model.serialization import is_quantized, read_metadata, stored_dtype
-from dit_demo.engine.model.sources import resolve_source, set_scheduler
+from dit_demo.engine.model.loading import load_pipeline
+from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
+from dit_demo.engine.model.serialization import is_quantized, stored_dtype
+from dit_demo.engine.model.sources import set_scheduler
 from dit_demo.engine.quant.quantize import CalibrationConfig, QuantizationReport, derive_pipeline, module_weight_bytes
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
@@ -37,6 +38,12 @@ class Variant:
     warmup_s: float | None = None
     storage_dtype: torch.dtype | None = None  # how the source stores its float weights (save kept tensors so)
     folder: Path | None = None  # the source's local folder (a Hub snapshot for Hub ids); None for in-memory sources
+    resolved: ResolvedSource | None = None  # what the source was resolved to (None for a bare in-memory pipeline)
+
+    @property
+    def prequantized(self) -> bool:
+        """Loaded already quantized: its build times are the folder's history, not something that happened here."""
+        return self.resolved is not None and self.resolved.prequantized and self.recipe == self.resolved.recipe
 
     @property
     def device(self) -> torch.device:
@@ -75,6 +82,7 @@ class GenerationResult:
     dtype: str
     compile_mode: str = "none"
     warmup_s: float | None = None
+    prequantized: bool = False  # loaded as saved: quantize_s / calibrate_s are 0, nothing was built in this run
     extra: dict = field(default_factory=dict)
 
     def metrics(self) -> dict:
@@ -104,36 +112,42 @@ def _decode_clock(pipe: DiTPipeline, device: torch.device):
 
 
 def build_reference(
-    source: str | None = None,
+    source: str | ResolvedSource | None = None,
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     scheduler: str | None = None,
 ) -> Variant:
-    """Load a source once; its recipe is `bf16` unless the folder (local or a Hub snapshot) was saved quantized by
-    this project, in which case its saved recipe and report come with it."""
+    """Load a source once (a string is resolved here; callers that already resolved it pass the `ResolvedSource`).
+    Its recipe is `bf16` unless the folder (local or a Hub snapshot) was saved quantized by this project: then its
+    saved recipe and report come with it, with no quantize/calibrate time of this run (the saved times stay in
+    `resolved.metadata`)."""
     device = torch.device(device) if device is not None else default_device()
     start = time.perf_counter()
-    info = resolve_source(source)
-    folder = source_folder(source)
-    pipe = load_pipeline(
-        source, device=device, dtype=dtype or default_dtype(device), scheduler=scheduler, folder=folder
-    )
+    resolved = resolve_source(source, fetch=True)
+    pipe = load_pipeline(resolved, device=device, dtype=dtype or default_dtype(device), scheduler=scheduler)
     sync(device)
     load_s = time.perf_counter() - start
     recipe = REFERENCE_RECIPE
     report = QuantizationReport(recipe=recipe)
-    if is_quantized(pipe.transformer):
-        metadata = (read_metadata(folder) if folder else None) or {}
-        recipe = metadata.get("recipe", "prequantized")
-        report = QuantizationReport.from_dict({"recipe": recipe, **(metadata.get("report") or {})})
+    if resolved.prequantized or is_quantized(pipe.transformer):
+        recipe = resolved.recipe or "prequantized"
+        report = QuantizationReport.from_dict({"recipe": recipe, **((resolved.metadata or {}).get("report") or {})})
+        report.quantize_s = report.calibrate_s = 0.0
     report.weight_bytes_after = module_weight_bytes(pipe.transformer)
     if not report.weight_bytes_before:
         report.weight_bytes_before = report.weight_bytes_after
     pipe.set_progress_bar_config(leave=False)
-    storage = stored_dtype(folder / "transformer") if folder else None
+    folder = resolved.folder
     return Variant(
-        pipe=pipe, recipe=recipe, source=info.source, report=report, load_s=load_s, storage_dtype=storage, folder=folder
+        pipe=pipe,
+        recipe=recipe,
+        source=resolved.source,
+        report=report,
+        load_s=load_s,
+        storage_dtype=stored_dtype(folder / "transformer") if folder else None,
+        folder=folder,
+        resolved=resolved,
     )
 
 
@@ -164,6 +178,7 @@ def build_variant(
         load_s=reference.load_s,
         storage_dtype=reference.storage_dtype,
         folder=reference.folder,
+        resolved=reference.resolved,
     )
 
 
@@ -239,4 +254,5 @@ def generate(variant: Variant | DiTPipeline, request: SamplingRequest) -> Genera
         dtype=str(pipe.transformer.dtype).replace("torch.", ""),
         compile_mode=variant.compile_mode,
         warmup_s=warmup_s if warmup_s is not None else variant.warmup_s,
+        prequantized=variant.prequantized,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from dit_demo.engine.model.sources import resolve_source
+from dit_demo.engine.model.resolver import resolve_source
 from dit_demo.errors import DemoError
 from dit_demo.hub.io import (
     EXIT_CONFLICT,
@@ -104,7 +104,7 @@ def gallery_license(model: str | None, explicit: str | None) -> str:
     if explicit is None and model:
         try:
             info = resolve_source(str(model))
-            explicit = base_model_info(info.source, info.kind, info.path).license
+            explicit = base_model_info(info.source, info.kind, info.folder).license
         except DemoError:
             explicit = None
     return explicit or "other"

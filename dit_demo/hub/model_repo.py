@@ -21,10 +21,11 @@ from pathlib import Path
 from dit_demo.compare import Comparison, compare
 from dit_demo.engine.generate import Variant, build_reference, build_variant
 from dit_demo.engine.machine import machine_description
+from dit_demo.engine.model.folder_format import PIPELINE_PARTS, is_prequantized
 from dit_demo.engine.model.folders import swap_in_folder
 from dit_demo.engine.model.labels import display_name, spread_ids
+from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
 from dit_demo.engine.model.serialization import save_pipeline, save_transformer
-from dit_demo.engine.model.sources import QMAP_NAME, SourceInfo, download_pipeline, resolve_source
 from dit_demo.engine.model.stock import is_stock_loadable
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
@@ -52,7 +53,6 @@ MIN_TILE = 128  # gallery tiles are upscaled (whole multiples, nearest) to at le
 COMMAND = ["python", "-m", "dit_demo", "push-model"]  # the card's Reproduce command: works from a clone or a Space
 STOCK_PACKAGES = ("torch", "diffusers", "optimum-quanto", "accelerate")  # what the card's stock/quanto snippets need
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"  # the checkout's (or the Space's) pins
-PIPELINE_PARTS = ("model_index.json", "transformer", "vae", "scheduler")
 
 
 @dataclass
@@ -72,6 +72,14 @@ class ModelRepoSpec:
     calibration_steps: int = 25
     warmup: bool = False
     source_url: str | None = None  # the project's public source (the card links it); required to push
+    _resolved: ResolvedSource | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def resolved(self) -> ResolvedSource:
+        """`model` resolved once for this spec: every step of a publish reads the same source."""
+        if self._resolved is None:
+            self._resolved = resolve_source(self.model)
+        return self._resolved
 
     def request(self, id2label: dict[int, str]) -> tuple[list[str | int], list[int]]:
         """The gallery's labels and one seed per label."""
@@ -86,7 +94,7 @@ class ModelRepoSpec:
     def reproduce_command(self, labels: list[str], seeds: list[int]) -> str:
         """The command that rebuilds this repo (with --push), from the spec, not from the shell; a local folder is
         named by its folder name only (no machine path is published)."""
-        parts = [*COMMAND, "--model", published_source(resolve_source(self.model)), "--recipe", self.recipe]
+        parts = [*COMMAND, "--model", self.resolved.name, "--recipe", self.recipe]
         parts += ["--repo-id", self.repo_id, "--labels", ",".join(labels), "--seeds", ",".join(map(str, seeds))]
         parts += ["--steps", str(self.steps), "--guidance", f"{self.guidance:g}"]
         parts += ["--calibration-steps", str(self.calibration_steps)]
@@ -98,11 +106,6 @@ class ModelRepoSpec:
             parts += ["--device", self.device]
         parts += ["--source-url", self.source_url or SOURCE_PLACEHOLDER]
         return shlex.join(parts + ["--push"])
-
-
-def published_source(info: SourceInfo) -> str:
-    """The source as published (card, dit_demo.json, measurements): a local folder by its name, never its path."""
-    return Path(info.source).name if info.kind == "folder" else info.source
 
 
 def tested_pins(names: tuple[str, ...] = STOCK_PACKAGES, requirements: Path = REQUIREMENTS) -> list[str]:
@@ -124,7 +127,7 @@ def tested_pins(names: tuple[str, ...] = STOCK_PACKAGES, requirements: Path = RE
 class Measured:
     """One run's reference, variant and comparison on the gallery's request."""
 
-    info: SourceInfo
+    info: ResolvedSource  # the source as loaded (a Hub repo: with its snapshot folder)
     reference: Variant
     variant: Variant
     comparison: Comparison
@@ -138,10 +141,9 @@ class Measured:
 
 def measure(spec: ModelRepoSpec) -> Measured:
     """Load, quantize and generate the gallery with the reference and the recipe (printing progress)."""
-    info = resolve_source(spec.model)
     recipe = get_recipe(spec.recipe)
-    print(f"loading {info.source} ({info.kind}) …", flush=True)
-    reference = build_reference(spec.model, device=spec.device)
+    print(f"loading {spec.resolved.name} ({spec.resolved.kind}) …", flush=True)
+    reference = build_reference(spec.resolved, device=spec.device)
     calibration = CalibrationConfig(steps=spec.calibration_steps, guidance_scale=max(spec.guidance, 1.0))
     note = recipe.build_note(reference.device)
     print(f"quantizing to {spec.recipe} …" + (f" {note}" if note else ""), flush=True)
@@ -152,14 +154,7 @@ def measure(spec: ModelRepoSpec) -> Measured:
         labels, seeds=seeds, steps=spec.steps, guidance_scale=spec.guidance, warmup=spec.warmup, max_batch=len(labels)
     )
     comparison = compare({REFERENCE_RECIPE: reference, spec.recipe: variant}, request)
-    return Measured(info, reference, variant, comparison, labels, seeds)
-
-
-def base_folder(info: SourceInfo) -> Path | None:
-    """The base pipeline's own folder (a Hub snapshot is already in the cache: no new download)."""
-    if info.kind in ("embedded", "folder"):
-        return Path(info.path)
-    return download_pipeline(info.source) if info.kind == "hub" else None
+    return Measured(reference.resolved, reference, variant, comparison, labels, seeds)
 
 
 def pipeline_bytes(folder: Path) -> int:
@@ -169,11 +164,11 @@ def pipeline_bytes(folder: Path) -> int:
     )
 
 
-def base_transformer_bytes(reference: Variant, info: SourceInfo, tmp: Path) -> tuple[int, str]:
+def base_transformer_bytes(reference: Variant, info: ResolvedSource, tmp: Path) -> tuple[int, str]:
     """Measured size of the full-precision transformer checkpoint: the base's own files when it has them."""
-    base = base_folder(info)
+    base = info.folder  # the base's own folder (a Hub snapshot is already in the cache: no new download)
     folder = base / "transformer" if base is not None else None
-    if folder is not None and folder.is_dir() and not (folder / QMAP_NAME).exists():
+    if folder is not None and folder.is_dir() and not is_prequantized(base):
         return folder_bytes(folder), "the base's transformer/ folder"
     save_transformer(reference.pipe.transformer, tmp / "base-transformer")  # random weights: save once, measure
     return folder_bytes(tmp / "base-transformer"), (
@@ -206,14 +201,14 @@ def measurements_record(
 ) -> dict:
     """Every number the card shows, as measured (written to measurements.json)."""
     info, quant_result = run.info, run.comparison.results[spec.recipe]
-    source_folder = base_folder(info)
+    source_folder = info.folder
     base_info = base_model_info(info.source, info.kind, source_folder)
     config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
     quant_method = str((config.get("quantization_config") or {}).get("quant_method", ""))
     refusal = re.search(r"holds (.*?), which stock diffusers", quant_method)
     return {
         "repo_id": spec.repo_id,
-        "source": published_source(info),
+        "source": info.name,
         "source_url": spec.source_url,
         "source_kind": info.kind,
         "recipe": spec.recipe,
@@ -232,7 +227,7 @@ def measurements_record(
             "steps": spec.steps,
             "guidance_scale": spec.guidance,
         },
-        "rows": [{**row, "source": published_source(info)} for row in run.comparison.rows()],
+        "rows": [{**row, "source": info.name} for row in run.comparison.rows()],
         "sizes": {
             "transformer_checkpoint_bytes": folder_bytes(folder / "transformer"),
             "base_transformer_checkpoint_bytes": base[0],
@@ -253,7 +248,7 @@ def build_repo_folder(spec: ModelRepoSpec, out: Path) -> dict:
     """Quantize, measure, and write the complete repo folder atomically; returns the measured record."""
     run = measure(spec)
     with staging(out) as stage:
-        metadata = {"recipe": spec.recipe, "source": published_source(run.info), "report": run.variant.report.to_dict()}
+        metadata = {"recipe": spec.recipe, "source": run.info.name, "report": run.variant.report.to_dict()}
         storage = run.reference.storage_dtype  # kept tensors and the VAE as the base stores them, never upcast
         folder = save_pipeline(run.variant.pipe, stage / "repo", metadata=metadata, storage_dtype=storage)
         base = base_transformer_bytes(run.reference, run.info, stage)
@@ -275,7 +270,7 @@ def reusable(out: Path, spec: ModelRepoSpec) -> dict | None:
         return None
     try:
         measurements = json.loads(path.read_text(encoding="utf-8"))
-        wanted = (spec.repo_id, published_source(resolve_source(spec.model)), spec.recipe)
+        wanted = (spec.repo_id, spec.resolved.name, spec.recipe)
         if (measurements["repo_id"], measurements["source"], measurements["recipe"]) == wanted:
             if spec.source_url and measurements.get("source_url") != spec.source_url:
                 measurements = relink(out, measurements, spec)
@@ -325,7 +320,7 @@ def publish_model(spec: ModelRepoSpec, out: Path, target: Target, *, push: bool,
     With `push`, the token, the write access and an existing foreign card are checked before the slow part.
     Returns the measurements."""
     check_repo_id(spec.repo_id)
-    source = published_source(resolve_source(spec.model))
+    source = spec.resolved.name
     if push and not spec.source_url:
         raise DemoError(
             "--push needs --source-url: the public URL of this project's source (a git repo or your Space, e.g. "

@@ -32,11 +32,10 @@ from pathlib import Path
 import yaml
 from huggingface_hub import SpaceCard, SpaceCardData
 
-from dit_demo.engine.model.serialization import METADATA_NAME
-from dit_demo.engine.model.sources import SourceInfo, resolve_source
+from dit_demo.engine.model.folder_format import METADATA_NAME, PIPELINE_PARTS
+from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
 from dit_demo.errors import DemoError
 from dit_demo.hub.io import Target, check_repo_id, check_write_access, describe_push, publish_folder, staging
-from dit_demo.hub.model_repo import PIPELINE_PARTS
 
 APP_FILE = "space_app.py"
 REQUIRED_FILES = ("app.py", "requirements.txt", "README.md")
@@ -137,11 +136,11 @@ def space_requirements(text: str, hardware: str) -> str:
     return "\n".join(header + lines) + "\n"
 
 
-def default_model_code(info: SourceInfo) -> tuple[str, Path | None]:
+def default_model_code(info: ResolvedSource) -> tuple[str, Path | None]:
     """space_app.py's expression for the default model, and the local folder to ship (None for other sources)."""
-    if info.kind != "folder":
+    if not info.local:
         return repr(info.source), None
-    folder = Path(info.path)
+    folder = info.folder
     return f"str(Path(__file__).with_name({MODELS_DIR!r}) / {folder.name!r})", folder
 
 
@@ -159,7 +158,7 @@ def copy_model(folder: Path, target: Path) -> None:
 def stage_space(
     root: Path,
     out: Path,
-    model: str,
+    model: str | ResolvedSource,
     model_env: str,
     *,
     hardware: str = DEFAULT_HARDWARE,
@@ -169,7 +168,7 @@ def stage_space(
     missing = [name for name in (*REQUIRED_FILES, "dit_demo") if not (root / name).exists()]
     if missing:
         raise DemoError(f"{root} lacks {', '.join(missing)}: run this from the project checkout.")
-    info = resolve_source(model)  # refuses a source string the app could not load
+    info = resolve_source(model)  # refuses a source string the app could not load (a resolved one passes as is)
     front, _ = read_front_matter(root / "README.md")
     code, local_model = default_model_code(info)
     with staging(out) as stage:
@@ -209,11 +208,11 @@ def deploy_space(
     check_repo_id(target.repo_id)
     if push:
         print(f"authenticated as {check_write_access(target)}", flush=True)
-    stage_space(root, out, model, model_env, hardware=hardware or DEFAULT_HARDWARE, static=static)
-    info = resolve_source(model)
-    model = f"{MODELS_DIR}/{Path(info.path).name}" if info.kind == "folder" else info.source
+    info = resolve_source(model)  # once: staging and the Space variable read the same source
+    stage_space(root, out, info, model_env, hardware=hardware or DEFAULT_HARDWARE, static=static)
+    model = f"{MODELS_DIR}/{info.folder.name}" if info.local else info.source
     print(f"wrote {out} (default model {model})")
-    shipped = info.kind == "folder"  # named relative to space_app.py: no variable (a relative path would depend on cwd)
+    shipped = info.local  # named relative to space_app.py: no variable (a relative path would depend on cwd)
     extra = [] if shipped else [f"and set the Space variable {model_env}={model} (Settings → Variables)"]
     if hardware:
         extra.append(f"and request hardware {hardware}")

@@ -52,7 +52,7 @@ class BaseModelInfo:
 
 
 def base_model_info(source: str, kind: str, source_folder: str | os.PathLike | None = None) -> BaseModelInfo:
-    """The base model and inherited license of a source (`models.resolve_source(...).kind`).
+    """The base model and inherited license of a source (`engine.model.resolver.ResolvedSource.kind`).
 
     A derivative keeps its base's license: facebook/DiT is CC-BY-NC-4.0; a Hub or folder source's own card is read
     when it has one; the embedded digits model is the project's own (Apache-2.0); random weights carry no license

@@ -10,7 +10,7 @@ import pytest
 from dit_demo.app import config, offered
 from dit_demo.app.inputs import Request
 from dit_demo.engine.generate import Variant
-from dit_demo.engine.model import sources
+from dit_demo.engine.model import resolver
 from dit_demo.engine.model.labels import choices
 
 DIGITS = {i: name for i, name in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
@@ -27,7 +27,7 @@ def digits_folder(tmp_path: Path) -> Path:
 
 
 def test_default_model_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "EMBEDDED_MODEL_DIR", tmp_path)
+    monkeypatch.setattr(resolver, "EMBEDDED_MODEL_DIR", tmp_path)
     assert config.default_model(None, {}) == config.FALLBACK_MODEL  # no embedded model yet
     (tmp_path / "model_index.json").write_text("{}")
     assert config.default_model(None, {}) == "embedded"

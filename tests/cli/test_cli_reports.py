@@ -86,9 +86,11 @@ def test_evaluate_arguments_become_a_config(tmp_path):
 
 def test_train_defaults_are_the_shipped_models(tmp_path):
     from dit_demo.embedded.train import EMBEDDED_DIR, TrainConfig
+    from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 
     assert train.config_from_args(train.build_parser().parse_args([])) == TrainConfig()
-    assert TrainConfig().out == EMBEDDED_DIR
+    assert TrainConfig().destinations() == (EMBEDDED_MODEL_DIR, EMBEDDED_DIR / "classifier")
+    assert TrainConfig(out=tmp_path).destinations() == (tmp_path / "digits", tmp_path / "classifier")
     args = train.build_parser().parse_args(
         ["--out", str(tmp_path), "--dit-steps", "3", "--threads", "1", "--dtype", "float32"]
     )

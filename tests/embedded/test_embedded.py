@@ -14,7 +14,7 @@ from dit_demo.embedded import quality
 from dit_demo.embedded.classifier import CLASSIFIER_DIR, load_classifier
 from dit_demo.engine.request import SamplingRequest
 
-DIGITS_DIR = Path(__file__).resolve().parents[2] / "dit_demo" / "embedded" / "digits"
+DIGITS_DIR = Path(__file__).resolve().parents[2] / "dit_demo" / "engine" / "model" / "data" / "digits"
 LABELS = [i % 10 for i in range(20)]
 SEEDS = list(range(100, 120))  # not the seeds of the README table (0..499)
 

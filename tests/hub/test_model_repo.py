@@ -43,15 +43,16 @@ def test_reproduce_command_round_trips_through_the_parser():
 
 
 def test_a_local_folder_is_published_by_its_name_only(tmp_path):
-    from dit_demo.engine.model.sources import resolve_source
-    from dit_demo.hub.model_repo import published_source
+    from dit_demo.engine.model.resolver import resolve_source
 
     folder = tmp_path / "my-dit"
     folder.mkdir()
-    assert published_source(resolve_source(str(folder))) == "my-dit"
+    (folder / "model_index.json").write_text('{"_class_name": "DiTPipeline"}')
+    assert resolve_source(str(folder)).name == "my-dit"
+    assert resolve_source(f"{folder}/").name == "my-dit"
     command = ModelRepoSpec("alice/x", model=str(folder)).reproduce_command(["1"], [0])
     assert str(tmp_path) not in command and "--model my-dit" in command
-    assert published_source(resolve_source("embedded")) == "embedded"
+    assert resolve_source("embedded").name == "embedded"
 
 
 @pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "bad id/x"])

@@ -142,7 +142,7 @@ def test_space_requirements_keep_the_cuda_build_off_a_cpu_space(tmp_path):
 
 
 def test_a_local_model_folder_is_shipped_inside_the_space(tmp_path):
-    from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR
+    from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 
     model = tmp_path / "somewhere" / "digits-int8"
     shutil.copytree(EMBEDDED_MODEL_DIR, model)

@@ -21,8 +21,8 @@ from stand_in_env import ALICE, BOB_READ, CAROL, point_client_at
 from dit_demo.cli import push_model
 from dit_demo.engine.generate import build_reference, generate
 from dit_demo.engine.model.loading import load_pipeline
+from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import QuantizedDiTTransformer2DModel
-from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.hub.io import HubError, Target, publish_folder
 from dit_demo.hub.model_repo import ModelRepoSpec, reusable

@@ -29,8 +29,8 @@ from stand_in_env import ALICE, point_client_at
 
 from dit_demo.cli import deploy_space
 from dit_demo.engine.generate import build_reference, build_variant
+from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import save_pipeline
-from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR
 from dit_demo.hub.io import Target, publish_folder
 from tests.helpers import free_port
 from tests.venvs import installed, make_venv

@@ -18,7 +18,7 @@ from html_checks import parse_page
 from PIL import Image
 
 import dit_demo.cli.gallery as gallery_cli
-from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR
+from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.metrics import METRICS
 from dit_demo.reports.gallery import GalleryConfig, run_gallery, write_gallery
 from dit_demo.reports.render import GridLayout, tile_size, upscale

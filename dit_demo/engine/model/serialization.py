@@ -1,16 +1,10 @@
 """Save and reload quantized DiT pipelines in optimum-quanto's own format, refusing broken or foreign checkpoints.
 
-Layout of a saved pipeline folder (what `load_pipeline` and the Hub scripts read):
-    model_index.json            DiTPipeline + id2label
-    scheduler/  vae/            plain diffusers components
-    transformer/                config.json, diffusion_pytorch_model.safetensors, quanto_qmap.json
-                                (+ smoothing.safetensors for smoothed recipes: engine/smoothing.py)
-    dit_demo.json               the recipe and its quantization report (how the folder was made)
+The folder's layout, file names and JSON files are `folder_format`'s; this module writes and reads the tensors.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,32 +17,25 @@ from optimum.quanto import QuantizedDiffusersModel, quantization_map, requantize
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from dit_demo.engine.model.folders import remove_stale_siblings, staging_folder, swap_in_folder
-from dit_demo.engine.model.sources import QMAP_NAME, download_pipeline
+from dit_demo.engine.model import folder_format as fmt
+from dit_demo.engine.model.folder_format import QMAP_NAME, WEIGHTS_NAME
+from dit_demo.engine.model.folders import staging_folder, swap_in_folder
+from dit_demo.engine.model.resolver import download_pipeline
 from dit_demo.engine.model.stock import stock_quantization_config
-from dit_demo.engine.quant.smoothing import folded_modules, install_plan, load_plan, plan_of, save_plan
-from dit_demo.errors import CheckpointError, ModelLoadError
+from dit_demo.engine.quant.smoothing import SMOOTHING_NAME, folded_modules, install_plan, load_plan, plan_of, save_plan
+from dit_demo.errors import CheckpointError
 
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 SAFETENSORS_FLOATS = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
-METADATA_NAME = "dit_demo.json"
 ACCEPTED_CLASS_NAMES = ("DiTTransformer2DModel", "Transformer2DModel")  # the Hub's DiT repos use the old name
-
-
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{what} is missing: {path}.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}).") from exc
 
 
 def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """safetensors only; cloned so CPU int8 kernels never see misaligned memory-mapped storage."""
     if (folder / f"{WEIGHTS_NAME}.index.json").is_file():
-        index = _read_json(folder / f"{WEIGHTS_NAME}.index.json", "the shard index")
-        files = sorted(set(index["weight_map"].values()))
+        index = fmt.read_json(folder / f"{WEIGHTS_NAME}.index.json", "The shard index")
+        if not isinstance(index.get("weight_map"), dict):
+            raise CheckpointError(f"{folder / (WEIGHTS_NAME + '.index.json')} has no weight_map object.")
+        files = sorted(set(map(str, index["weight_map"].values())))
     else:
         files = [WEIGHTS_NAME]
     state: dict[str, torch.Tensor] = {}
@@ -100,15 +87,13 @@ class QuantizedDiTTransformer2DModel(QuantizedDiffusersModel):
     ) -> DiTTransformer2DModel:
         """The bare quantized `DiTTransformer2DModel` (an nn.Module, so `pipe.to()` and offload reach it)."""
         folder = Path(folder)
-        qmap = _read_json(folder / QMAP_NAME, "The quantization map (quanto_qmap.json)")
-        config = _read_json(folder / "config.json", "The transformer config (config.json)")
+        qmap, smoothed = fmt.read_qmap(folder)
+        config = fmt.read_json(folder / fmt.CONFIG_NAME, "The transformer config (config.json)")
         class_name = config.get("_class_name")
         if class_name not in ACCEPTED_CLASS_NAMES:
             raise CheckpointError(
                 f"{folder} holds a {class_name or 'unknown'} model, not a DiT transformer: refusing to load it."
             )
-        if not isinstance(qmap, dict) or not all(isinstance(v, dict) and "weights" in v for v in qmap.values()):
-            raise CheckpointError(f"{folder / QMAP_NAME} is not a quanto quantization map.")
         state = _load_state_dict(folder)
         try:
             with init_empty_weights():
@@ -124,6 +109,8 @@ class QuantizedDiTTransformer2DModel(QuantizedDiffusersModel):
                 f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}. Refusing to run random weights."
             )
         plan = load_plan(folder)  # smoothed recipes: the input scales that are not folded into weights
+        if smoothed and not plan:
+            raise CheckpointError(f"{folder} is marked smoothed in {QMAP_NAME} but its {SMOOTHING_NAME} is missing.")
         if plan:
             install_plan(model, plan, folder)
         if dtype is not None and model.dtype != dtype:
@@ -136,14 +123,6 @@ def is_quantized(module: torch.nn.Module) -> bool:
 
 
 QUANTO_INTERNAL_SUFFIXES = ("._data", "._scale", "._shift", "input_scale", "output_scale")
-
-
-def _publishable_config(path: Path, extra: dict | None = None) -> None:
-    """No absolute local path (`_name_or_path`) in what may be published; add `extra` keys."""
-    config = json.loads(path.read_text(encoding="utf-8"))
-    config.pop("_name_or_path", None)
-    config.update(extra or {})
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _store_floats_as(weights: Path, dtype: torch.dtype | None, exact: Sequence[str] = ()) -> None:
@@ -176,16 +155,16 @@ def save_transformer(
     _store_floats_as(folder / WEIGHTS_NAME, storage_dtype, folded_modules(plan_of(transformer)))
     extra = None
     if is_quantized(transformer):
-        (folder / QMAP_NAME).write_text(json.dumps(quantization_map(transformer), indent=2), encoding="utf-8")
-        save_plan(transformer, folder)
+        smoothed = save_plan(transformer, folder) is not None
+        fmt.write_qmap(folder, quantization_map(transformer), smoothed=smoothed)  # marked: quanto's loader refuses
         extra = {"quantization_config": stock_quantization_config(transformer)}
-    _publishable_config(folder / "config.json", extra)
+    fmt.publishable_config(folder / fmt.CONFIG_NAME, extra)
 
 
 def save_vae(vae: torch.nn.Module, folder: Path, *, storage_dtype: torch.dtype | None = None) -> None:
     vae.save_pretrained(folder, safe_serialization=True)
     _store_floats_as(folder / WEIGHTS_NAME, storage_dtype)
-    _publishable_config(folder / "config.json")
+    fmt.publishable_config(folder / fmt.CONFIG_NAME)
 
 
 def save_pipeline(
@@ -216,22 +195,11 @@ def save_pipeline(
             "transformer": ["diffusers", "DiTTransformer2DModel"],
             "vae": ["diffusers", type(pipe.vae).__name__],
         }
-        (tmp / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+        fmt.write_json(tmp / fmt.MODEL_INDEX_NAME, index)
         if metadata is not None:
-            (tmp / METADATA_NAME).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
+            fmt.write_metadata(tmp, metadata)
         swap_in_folder(tmp, folder)
     return folder
-
-
-def read_metadata(folder: str | os.PathLike) -> dict | None:
-    """The recipe/report a folder was saved with, if it was saved by this project (a corrupt file is an error)."""
-    path = Path(folder) / METADATA_NAME
-    if not path.is_file():
-        return None
-    metadata = _read_json(path, "The dit_demo metadata (dit_demo.json)")
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f"{path} is not a JSON object; re-save the folder with `dit-demo quantize`.")
-    return metadata
 
 
 def stored_dtype(folder: str | os.PathLike) -> torch.dtype | None:
@@ -247,18 +215,3 @@ def stored_dtype(folder: str | os.PathLike) -> torch.dtype | None:
             if dtype in SAFETENSORS_FLOATS:
                 return SAFETENSORS_FLOATS[dtype]
     return None
-
-
-__all__ = [
-    "QuantizedDiTTransformer2DModel",
-    "save_pipeline",
-    "save_transformer",
-    "save_vae",
-    "stored_dtype",
-    "remove_stale_siblings",
-    "swap_in_folder",
-    "read_metadata",
-    "is_quantized",
-    "CheckpointError",
-    "ModelLoadError",
-]

@@ -1,5 +1,5 @@
-"""Where a pipeline comes from: the embedded digits model, a Hub id, a local folder, a pre-quantized
-pipeline (detected by `transformer/quanto_qmap.json`), or the exact DiT-XL/2 architecture with random weights.
+"""What a DiT pipeline is made of: the exact DiT-XL/2 / VAE / scheduler configs, the samplers by short name, and
+`DiTPipeline` assembly (random-weight architectures included). Which source a string names is `resolver`'s job.
 
 Everything returns a plain `DiTPipeline` so one generation path serves every source.
 """
@@ -7,8 +7,6 @@ Everything returns a plain `DiTPipeline` so one generation path serves every sou
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from diffusers import (
@@ -22,10 +20,8 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from dit_demo.engine.model.labels import imagenet_id2label
-from dit_demo.errors import InvalidRequestError, ModelLoadError
+from dit_demo.errors import InvalidRequestError
 
-EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[2] / "embedded" / "digits"
-QMAP_NAME = "quanto_qmap.json"
 NULL_CLASS_ID = 1000  # DiTPipeline hard-codes the classifier-free-guidance null class to 1000
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
@@ -67,18 +63,6 @@ SD_VAE = dict(
 DIT_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear")
 
 RANDOM_SOURCES = {"dit-xl-2-256-random": 256, "dit-xl-2-512-random": 512, "tiny-random": 16}
-EMBEDDED_ALIASES = {"embedded", "digits", "embedded-digits"}
-KNOWN_HUB_MODELS = ("facebook/DiT-XL-2-256", "facebook/DiT-XL-2-512")
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """What a source string resolved to, for UIs, cards and benchmark records."""
-
-    source: str
-    kind: str  # embedded | random | folder | hub
-    path: str | None
-    prequantized: bool
 
 
 def make_scheduler(name: str, config: dict | None = None) -> SchedulerMixin:
@@ -143,43 +127,3 @@ def random_pipeline(name: str, *, device: torch.device, dtype: torch.dtype, seed
     finally:
         torch.set_default_dtype(previous_dtype)
     return assemble_pipeline(transformer.eval(), vae.eval(), make_scheduler("dpm"), imagenet_id2label())
-
-
-def _hub_error(source: str, exc: Exception) -> ModelLoadError:
-    reason = (str(exc).splitlines() or [""])[0][:200]
-    return ModelLoadError(
-        f"Could not load {source!r} from the Hugging Face Hub ({type(exc).__name__}: {reason}). "
-        "If the repo is private or gated, set HF_TOKEN; if this machine is offline, download it once elsewhere "
-        f"(`hf download {source}`), copy the cache and set HF_HUB_OFFLINE=1; or pass a local pipeline folder. "
-        "The embedded digits model ('embedded') always works offline."
-    )
-
-
-def resolve_source(source: str | None) -> SourceInfo:
-    """Classify a source string without loading weights (local folders and known names; Hub ids otherwise)."""
-    source = (source or "embedded").strip()
-    if source in EMBEDDED_ALIASES:
-        return SourceInfo(source, "embedded", str(EMBEDDED_MODEL_DIR), False)
-    if source in RANDOM_SOURCES:
-        return SourceInfo(source, "random", None, False)
-    path = Path(source).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(f"{source} is a file; give the pipeline folder that holds model_index.json.")
-        return SourceInfo(source, "folder", str(path), (path / "transformer" / QMAP_NAME).is_file())
-    if source.count("/") != 1 or source.startswith((".", "/", "~")):
-        raise ModelLoadError(
-            f"Unknown model source {source!r}: not a folder here, not a Hub id (owner/name), and not one of "
-            f"{', '.join(sorted(EMBEDDED_ALIASES | set(RANDOM_SOURCES)))}."
-        )
-    return SourceInfo(source, "hub", None, False)
-
-
-def download_pipeline(repo_id: str, **kwargs) -> Path:
-    """Fetch a pipeline repo's safetensors/json files (never pickles) and return the local snapshot folder."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.md", "*.png"], **kwargs))
-    except Exception as exc:  # httpx, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, ...
-        raise _hub_error(repo_id, exc) from exc

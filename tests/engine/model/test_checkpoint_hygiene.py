@@ -9,8 +9,9 @@ import torch
 from safetensors import safe_open
 
 from dit_demo.engine.generate import build_reference, build_variant
+from dit_demo.engine.model.folder_format import read_metadata
 from dit_demo.engine.model.folders import remove_stale_siblings
-from dit_demo.engine.model.serialization import read_metadata, save_pipeline, stored_dtype
+from dit_demo.engine.model.serialization import save_pipeline, stored_dtype
 from dit_demo.engine.model.stock import stock_quantization_config
 from dit_demo.errors import CheckpointError
 from tests.conftest import TINY_CALIBRATION

@@ -6,9 +6,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dit_demo.engine.generate import build_reference, generate
+from dit_demo.engine.model.folder_format import read_metadata
 from dit_demo.engine.model.loading import load_pipeline
-from dit_demo.engine.model.serialization import QuantizedDiTTransformer2DModel, read_metadata, save_pipeline
-from dit_demo.engine.model.sources import resolve_source
+from dit_demo.engine.model.resolver import resolve_source
+from dit_demo.engine.model.serialization import QuantizedDiTTransformer2DModel, save_pipeline
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import CheckpointError
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from dit_demo.engine.model.loading import load_pipeline
-from dit_demo.engine.model.sources import DIT_XL_2, SCHEDULERS, make_scheduler, resolve_source
+from dit_demo.engine.model.resolver import resolve_source
+from dit_demo.engine.model.sources import DIT_XL_2, SCHEDULERS, make_scheduler
 from dit_demo.errors import CheckpointError, InvalidRequestError, ModelLoadError
 
 
@@ -94,3 +95,44 @@ def test_plain_folder_with_missing_tensors_is_refused(tmp_path, tiny_reference):
     save_file(state, str(weights))
     with pytest.raises(CheckpointError, match="random weights|missing"):
         load_pipeline(str(folder), device="cpu")
+
+
+def test_a_source_is_resolved_once_into_what_it_is(tmp_path, tiny_variants):
+    from dit_demo.engine.generate import build_reference
+    from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR, ResolvedSource
+    from dit_demo.engine.model.serialization import save_pipeline
+
+    embedded = resolve_source(" digits ")
+    assert (embedded.kind, embedded.folder, embedded.recipe) == ("embedded", EMBEDDED_MODEL_DIR, None)
+    assert embedded.labels_known and embedded.id2label[3] == "three"
+    random = resolve_source("tiny-random")
+    assert (random.kind, random.folder, len(random.id2label)) == ("random", None, 1000)
+    folder = save_pipeline(tiny_variants["int8"].pipe, tmp_path / "tiny-int8", metadata={"recipe": "int8"})
+    saved = resolve_source(str(folder))
+    assert (saved.kind, saved.name, saved.recipe, saved.folder) == ("prequantized", "tiny-int8", "int8", folder)
+    assert saved.metadata == {"recipe": "int8"} and resolve_source(saved) is saved  # passed on, never re-resolved
+    hub = resolve_source("someone/some-dit")
+    assert (hub.kind, hub.folder, hub.recipe, hub.labels_known) == ("hub", None, None, False)  # nothing cached
+    reference = build_reference(saved, device="cpu")
+    assert isinstance(reference.resolved, ResolvedSource) and reference.resolved is saved
+    assert reference.recipe == "int8" and reference.prequantized
+    assert reference.report.quantize_s == reference.report.calibrate_s == 0.0  # nothing was built in this run
+
+
+@pytest.mark.parametrize("length", [300, 5000, 100_000])
+def test_hostile_long_sources_are_refused_before_the_filesystem(length):
+    with pytest.raises(InvalidRequestError) as info:
+        resolve_source("x" * length)
+    message = str(info.value)
+    assert len(message) < 250 and ("too long" in message)
+    if length > 1024:
+        assert f"({length:,} characters; at most 1,024)" in message
+
+
+def test_a_folder_with_a_damaged_config_is_named_when_resolved(tmp_path, tiny_reference):
+    from dit_demo.engine.model.serialization import save_pipeline
+
+    folder = save_pipeline(tiny_reference.pipe, tmp_path / "plain")
+    (folder / "vae" / "config.json").write_text("[1, 2, 3]")
+    with pytest.raises(CheckpointError, match=r"vae/config.json is not a JSON object: it holds a list, \[1, 2, 3\]"):
+        resolve_source(str(folder))

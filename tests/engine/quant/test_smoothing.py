@@ -13,8 +13,9 @@ from diffusers import DiTPipeline
 
 from dit_demo.engine.generate import build_reference, build_variant, generate
 from dit_demo.engine.model.loading import load_pipeline_folder
+from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import save_pipeline
-from dit_demo.engine.model.sources import EMBEDDED_MODEL_DIR, sibling_pipeline
+from dit_demo.engine.model.sources import sibling_pipeline
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.engine.quant.smoothing import (
@@ -167,6 +168,40 @@ def test_save_reload_is_bit_exact_and_stock_diffusers_refuses(reference, smooth,
     assert config["quantization_config"]["quant_method"] != "quanto"
     with pytest.raises(ValueError, match="dit-quanto-demo"):
         DiTPipeline.from_pretrained(folder)
+
+
+def test_optimum_quanto_own_loader_refuses_a_smoothed_folder(reference, smooth, tmp_path):
+    """quanto's loader knows nothing of the stored smoothing scales: it would render another model (24 dB off on the
+    digits), so the saved quantization map makes both of its entry points fail, naming our loader."""
+    from diffusers import DiTTransformer2DModel
+    from optimum.quanto import QuantizedDiffusersModel, requantize
+    from safetensors.torch import load_file
+
+    from dit_demo.engine.model.loading import load_pipeline
+
+    class QuantoDiT(QuantizedDiffusersModel):
+        base_class = DiTTransformer2DModel
+
+    folder = save_pipeline(smooth.pipe, tmp_path / "smooth", metadata={"recipe": smooth.recipe})
+    transformer = folder / "transformer"
+    with pytest.raises(KeyError, match=r"dit-quanto-demo: smoothed recipe.*dit_demo\.engine\.model\.loading"):
+        QuantoDiT.from_pretrained(str(transformer))
+    qmap = json.loads((transformer / "quanto_qmap.json").read_text())
+    state = load_file(str(transformer / "diffusion_pytorch_model.safetensors"))
+    model = DiTTransformer2DModel.from_config(DiTTransformer2DModel.load_config(str(transformer)))
+    with pytest.raises(KeyError, match="load it with dit_demo"):
+        requantize(model, state_dict=state, quantization_map=qmap)
+    ours = load_pipeline(str(folder), device="cpu", dtype=torch.float32)  # our loader takes the mark off again
+    first, second = generate(smooth.pipe, REQUEST), generate(ours, REQUEST)
+    for a, b in zip(first.images, second.images, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_smoothed_mark_without_its_scales_is_refused(smooth, tmp_path):
+    folder = save_pipeline(smooth.pipe, tmp_path / "unscaled")
+    (folder / "transformer" / SMOOTHING_NAME).unlink()
+    with pytest.raises(CheckpointError, match="marked smoothed.*smoothing.safetensors is missing"):
+        load_pipeline_folder(folder, device=torch.device("cpu"), dtype=torch.float32)
 
 
 def test_a_corrupt_smoothing_file_is_refused(smooth, tmp_path):
