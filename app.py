@@ -175,9 +175,13 @@ def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -
     return inputs
 
 
-def _strict_argument_count(demo: gr.Blocks, inputs: list) -> None:
-    """Gradio ignores extra values and fails with a generic error on missing ones; `/generate` (and its validator)
-    answers both with a message that names the parameters."""
+def _strict_blocks() -> type[gr.Blocks]:
+    """`gr.Blocks` whose `/generate` (and its validator, which gradio runs on the same inputs before queueing)
+    refuses a wrong number of values with a message naming the parameters.
+
+    Gradio drops extra values and fails with a generic error on missing ones; its per-event `validator` only sees
+    the values already cut to the inputs' length, so the count is checked in `Blocks.validate_inputs`, the method
+    gradio calls with every event's raw values, overridden in a subclass."""
     import gradio as gr
 
     from dit_demo.app.inputs import argument_count_message
@@ -186,15 +190,18 @@ def _strict_argument_count(demo: gr.Blocks, inputs: list) -> None:
         def __str__(self) -> str:  # gr.Error shows its repr (quoted); the HTTP answer carries str()
             return self.message
 
-    ids = [block._id for block in inputs]
-    check = demo.validate_inputs
+    class StrictBlocks(gr.Blocks):
+        strict_inputs: tuple = ()  # the components of `/generate`, set once wired
 
-    def validate_inputs(block_fn, values):
-        if [b._id for b in block_fn.inputs] == ids and len(values) != len(ids):
-            raise ArgumentCountError(argument_count_message(len(values)), print_exception=False)
-        return check(block_fn, values)
+        def validate_inputs(self, block_fn, inputs):
+            ours = len(block_fn.inputs) == len(self.strict_inputs) and all(
+                a is b for a, b in zip(block_fn.inputs, self.strict_inputs, strict=True)
+            )
+            if ours and len(inputs) != len(self.strict_inputs):
+                raise ArgumentCountError(argument_count_message(len(inputs)), print_exception=False)
+            return super().validate_inputs(block_fn, inputs)
 
-    demo.validate_inputs = validate_inputs
+    return StrictBlocks
 
 
 def build_demo(
@@ -207,14 +214,13 @@ def build_demo(
     from dit_demo.app.service import DemoService
 
     service = service or DemoService(default_model)
-    with gr.Blocks(title=tabs.TITLE, delete_cache=(3600, 3600)) as demo:
+    with _strict_blocks()(title=tabs.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(tabs.INTRO)
         state = gr.State()
         with gr.Tab("Compare", elem_id="tab-compare"):
             controls, results = _compare_tab(service.default_model, service.limits)
         _static_tabs()
-        inputs = _wire(service, controls, results, state)
-    _strict_argument_count(demo, inputs)
+        demo.strict_inputs = tuple(_wire(service, controls, results, state))
     demo.queue(default_concurrency_limit=1, max_size=queue_size or config.queue_size())
     demo.service = service  # tests and the launcher reach the cache through the app
     return demo

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16's device call. Run from the snapshot root (the project at commit 788ead4 + the patch in README.md):
+# Issue 16's device call. Run from the snapshot root (commit 788ead4 + its patch, in git history: see README.md):
 #     cd .g16 && bash ../bench/h200-multigpu/device_run.sh
 # 2 GPUs (NGPU=2, nvidia-h200-x2): XL/2 gallery with 1 process on GPU0 while the embedded digits evaluation
 #   (10,000 samples per row) runs on GPU1; then the gallery with 2 processes (--multi_gpu, NCCL); pixel equality.

@@ -1,4 +1,4 @@
-"""`python -m dit_demo.gallery` (commit 788ead4's layout, + the metrics patch in README.md) with what the gallery
+"""`python -m dit_demo.gallery` (commit 788ead4's layout + its patch, see README.md) with what the gallery
 does not record itself: phase times, the gather time, per-process peak memory, and every image as .npy so two runs
 can be compared pixel by pixel. Run it from the project root, under `accelerate launch` like the gallery:
 

@@ -94,11 +94,6 @@ def psnr(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike],
     return mean_value(psnr_values(a, b, device))
 
 
-def ssim(a: ImageLike | Sequence[ImageLike], b: ImageLike | Sequence[ImageLike], device=None) -> float:
-    """Mean SSIM over pairs (Gaussian window, shrunk for the 16×16 digits)."""
-    return mean_value(ssim_values(a, b, device))
-
-
 def amplified_difference(a: ImageLike, b: ImageLike, gain: float = 8.0) -> Image.Image:
     """|a − b| × gain as an RGB image: where quantization changed the picture, made visible."""
     ta, tb = _paired(a, b)

@@ -1,9 +1,10 @@
 """Honest speed / memory numbers for every recipe, as ratios to bf16 in the same run (`dit-demo bench`).
 
-Method (see DESIGN.md §4): one process, each variant built fresh and alone on the device (so peak memory is its
-own), warm-up first (compile, autotune, CUDA-graph capture), a device sync, median of ≥ 5 timed end-to-end runs
-through the one generation path, transformer-forward latency by CUDA events, peak memory after a reset, weight
-bytes, and quality against the bf16 eager images of the same seeds through `dit_demo.compare.image_quality`.
+Method (bench/README.md states it with each table): one process, each variant built fresh and alone on the device
+(so peak memory is its own), warm-up first (compile, autotune, CUDA-graph capture), a device sync, median of ≥ 5
+timed end-to-end runs through the one generation path, transformer-forward latency by CUDA events, peak memory
+after a reset, weight bytes, and quality against the bf16 eager images of the same seeds through
+`dit_demo.compare.image_quality`.
 
 Each row's quality keys are the vocabulary's `psnr_db` and `ssim`. results.json files written before the rename
 (the committed `bench/*/results.json`) call PSNR `psnr_vs_bf16_db`; `row_psnr_db` and therefore `markdown` and
@@ -32,11 +33,7 @@ from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
 from dit_demo.metrics import METRICS, canonical
-from dit_demo.reports.bench_timing import (  # forward_inputs: re-exported, reports.linears imports it from here
-    forward_inputs,  # noqa: F401
-    profile_transformer_forward,
-    time_transformer_forward,
-)
+from dit_demo.reports.bench_timing import profile_transformer_forward, time_transformer_forward
 from dit_demo.reports.charts import scatter_chart
 from dit_demo.reports.tables import markdown_table
 from dit_demo.units import format_bytes

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
-from dit_demo.engine.fast.compile import Int8Linear, convert_to_fast_linears
+from dit_demo.engine.fast.compile import convert_to_fast_linears
+from dit_demo.engine.fast.layers import Int8Linear
 from dit_demo.engine.generate import build_reference, build_variant
 from dit_demo.engine.machine import environment
 from dit_demo.errors import InvalidRequestError
-from dit_demo.reports.bench import forward_inputs
+from dit_demo.reports.bench_timing import forward_inputs
 
 KERNELS = ("bf16", "w8 torch", "w8 triton", "w8a8 torch", "w8a8 triton")
 

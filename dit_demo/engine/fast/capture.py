@@ -2,8 +2,9 @@
 request's conditioning tables and one for the VAE decode.
 
 `torch.compile(mode="reduce-overhead")` captures only the transformer forward; between forwards the pipeline's
-Python loop, the classifier-free-guidance split/combine and the scheduler update cost 0.65–1.1 ms per step on an
-H200 (DESIGN.md §4b). Here the step is a fixed function of a few static buffers:
+Python loop, the classifier-free-guidance split/combine and the scheduler update run on the host every step
+(bench/README.md, "What fused QKV and whole-step capture each bring": 4.57 → 2.31 ms per step at 256² b1 on an
+H200 once they are inside the graph). Here the step is a fixed function of a few static buffers:
 
 - the sampler update is the per-step linear recurrence of `dit_demo.engine.fast.recurrence` (fitted from the real
   diffusers scheduler), its coefficients and timesteps in device tables indexed by a device step counter that the
@@ -29,7 +30,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from dit_demo.engine.fast import conditioning
 from dit_demo.engine.fast.recurrence import NotCapturable, linear_recurrence
-from dit_demo.engine.fast.slot import Slot, capture_graph, median_replay_seconds, scheduler_key
+from dit_demo.engine.fast.slot import Slot, capture_graph, scheduler_key
 from dit_demo.engine.model.sources import NULL_CLASS_ID
 
 MAX_SLOTS = 4  # (batch, guidance on/off, steps, sampler) combinations kept captured; the oldest is dropped
@@ -214,12 +215,6 @@ class StepSampler:
             return slot.forward_replay(forward, self.pool)
         finally:
             conditioning.activate(self.tables, None)
-
-    def forward_graph_seconds(self, batch: int, guidance_scale: float, steps: int, runs: int) -> float | None:
-        """Median GPU seconds of the transformer forward alone, as the step runs it (tables active), replayed from
-        its own CUDA graph; None without graphs or before the shape was captured."""
-        replay = self.replayer(batch, guidance_scale, steps, "forward")
-        return None if replay is None else median_replay_seconds(replay, runs)
 
 
 class CapturedDiTPipeline(DiTPipeline):

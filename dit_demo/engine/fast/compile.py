@@ -30,7 +30,7 @@ import dit_demo.engine.fast.kernels as kernels
 from dit_demo.engine.fast.capture import CapturedDiTPipeline
 from dit_demo.engine.fast.fp8 import Fp8Linear, is_fp8_qlinear
 from dit_demo.engine.fast.fusion import fuse_qkv
-from dit_demo.engine.fast.layers import INT_MM_MIN_ROWS, Int8Embedding, Int8Linear
+from dit_demo.engine.fast.layers import Int8Embedding, Int8Linear
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.model.sources import sibling_pipeline
 from dit_demo.errors import InvalidRequestError
@@ -40,7 +40,6 @@ LINEAR_KERNELS = ("auto", "triton", "mixed", "torch")  # mixed: Triton GEMV for 
 CAPTURE_MODES = ("auto", "step", "forward")  # auto: step on a GPU when compiling, forward otherwise
 # Inductor without its own CUDA graphs, so the whole step can be captured around it
 NO_CUDAGRAPHS = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
-__all__ = ["INT_MM_MIN_ROWS", "Int8Embedding", "Int8Linear", "Fp8Linear"]
 
 
 def _replace_submodule(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:

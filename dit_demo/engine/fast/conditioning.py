@@ -18,8 +18,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TABLE_NAMES = ("transformer_blocks.*.norm1.linear", "proj_out_1")
-
 
 class ConditioningTable(torch.nn.Module):
     """A conditioning linear whose per-step outputs can be served from a precomputed table."""

@@ -1,8 +1,9 @@
 """The `fp8-a8` fast path: quanto's frozen fp8 (e4m3) linears with static fp8 activations as plain torch ops.
 
-On Hopper the fp8 tensor cores are the only quantized GEMM faster than cuBLAS bf16 (DESIGN.md §4b: 1.5–1.8× from
-2048 rows). `Fp8Linear` holds the same fp8 weights, per-output-channel scales and calibrated activation scales as
-the quanto module it replaces (the saved format stays quanto's) and computes
+On Hopper the fp8 tensor cores are the only quantized GEMM faster than cuBLAS bf16, and only for GEMMs of a couple of
+thousand rows and more (the end-to-end fp8-a8 numbers are in bench/README.md). `Fp8Linear` holds the same fp8
+weights, per-output-channel scales and calibrated activation scales as the quanto module it replaces (the saved
+format stays quanto's) and computes
 
     x_q = clamp(x / s_in, ±448) → e4m3        plain ops: Inductor fuses them into the kernel that produced x
                                               (the LayerNorm + modulate, the GELU), so quantizing costs no pass

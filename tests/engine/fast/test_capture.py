@@ -15,6 +15,7 @@ import torch
 from dit_demo.engine.fast import conditioning
 from dit_demo.engine.fast.capture import CapturedDiTPipeline
 from dit_demo.engine.fast.compile import compile_variant
+from dit_demo.engine.fast.slot import median_replay_seconds
 from dit_demo.engine.generate import build_reference, build_variant, generate, initial_generators
 from dit_demo.engine.metrics import psnr
 from dit_demo.engine.model.sources import set_scheduler
@@ -128,5 +129,5 @@ def test_step_graphs_on_cuda_equal_the_plain_pipeline(recipe, cuda_device):
     captured = generate(fast, request)
     assert fast.pipe.last_path == "step-graph"
     assert psnr(plain.images, captured.images) >= (CUDA_PSNR_DB if recipe == "bf16" else 30)
-    seconds = fast.pipe.sampler.forward_graph_seconds(3, 4.0, 12, runs=5)
+    seconds = median_replay_seconds(fast.pipe.sampler.replayer(3, 4.0, 12, "forward"), runs=5)
     assert seconds is not None and 0 < seconds < captured.per_step_s * 2

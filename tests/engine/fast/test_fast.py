@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from dit_demo.engine.fast.compile import Int8Embedding, Int8Linear, compile_variant, convert_to_fast_linears
+from dit_demo.engine.fast.compile import compile_variant, convert_to_fast_linears
+from dit_demo.engine.fast.layers import Int8Embedding, Int8Linear
 from dit_demo.engine.generate import build_reference, build_variant, generate
 from dit_demo.engine.metrics import psnr
 from dit_demo.engine.quant.quantize import CalibrationConfig, module_weight_bytes

@@ -4,8 +4,10 @@ import pytest
 import torch
 from diffusers.models.attention_processor import FusedAttnProcessor2_0
 
-from dit_demo.engine.fast.compile import Fp8Linear, Int8Linear, convert_to_fast_linears
+from dit_demo.engine.fast.compile import convert_to_fast_linears
+from dit_demo.engine.fast.fp8 import Fp8Linear
 from dit_demo.engine.fast.fusion import fusable, fuse_qkv
+from dit_demo.engine.fast.layers import Int8Linear
 from dit_demo.engine.generate import build_reference, build_variant
 from dit_demo.engine.quant.quantize import CalibrationConfig, module_weight_bytes
 

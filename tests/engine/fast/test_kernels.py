@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import dit_demo.engine.fast.kernels as kernels
-from dit_demo.engine.fast.compile import Int8Linear, resolve_kernel
+from dit_demo.engine.fast.compile import resolve_kernel
+from dit_demo.engine.fast.layers import Int8Linear
 from dit_demo.errors import InvalidRequestError
 
 ROOT = Path(__file__).resolve().parents[2]
