@@ -119,7 +119,7 @@ def _result_views() -> SimpleNamespace:
 def _compare_tab(model: str, limits: config.Limits) -> tuple[SimpleNamespace, SimpleNamespace]:
     import gradio as gr
 
-    from dit_demo.app.offered import example_rows
+    from dit_demo.app.offered import example_label, example_rows
 
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -128,11 +128,13 @@ def _compare_tab(model: str, limits: config.Limits) -> tuple[SimpleNamespace, Si
         with gr.Column(scale=2, min_width=300):
             results = _result_views()
     c = controls
+    examples = example_rows(model)
     gr.Examples(
-        examples=example_rows(model),
+        examples=examples,
         inputs=[c.classes, c.seed, c.steps, c.guidance, c.recipes],
         cache_examples=False,
         label="Examples",
+        example_labels=[example_label(row) for row in examples],
     )
     return controls, results
 
@@ -141,11 +143,11 @@ def _static_tabs() -> None:
     """The pre-computed gallery and, where this checkout has it, the GPU benchmark (from their results.json)."""
     import gradio as gr
 
-    from dit_demo.app import tabs
+    from dit_demo.app import bench_tab, tabs
 
     with gr.Tab("Gallery", elem_id="tab-gallery"):
         gr.HTML(tabs.gallery_html(), elem_id="precomputed", padding=False)
-    bench = tabs.bench_html()
+    bench = bench_tab.bench_html()
     if bench:
         with gr.Tab("GPU benchmark", elem_id="tab-bench"):
             gr.HTML(bench, elem_id="bench", padding=False)

@@ -80,6 +80,13 @@ def example_rows(source: str | ResolvedSource) -> list[list]:
     return [[p, i, DEFAULT_STEPS, DEFAULT_GUIDANCE, recipe_sets[i % 3]] for i, p in enumerate(picks)]
 
 
+def example_label(row: list) -> str:
+    """One example as a short button text (`3: three, 7: seven · seed 0 · int8`): a labelled example is a button
+    that wraps on a phone, where Gradio's five-column example table ran 112 px past a 390 px screen."""
+    classes, seed, _steps, _guidance, recipes = row
+    return f"{', '.join(classes)} · seed {seed} · {', '.join(recipes)}"
+
+
 def prequantized_recipe(source: str | ResolvedSource) -> str | None:
     """The recipe a pre-quantized folder or cached Hub repo was saved with (None for full precision); a source that
     cannot be resolved (a corrupt dit_demo.json included) raises its `DemoError`."""

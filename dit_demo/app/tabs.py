@@ -1,6 +1,6 @@
-"""The page's fixed text and the pre-computed gallery and GPU benchmark tabs, rendered from their results.json
-(tables, verdicts, charts, difference tiles) rather than from Markdown written for a repository: no relative links
-that would 404 on the page, and the same units and labels as the compare tab."""
+"""The page's fixed text and the pre-computed gallery tab (the GPU benchmark tab is `bench_tab`), rendered from
+results.json (tables, verdicts, charts, difference tiles) rather than from Markdown written for a repository: no
+relative links that would 404 on the page, and the same units and labels as the compare tab."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from dit_demo.app.config import BENCH_DIR, GALLERY_DIR
+from dit_demo.app.config import GALLERY_DIR
 from dit_demo.app.html import difference_images, image_grid_html
 from dit_demo.app.views import dtype_name, verdict
-from dit_demo.metrics import METRICS, canonical
+from dit_demo.metrics import METRICS
 from dit_demo.reports.charts import scatter_svg
 from dit_demo.reports.tables import metric_table
 
@@ -160,110 +160,3 @@ def gallery_chart(rows: list[dict]) -> str:
         for r in rows
     ]
     return scatter_svg(points, latency.header, f"transformer {weights.header}", "Latency vs weights")
-
-
-# -- the GPU benchmark ---------------------------------------------------------------------------------------
-
-
-def bench_records(folder: Path = BENCH_DIR) -> list[tuple[str, dict]]:
-    """Every benchmark run with a readable results.json, by folder name."""
-    found = []
-    for path in sorted(folder.glob("*/results.json")):
-        record = read_record(path)
-        if record and record.get("rows"):
-            found.append((path.parent.name, record))
-    return found
-
-
-def _bench_label(row: Mapping) -> str:
-    """Recipe and how it ran: eager, compiled (forward graphs) or whole-step graphs, with fused QKV if it was."""
-    if row.get("compile_mode", row.get("compile")) == "none":
-        return f"{row['recipe']} eager"
-    mode = "step graphs" if row.get("capture") == "step" or row.get("path") == "step-graph" else "compiled"
-    return f"{row['recipe']} {mode}" + (" + fused QKV" if row.get("fuse") else "")
-
-
-BENCH_METRICS = (
-    "latency_s",
-    "latency_vs_bf16_eager",
-    "latency_vs_bf16_same_mode",
-    "forward_s",
-    "per_step_s",
-    "peak_memory_bytes",
-    "weight_bytes",
-    "psnr_db",
-    "warmup_s",
-)
-
-
-def _bench_psnr(row: Mapping) -> float | str | None:
-    """PSNR against bf16 eager (null = identical); "—" for bf16 eager itself."""
-    if row["recipe"] == "bf16" and row.get("compile_mode") == "none":
-        return "—"
-    return canonical(row).get("psnr_db")
-
-
-def bench_section(record: Mapping) -> str:
-    """One benchmark run: what ran where, a verdict per quantized row, the table and a chart."""
-    config, env = record["config"], record["environment"]
-    rows = [r for r in record["rows"] if r.get("ok", True)]
-    batch = rows[0].get("batch", config.get("batch"))
-    random_weights = str(config["model"]).endswith("-random")
-    head = (
-        f"<h3>{escape(str(config['model']))}, batch {batch}, on {escape(env['machine'])}</h3>"
-        f"<p class='dq-note'>torch {escape(env['torch'])}, diffusers {escape(env['diffusers'])}, optimum-quanto "
-        f"{escape(env['optimum_quanto'])}, {escape(str(env['date'])[:10])}. {config['steps']} DPM-Solver steps, "
-        f"guidance {config['guidance']:g}, median of {config['runs']} runs after {config['warmup_runs']} warm-up runs"
-        + ("; random weights with the exact DiT-XL/2 architecture" if random_weights else "")
-        + ". Ratios compare with bf16 in the same mode; PSNR with bf16 eager. The one-time warm-up (compile, CUDA "
-        "graphs) is reported apart from latency.</p>"
-    )
-    verdicts = []
-    for r in rows:
-        if r["recipe"] == "bf16":
-            continue
-        psnr = _bench_psnr(r)
-        line = {
-            "label": _bench_label(r),
-            "recipe": r["recipe"],
-            "latency_ratio": r.get("latency_vs_bf16_same_mode"),
-            "peak_memory_ratio": r.get("peak_memory_vs_bf16_same_mode"),
-            "weight_bytes_ratio": r.get("weight_bytes_vs_bf16"),
-            "psnr_db": psnr if isinstance(psnr, (int, float)) else None,
-        }
-        verdicts.append(verdict(line, f"bf16 {_bench_label(r).split()[-1]}", where=" on this GPU"))
-    records = [{**r, "psnr_db": _bench_psnr(r)} for r in rows]
-    table = metric_table(records, BENCH_METRICS, [_bench_label(r) for r in rows])
-    latency, memory = METRICS["latency_s"], METRICS["peak_memory_bytes"]
-    points = [
-        {
-            "x": latency.number(r["latency_s"]),
-            "y": memory.number(r["peak_memory_bytes"]),
-            "label": _bench_label(r),
-            "x_text": latency.text(r["latency_s"]),
-            "y_text": memory.text(r["peak_memory_bytes"]) + " peak",
-        }
-        for r in rows
-    ]
-    chart = scatter_svg(points, latency.header, f"GPU {memory.header}", "Latency vs peak memory")
-    return head + _verdict_list(verdicts) + table + chart
-
-
-def bench_html(folder: Path = BENCH_DIR) -> str | None:
-    """Every benchmark run of this checkout, or None (the tab is left out)."""
-    records = bench_records(folder)
-    if not records:
-        return None
-    intro = (
-        "<p>DiT-XL/2 on a data-centre GPU, measured with <code>dit-demo bench</code>: the bf16 reference eager and "
-        "compiled (torch.compile with CUDA graphs), the int8 recipes through the project's fast path (quanto's int8 "
-        "weights on plain torch kernels, then compiled). Each variant was built alone on the GPU; latency is the "
-        "median of several end-to-end runs with classifier-free guidance.</p>"
-    )
-    sections = []
-    for name, record in records:
-        try:
-            sections.append(bench_section(record))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:  # another tool's results.json: not this table
-            log.warning("Benchmark tab: skipped %s/results.json (%s: %s)", name, type(exc).__name__, exc)
-    return intro + "".join(sections) if sections else None

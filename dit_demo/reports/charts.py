@@ -194,9 +194,10 @@ def scatter_svg(
     guides: tuple[float | None, float | None] = (None, None),
 ) -> str:
     """An inline SVG scatter for HTML pages, with its key: axes from zero (ratios read honestly), round ticks, each
-    point labelled beside it (`place_labels`), optional dashed guide lines at x = guides[0] and y = guides[1].
+    point labelled beside it in its colour (`place_labels`), a point on top of an earlier one drawn as a ring around
+    it, optional dashed guide lines at x = guides[0] and y = guides[1].
     Points: `x`, `y` (display units), `label`; optional `x_text`, `y_text` for the key."""
-    width, height, font_size = 360, 270, 14
+    width, height, font_size = 320, 250, 14  # narrow: at 390 px the text stays about 12 px
     left, right, top, bottom = 52, 12, 30 if title else 12, 42
     xs = [float(p["x"]) for p in points]
     ys = [float(p["y"]) for p in points]
@@ -233,17 +234,23 @@ def scatter_svg(
     texts = [str(p["label"]) for p in points]
     for k, ((x, y), text) in enumerate(zip(spots, texts)):
         colour = PALETTE[k % len(PALETTE)]
+        under = sum(abs(x - ox) < 3 and abs(y - oy) < 3 for ox, oy in spots[:k])  # points drawn here already
+        shape = (
+            f'r="5.5" fill="{colour}" stroke="#fff"'
+            if not under
+            else f'r="{5.5 + 3 * under}" fill="none" stroke="{colour}"'
+        )
         parts.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5.5" fill="{colour}" stroke="#fff" stroke-width="1">'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" {shape} stroke-width="{1 if not under else 2}">'
             f"<title>{k + 1}: {escape(text)}</title></circle>"
         )
-    for spot in place_labels(spots, texts, (left + 2, top, width - right, height - bottom), 13):
+    for k, spot in enumerate(place_labels(spots, texts, (left + 2, top, width - right, height - bottom), 13)):
         if spot is None:
             continue
         lx, ly, anchor, text = spot
         parts.append(
-            f'<text class="dq-point" x="{lx:.1f}" y="{ly:.1f}" font-size="13" text-anchor="{anchor}">'
-            f"{escape(text)}</text>"
+            f'<text class="dq-point" x="{lx:.1f}" y="{ly:.1f}" font-size="13" text-anchor="{anchor}" '
+            f'style="fill:{PALETTE[k % len(PALETTE)]}">{escape(text)}</text>'
         )
     parts.append("</svg>")
     return f'<div class="dq-chart">{"".join(parts)}{_key_html(points)}</div>'

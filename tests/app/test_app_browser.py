@@ -1,6 +1,8 @@
 """The page itself in headless Chromium, on a 1400 px desktop and a 390 px phone: Generate, then every tile has a
-visible caption, no table header breaks onto a second line, nothing is cut off, every tab loads, and no request
-answers ≥ 400 (from the browser's network log).
+visible caption, no table header breaks onto a second line, every tab loads, and no request answers ≥ 400 (from
+the browser's network log). On every tab, with every disclosure opened, every table, chart, key, tile and text
+block is measured against its container: the test fails on any overflow (a box whose content is wider than the box,
+or an element whose edge passes its container's), and on any text drawn in the bundled font's broken semibold face.
 
 Full-page screenshots go to test-artifacts/ (app-compare-1400.png, app-gallery-390.png, ...). Skipped only where
 chromium/chromedriver are not installed (CI installs Debian's `chromium` and `chromium-driver`).
@@ -112,6 +114,54 @@ def failed_requests(driver) -> list[tuple[int, str]]:
     return failed
 
 
+# Every box of a tab that must fit: [description, kind, pixels] for each overflow found (empty = all fit).
+OVERFLOWS = """
+const root = document.querySelector(arguments[0]);
+root.querySelectorAll('details').forEach(d => { d.open = true; });
+const sel = 'table, th, .dq-table-wrap, .dq-chart, .dq-chart svg, .dq-key, .dq-tile, .dq-strip, .dq-grid, '
+  + '.dq-grid img, .dq-row, .dq-rows, .dq-gpu, details, ul, ol, p, h3, h4, figure, img';
+const found = [];
+const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '[' + (e.getAttribute('class') || '')
+  + '] "' + (e.textContent || '').trim().slice(0, 40) + '"';
+const viewport = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth > viewport + 1)
+  found.push(['page', 'scroll', document.documentElement.scrollWidth - viewport]);
+for (const e of [root, ...root.querySelectorAll(sel)]) {
+  if (!e.getClientRects().length) continue;
+  const r = e.getBoundingClientRect();
+  if (r.width === 0) continue;
+  const hidden = e.scrollWidth - e.clientWidth;
+  if (hidden > 1 && e.clientWidth > 0) found.push([name(e), 'scroll', hidden]);
+  const c = (e === root ? document.documentElement : e.parentElement).getBoundingClientRect();
+  if (r.right > c.right + 1) found.push([name(e), 'right', Math.round(r.right - c.right)]);
+  if (r.left < c.left - 1) found.push([name(e), 'left', Math.round(c.left - r.left)]);
+  if (r.right > viewport + 1) found.push([name(e), 'viewport', Math.round(r.right - viewport)]);
+}
+return found;
+"""
+
+# Our pages' text (inside Gradio's HTML/Markdown `.prose`) drawn in semibold (600): Gradio's
+# SourceSansPro-SemiBold.woff2 is a 5 KB subset without A, B, I and more, which Chromium then draws from a fallback
+# as small capitals ("NVIDIᴀ", "Mɪʙ", "dʙ"); our text uses the complete regular and bold faces only.
+SEMIBOLD = """
+const root = document.querySelector(arguments[0]);
+return [...root.querySelectorAll('.prose *')].filter(e => e.getClientRects().length && e.childNodes.length
+  && [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
+  && getComputedStyle(e).fontWeight === '600'
+  && /source sans pro/i.test(getComputedStyle(e).fontFamily.split(',')[0])).map(e => e.textContent.trim().slice(0, 40));
+"""
+
+
+def assert_nothing_overflows(driver, selector: str, where: str) -> None:
+    overflows = driver.execute_script(OVERFLOWS, selector)
+    assert overflows == [], f"{where}: overflowing boxes {overflows}"
+    semibold = driver.execute_script(SEMIBOLD, selector)
+    assert semibold == [], f"{where}: text in the broken semibold face {semibold}"
+    bold = "return [...document.fonts].some(f => /Source Sans Pro/.test(f.family) && f.weight === '700' "
+    bold += "&& f.status === 'loaded')"
+    assert driver.execute_script(bold), "the complete bold face (700) is not loaded"
+
+
 def assert_headers_on_one_line(driver, selector: str) -> None:
     for text, lines, overflow in driver.execute_script(HEADER_LINES, selector):
         assert lines < 1.5, f"header {text!r} takes {lines:.1f} lines"
@@ -159,18 +209,20 @@ def test_page_reads_at_a_glance(driver, url: str, width: int, height: int, mobil
     assert_headers_on_one_line(driver, "#dq-table thead th")
     fits = "const w = document.querySelector('#dq-table').parentElement; return w.scrollWidth - w.clientWidth"
     assert driver.execute_script(fits) <= 1  # the last column is not cut off
-    screenshot(driver, f"app-compare-{width}.png")
+    screenshot(driver, f"app-compare-{width}.png")  # before the checks, so a failure can be looked at
+    assert_nothing_overflows(driver, "#tab-compare", f"compare tab at {width} px")
 
-    for tab, content in (("Gallery", "#precomputed"), ("GPU benchmark", "#bench")):
+    for tab, content in (("Gallery", "#precomputed"), ("GPU benchmark", "#bench")):  # the compare tab is above
         buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text.strip() == tab]
         if not buttons:
             continue  # the benchmark tab exists only where bench/*/results.json does
         driver.execute_script("arguments[0].click()", buttons[0])  # a "Loading…" toast may lie over the tab bar
         wait.until(lambda d, sel=content: d.find_elements(By.CSS_SELECTOR, f"{sel} svg"))
         wait.until(lambda d, sel=content: images_loaded(d, f"{sel} img"))
-        assert_headers_on_one_line(driver, f"{content} thead th")
+        assert_headers_on_one_line(driver, f"{content} table:not(.dq-wide) thead th")  # wide: between words only
         assert "issue #" not in driver.find_element(By.CSS_SELECTOR, content).text
         screenshot(driver, f"app-{tab.split()[-1].lower()}-{width}.png")
+        assert_nothing_overflows(driver, content, f"{tab} tab at {width} px")
     assert failed_requests(driver) == []
 
 

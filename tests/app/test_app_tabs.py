@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from dit_demo.app import config, tabs
+from dit_demo.app import bench_tab, config, tabs
 
 
 def assert_page_safe(text: str) -> None:
@@ -39,41 +38,73 @@ def test_gallery_tab_without_results_says_how_to_make_it(tmp_path: Path) -> None
     assert "dit-demo gallery --shipped" in tabs.gallery_html(tmp_path)
 
 
-def test_bench_tab_from_results_json(tmp_path: Path) -> None:
-    assert tabs.bench_html(tmp_path) is None
-    runs = sorted(config.BENCH_DIR.glob("*/results.json"))
-    if not runs:
-        pytest.skip("no benchmark results in this copy")
-    shutil.copy(runs[0], (tmp_path / "run").mkdir() or tmp_path / "run" / "results.json")
-    (tmp_path / "README.md").write_text("Against the goals of issue #8 ... [chart](run/chart.png)")
-    page = tabs.bench_html(tmp_path)
+def _run_row(recipe: str, mode: str, latency: float, spread: float, peak: int, **extra) -> dict:
+    row = {"recipe": recipe, "compile": "none" if mode == "none" else "reduce-overhead", "batch": 1, "ok": True}
+    row.update(compile_mode=mode, capture="step", fuse=True, latency_s=latency, latency_min_s=latency - spread)
+    row.update(latency_max_s=latency + spread, forward_s=latency / 30, per_step_s=latency / 25, warmup_s=1.0)
+    row.update(peak_memory_bytes=peak, weight_bytes=peak // 2, psnr_db=None if recipe == "bf16" else 45.0, **extra)
+    return row
+
+
+def _write_run(folder: Path, name: str, machine: str, date: str, rows: list[dict]) -> None:
+    from dit_demo.reports.bench import add_ratios
+
+    add_ratios(rows)
+    env = {"machine": machine, "date": date, "torch": "2.11", "diffusers": "0.42", "optimum_quanto": "0.2.7"}
+    config = {"model": "dit-xl-2-256-random", "steps": 25, "guidance": 4.0, "runs": 5, "warmup_runs": 1}
+    (folder / name).mkdir()
+    (folder / name / "results.json").write_text(json.dumps({"environment": env, "config": config, "rows": rows}))
+
+
+def test_bench_tab_is_one_screen_per_gpu_newest_first(tmp_path: Path) -> None:
+    """Headline from the numbers (faster only where the runs do not overlap), one chart, the best setting per recipe,
+    full tables under a disclosure; the newer GPU first; verdicts name bf16 in the same mode."""
+    assert bench_tab.bench_html(tmp_path) is None
+    step = "reduce-overhead+step-graph+fused-qkv"
+    _write_run(tmp_path, "old-gpu", "GPU OLD", "2026-01-01", [
+        _run_row("bf16", "none", 0.9, 0.01, 2000),
+        _run_row("bf16", step, 0.100, 0.002, 2000),
+        _run_row("int8", step, 0.090, 0.002, 1200),  # runs do not overlap: faster
+        _run_row("int8-a8", step, 0.101, 0.004, 1300),  # overlaps bf16: about as fast
+    ])  # fmt: skip
+    _write_run(tmp_path, "new-gpu", "GPU NEW", "2026-02-01", [
+        _run_row("bf16", "none", 0.9, 0.01, 2000),
+        _run_row("bf16", step, 0.050, 0.001, 2000),
+        _run_row("int8", step, 0.070, 0.001, 1200),
+    ])  # fmt: skip
+    page = bench_tab.bench_html(tmp_path)
     assert_page_safe(page)
-    record = json.loads(runs[0].read_text())
-    assert page.count("<svg") == 1 and page.count("<table") == 1
-    assert f"on {record['environment']['machine']}" in page
-    assert "bf16 eager" in page and "(MiB)" in page
-    for row in record["rows"]:
-        if row["recipe"] != "bf16":
-            assert f"<b>{row['recipe']} " in page  # a verdict per quantized row
+    assert page.index("<h3>GPU NEW</h3>") < page.index("<h3>GPU OLD</h3>")  # newest first
+    new, old = page.split("<h3>GPU OLD</h3>")
+    assert "Memory wins" in new and "0.60×" in new and "Speed does not win" in new and "1.40×" in new
+    assert "Speed wins" in old and "int8 at 256² batch 1 (0.90×)" in old
+    assert "About as fast as bf16 (the runs overlap): int8-a8 at 256² batch 1" in old
+    assert page.count("<svg") == 2 and page.count("<details>") == 2 and page.count('class="dq-key"') == 2
+    assert "slower than the bf16 step graphs + fused QKV on this GPU" in new  # the baseline's own name, not "bf16 QKV"
+    best = new.split("Best setting per recipe")[1].split("<details>")[0]
+    assert best.count("<tr>") == 2 and "256² batch 1, step graphs + fused QKV" in best  # header + int8
 
 
 def test_every_shipped_bench_run_renders() -> None:
-    page = tabs.bench_html()
+    page = bench_tab.bench_html()
     if page is None:
         pytest.skip("no benchmark results in this copy")
     assert_page_safe(page)
-    assert page.count("<svg") == len(tabs.bench_records())
+    gpus = {r["environment"]["machine"] for _, r in bench_tab.bench_records()}
+    assert page.count("<svg") == len(gpus) and page.count("<details>") == len(gpus)
+    assert page.count('<table class="dq-table') == len(bench_tab.bench_records()) + len(gpus)
+    for _, record in bench_tab.bench_records():
+        assert f"<h3>{record['environment']['machine']}</h3>" in page
+    assert "bf16 QKV" not in page
 
 
 def test_benchmark_labels_tell_every_run_of_a_recipe_apart():
     """One H200 table holds bf16 with forward graphs and with whole-step graphs: two different labels."""
-    from dit_demo.app.tabs import _bench_label
-
     rows = [
         {"recipe": "bf16", "compile_mode": "none"},
         {"recipe": "bf16", "compile_mode": "reduce-overhead", "capture": "forward", "fuse": False},
         {"recipe": "bf16", "compile_mode": "reduce-overhead+step-graph", "capture": "step", "fuse": False},
         {"recipe": "bf16", "compile_mode": "reduce-overhead+step-graph+fused-qkv", "capture": "step", "fuse": True},
     ]
-    labels = [_bench_label(row) for row in rows]
+    labels = [bench_tab.bench_label(row) for row in rows]
     assert labels == ["bf16 eager", "bf16 compiled", "bf16 step graphs", "bf16 step graphs + fused QKV"]
