@@ -81,7 +81,7 @@ def _recipe_controls(c: SimpleNamespace) -> None:
     import gradio as gr
 
     from dit_demo.app import offered
-    from dit_demo.app.service import fast_compile_available
+    from dit_demo.app.service import compile_label, fast_compile_available
 
     c.recipes = gr.CheckboxGroup(
         choices=offered.COMPARE_RECIPES,
@@ -92,8 +92,9 @@ def _recipe_controls(c: SimpleNamespace) -> None:
     )
     c.compile_gpu = gr.Checkbox(
         value=False,
-        label="compile (GPU): torch.compile / CUDA graphs, warm-up reported separately",
+        label=compile_label(),
         visible=fast_compile_available(),
+        elem_id="compile",
     )
     c.run = gr.Button("Generate", variant="primary", elem_id="generate")
     c.download = gr.DownloadButton("Download comparison (PNG)", elem_id="download")
@@ -218,6 +219,7 @@ def build_demo(
     service = service or DemoService(default_model)
     with _strict_blocks()(title=tabs.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(tabs.INTRO)
+        gr.Markdown(service.startup_note, elem_id="startup")  # what start-up could not do (read on every page load)
         state = gr.State()
         with gr.Tab("Compare", elem_id="tab-compare"):
             controls, results = _compare_tab(service.default_model, service.limits)

@@ -149,9 +149,11 @@ class VariantCache:
         device: torch.device | str | None = None,
         calibration: CalibrationConfig | None = None,
         on_evict: Callable[[tuple, Variant], None] | None = None,
+        dtype: torch.dtype | None = None,
     ):
         self.max_variants = max_variants
         self.device = device
+        self.dtype = dtype  # None: the device's default (bf16 on CUDA, fp32 on CPU); ZeroGPU builds on CPU in bf16
         self.calibration = calibration
         self.on_evict = on_evict
         self._items: OrderedDict[tuple, Variant] = OrderedDict()
@@ -210,7 +212,7 @@ class VariantCache:
                 return self._items[ref_key]
             if on_build:
                 on_build(f"Loading {ref_key[0]}…")
-            reference = build_reference(source, device=self.device)
+            reference = build_reference(source, device=self.device, dtype=self.dtype)
             self._store(ref_key, reference)
             return reference
 

@@ -10,8 +10,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from dit_demo.app import zerogpu
 from dit_demo.engine.device import sync
 from dit_demo.engine.generate import Variant, generate
+from dit_demo.engine.quant.quantize import CalibrationConfig
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
 
@@ -66,3 +69,35 @@ def warm_up(variant: Variant, request: SamplingRequest) -> float:
     if variant.compile_mode == "none":
         variant.warmup_s = seconds
     return seconds
+
+
+def pending_builds(service, model: str, recipes: Sequence[str]) -> list[str]:
+    """The recipes this request would build first: not cached here, or on ZeroGPU not built before launch (a GPU
+    worker keeps what it builds only for its own lifetime, so such a build is counted on every call)."""
+    if zerogpu.active():
+        return [r for r in recipes if not zerogpu.built_before_launch(model, r)]
+    cache = service.cache
+    keys = {r: cache.key(model, cache.REFERENCE_KEY if r == REFERENCE_RECIPE else r) for r in recipes}
+    return [r for r in recipes if keys[r] not in cache]
+
+
+def build_estimate(service, model: str, recipe: str) -> float | None:
+    """Seconds building `recipe` of `model` should take, from what this server measured: its own last build;
+    else, for a calibrated recipe, a measured weight-only build plus its calibration's image-steps at the measured
+    bf16 cost per image-step; else a measured weight-only build. None when nothing measured applies."""
+    measured = service.build_seconds
+    if (model, recipe) in measured:
+        return measured[(model, recipe)]
+    spec = get_recipe(recipe)
+    if not spec.quantized:
+        return 0.0
+    weight_only = [s for (m, r), s in measured.items() if m == model and not get_recipe(r).needs_calibration]
+    base = min(weight_only) if weight_only else None
+    if not spec.needs_calibration or base is None:
+        return base
+    per_image_step = service.seconds_per_image_step(model).get(REFERENCE_RECIPE)
+    if per_image_step is None or spec.smooth:  # smoothing's search runs a variable number of passes
+        return None
+    calibration = service.cache.calibration or CalibrationConfig()
+    image_steps = calibration.num_labels * len(calibration.seeds) * calibration.steps
+    return base + image_steps * per_image_step

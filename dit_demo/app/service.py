@@ -10,7 +10,6 @@ import logging
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 import weakref
 from collections import OrderedDict
@@ -22,13 +21,13 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from dit_demo.app import config, zerogpu
-from dit_demo.app.budget import BudgetExceededError, time_budget, warm_up
+from dit_demo.app import config, gpu_call, zerogpu
+from dit_demo.app.budget import BudgetExceededError, build_estimate, pending_builds, warm_up
 from dit_demo.app.inputs import FIELDS, Request
+from dit_demo.app.running import run_comparison, user_errors
 from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
 from dit_demo.compare import Comparison, VariantCache
-from dit_demo.compare import compare as score_variants
-from dit_demo.engine.device import default_device, free_memory
+from dit_demo.engine.device import default_device
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
@@ -38,32 +37,6 @@ from dit_demo.errors import DemoError, InvalidRequestError, ModelLoadError
 log = logging.getLogger("dit_demo.app")
 
 SMALL_MODEL_PARAMS = 20_000_000
-OUT_OF_MEMORY = (
-    "Out of memory while generating. Reduce the number of classes (images per request), compare fewer recipes at "
-    "once, lower the resolution (DiT-XL-2-256 instead of -512), or try again when the GPU is less busy."
-)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Errors
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Every failure becomes a `gr.Error` a person can act on; the server keeps serving the next request."""
-    try:
-        yield
-    except gr.Error:
-        raise
-    except DemoError as exc:
-        raise gr.Error(str(exc), print_exception=False) from exc
-    except torch.OutOfMemoryError as exc:
-        free_memory()
-        raise gr.Error(OUT_OF_MEMORY, print_exception=False) from exc
-    except Exception as exc:  # anything unforeseen: say what it was, log the traceback, keep serving
-        log.error("Unexpected error in a request:\n%s", traceback.format_exc())
-        free_memory()
-        raise gr.Error(f"Unexpected error: {type(exc).__name__}: {exc}", print_exception=False) from exc
 
 
 def _notify(message: str) -> None:
@@ -76,12 +49,7 @@ def _notify(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# GPU hooks: ZeroGPU decorator, optional fast path, CPU thread budget
-
-
-def _spaces_gpu(duration: int | None = None) -> Callable[[Callable], Callable]:
-    """`@spaces.GPU(duration=...)` on ZeroGPU (`zerogpu.active()`), the identity elsewhere."""
-    return zerogpu.gpu(duration)
+# GPU hooks: optional fast path, CPU thread budget (ZeroGPU's GPU function: dit_demo.app.gpu_call)
 
 
 def fast_module():
@@ -94,29 +62,17 @@ def fast_module():
 
 
 def fast_compile_available() -> bool:
-    """Show the "compile (GPU)" checkbox only where compiling can work."""
+    """Show the "compile (GPU)" checkbox only where it can work: a CUDA GPU in this process, or ZeroGPU (where it
+    uses ahead-of-time packages when the Space has them and runs eagerly otherwise; it never compiles in a call)."""
+    if zerogpu.active():
+        return True
     return fast_module() is not None and torch.cuda.is_available()
 
 
-@_spaces_gpu()
-def run_comparison(
-    variants: dict[str, Variant],
-    request: SamplingRequest,
-    *,
-    reference: str,
-    cold: Sequence[Variant] = (),
-    seconds: float | None = None,
-) -> Comparison:
-    """The device-bound part of a request (the only function ZeroGPU needs to hold a GPU for).
-
-    `cold` variants were never run: one 2-step image each first (`warm_up`), so one-time costs do not land on
-    whichever recipe happens to run first and skew the latency comparison. `seconds` bounds the timed sampling
-    (not the warm-ups).
-    """
-    for variant in cold:
-        warm_up(variant, request)
-    with time_budget(list(variants.values()), seconds):
-        return score_variants(variants, request, reference=reference)
+def compile_label() -> str:
+    if zerogpu.active():
+        return "compile (GPU): ahead-of-time compiled packages where this Space has them, else eager (ZeroGPU)"
+    return "compile (GPU): torch.compile / CUDA graphs, warm-up reported separately"
 
 
 def cpu_threads(variants: Sequence[Variant], environ: Mapping[str, str] | None = None) -> int | None:
@@ -177,10 +133,12 @@ class DemoService:
         )
         self.max_batch = max_batch
         self._seconds_per_image_step: dict[tuple[str, str], float] = {}  # measured: for the time-budget estimate
+        self.build_seconds: dict[tuple[str, str], float] = {}  # measured first builds (budget and GPU duration)
         self._compiled: OrderedDict[tuple, Variant] = OrderedDict()
         self._compile_lock = threading.Lock()
+        self.problems: list[str] = []  # what the preload could not do (shown on the page)
         self._run_lock = threading.Lock()
-        self._warm: weakref.WeakSet = weakref.WeakSet()  # pipelines that have run once (see run_comparison)
+        self.warm: weakref.WeakSet = weakref.WeakSet()  # pipelines that have run once (see run_comparison)
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="dit-demo-app-"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -206,7 +164,7 @@ class DemoService:
         for compiled_key in [k for k in self._compiled if k[:2] == (model, recipe)]:
             del self._compiled[compiled_key]
         self._seconds_per_image_step.pop((model, variant.recipe), None)
-        self._warm.discard(variant.pipe)
+        self.warm.discard(variant.pipe)
 
     def _compile(self, model: str, recipe: str, variant: Variant, notify: Callable[[str], None] | None) -> Variant:
         fast = fast_module()
@@ -242,13 +200,14 @@ class DemoService:
                 _, variants = self.variants(request)
                 with thread_budget(list(variants.values())):
                     for variant in variants.values():
-                        if variant.pipe not in self._warm:
+                        if variant.pipe not in self.warm:
                             warm_up(variant, sampling)
-                            self._warm.add(variant.pipe)
+                            self.warm.add(variant.pipe)
             seconds = time.perf_counter() - start
             log.info("Preloaded %s (%s) in %.2f s", self.default_model, ", ".join(variants), seconds)
-        except Exception as exc:  # a failed preload is reported by the first request instead
+        except Exception as exc:  # the page says it too; the first request reports it again
             log.warning("Preloading %s failed: %s", self.default_model, exc)
+            self.problems.append(f"loading {self.default_model} failed ({type(exc).__name__}: {exc})")
 
     def _loaded_as(self, model: ResolvedSource, notify: Callable[[str], None] | None) -> str | None:
         """The saved recipe of a pre-quantized source (folder or Hub id, cached or not), None for full precision:
@@ -257,6 +216,7 @@ class DemoService:
         return reference.recipe if reference.recipe != REFERENCE_RECIPE else None
 
     def start_preload(self, recipes: Sequence[str] = config.DEFAULT_RECIPES) -> threading.Thread:
+        """Never raises: a failure is logged and shown on the page (`startup_note`), and the app serves."""
         if zerogpu.active():  # built now, before launch, outside the GPU function (see dit_demo.app.zerogpu)
             return zerogpu.start_preload(self, recipes)
         thread = threading.Thread(target=self.preload, args=(list(recipes),), name="dit-demo-preload", daemon=True)
@@ -271,18 +231,40 @@ class DemoService:
             return self._compare_locked(request, notify)
 
     def _compare_locked(self, request: Request, notify: Callable[[str], None] | None) -> Comparison:
+        if zerogpu.active():  # sampled in spaces' worker; this process only checks, schedules and records
+            comparison = gpu_call.compare(self, request, notify)
+            self._record_latency(request.model, comparison)
+            return comparison
         reference, variants = self.variants(request, notify)
         self.check_time_budget(request, list(variants))
-        cold = [] if request.compile else [v for v in variants.values() if v.pipe not in self._warm]
+        cold = [] if request.compile else [v for v in variants.values() if v.pipe not in self.warm]
         with thread_budget(list(variants.values())):
             comparison = run_comparison(
                 variants, request.sampling, reference=reference, cold=cold, seconds=self.limits.max_seconds
             )
-        self._warm.update(v.pipe for v in cold)
+        self.warm.update(v.pipe for v in cold)
+        self._record_latency(request.model, comparison)
+        return comparison
+
+    def _record_latency(self, model: str, comparison: Comparison) -> None:
         for recipe, result in comparison.results.items():
             image_steps = max(1, result.steps * len(result.images))
-            self._seconds_per_image_step[(request.model, recipe)] = result.latency_s / image_steps
-        return comparison
+            self._seconds_per_image_step[(model, recipe)] = result.latency_s / image_steps
+
+    def record_build(self, model: str, recipe: str, seconds: float) -> None:
+        self.build_seconds[(model, recipe)] = seconds
+
+    def seconds_per_image_step(self, model: str) -> dict[str, float]:
+        """Measured sampling cost per recipe of `model` (latest run)."""
+        return {r: s for (m, r), s in self._seconds_per_image_step.items() if m == model}
+
+    def build_estimate(self, model: str, recipe: str) -> float | None:
+        return build_estimate(self, model, recipe)
+
+    def startup_note(self) -> str:
+        """What failed at start-up, for the page (empty when nothing did)."""
+        problems = list(zerogpu.STATE.problems) + list(self.problems)
+        return "\n".join(f"⚠️ Start-up: {p}" for p in problems)
 
     # -- budgets ----------------------------------------------------------------------------------------------
 
@@ -294,7 +276,8 @@ class DemoService:
         costs = [self._seconds_per_image_step.get((request.model, r)) for r in recipes]
         if not costs or any(c is None for c in costs):
             return None
-        return sum(costs) * request.sampling.steps * request.images
+        builds = [self.build_estimate(request.model, r) for r in pending_builds(self, request.model, recipes)]
+        return sum(costs) * request.sampling.steps * request.images + sum(b for b in builds if b is not None)
 
     def check_time_budget(self, request: Request, recipes: Sequence[str] | None = None) -> None:
         """Refuse, before sampling, a request whose measured cost is over the seconds budget (hosted mode)."""
@@ -303,9 +286,10 @@ class DemoService:
         if estimate is not None and estimate > budget:
             runs = 1 + len(request.recipes) if recipes is None else len(recipes)
             raise BudgetExceededError(
-                f"This request would sample for about {estimate:.0f} s ({request.sampling.steps} steps × "
-                f"{request.images} images × {runs} recipes as measured here), over this server's time budget of "
-                f"{budget:g} s per request (seconds): use fewer steps, classes or recipes."
+                f"This request would take about {estimate:.0f} s ({request.sampling.steps} steps × "
+                f"{request.images} images × {runs} recipes as measured here, plus building the recipes not built "
+                f"yet), over this server's time budget of {budget:g} s per request (seconds): use fewer steps, "
+                "classes or recipes."
             )
 
     def validate(self, *values) -> list[dict]:

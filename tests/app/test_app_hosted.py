@@ -183,7 +183,7 @@ def test_seconds_budget_before_and_during_sampling(
     client.predict(*values(), api_name="/generate")  # measured: the service now knows its cost per image-step
     monkeypatch.setattr(service, "limits", replace(LIMITS, max_seconds=1e-6))
     message = refusal(client)
-    assert "- steps: This request would sample for about" in message and "time budget" in message
+    assert "- steps: This request would take about" in message and "time budget" in message
     monkeypatch.setattr(service, "_seconds_per_image_step", {})  # unmeasured: the clock stops it while sampling
     with pytest.raises(AppError, match=r"ran past this server's time budget of 1e-06 s per request \(seconds\)"):
         client.predict(*values(), api_name="/generate")

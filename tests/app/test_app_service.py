@@ -12,6 +12,7 @@ import torch
 
 import dit_demo.engine.fast
 from dit_demo.app import budget as app_budget
+from dit_demo.app import running
 from dit_demo.app import service as app_service
 from dit_demo.app.inputs import Request
 from dit_demo.app.service import DemoService
@@ -28,7 +29,7 @@ def tiny_request(model: str, recipes: list[str], labels=(1,)) -> Request:
 
 def test_errors_become_gradio_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     freed: list[bool] = []
-    monkeypatch.setattr(app_service, "free_memory", lambda: freed.append(True))
+    monkeypatch.setattr(running, "free_memory", lambda: freed.append(True))  # where user_errors lives
     message = "No class selected: give at least one class name or id."
     with pytest.raises(gr.Error) as info:
         with app_service.user_errors():
@@ -57,7 +58,7 @@ def test_prequantized_folder_is_shown_alone(tiny_variants: dict[str, Variant], t
 def test_service_builds_once_warms_once_and_preloads(monkeypatch: pytest.MonkeyPatch) -> None:
     service = DemoService("tiny-random", device="cpu", max_variants=3)
     service.preload(["int8"])
-    assert len(service.cache) == 2 and len(service._warm) == 2
+    assert len(service.cache) == 2 and len(service.warm) == 2
     messages: list[str] = []
     calls: list[int] = []
     real = app_budget.generate

@@ -1,0 +1,159 @@
+"""The one `@spaces.GPU` function on ZeroGPU, its duration, and the main-process side of a call.
+
+The main process never samples on ZeroGPU: it checks the budgets, asks for a duration computed from the request,
+and calls `run_on_gpu(request, seconds)`; `spaces` forks the worker, pickles those two arguments in (a few hundred
+bytes: the pipelines are module-level state the worker inherits, `zerogpu.STATE`) and the `GpuOutcome` out.
+
+Duration (seconds the slice is held): images × steps × the measured seconds per image-step of every recipe, the
+cold runs (one 2-step image each), a build allowance for each recipe not built before launch (its measured build
+time, else the budget's estimate, else `BUILD_FALLBACK_SECONDS`) and the worker's start (`START_SECONDS`), with a
+margin. Until a recipe has been measured, `DIT_DEMO_GPU_SECONDS` (default 60, `spaces`' own default) is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from dit_demo.app import zerogpu
+from dit_demo.app.inputs import Request
+from dit_demo.app.running import run_comparison, user_errors
+from dit_demo.compare import Comparison
+from dit_demo.engine.generate import Variant
+from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
+from dit_demo.errors import DemoError
+
+DURATION_ENV = "DIT_DEMO_GPU_SECONDS"  # asked for until the request's recipes have been measured
+MAX_DURATION_ENV = "DIT_DEMO_GPU_MAX_SECONDS"  # the most one call asks for
+DEFAULT_DURATION = 60  # spaces.zero.client.DEFAULT_SCHEDULE_DURATION
+DEFAULT_MAX_DURATION = 300
+MIN_DURATION = 10
+START_SECONDS = 5.0  # fork + moving the packed tensors, before the function body runs (an allowance, not measured)
+BUILD_FALLBACK_SECONDS = 30.0  # a first-use build nobody has measured or estimated yet (an allowance)
+MARGIN = 1.5  # ZeroGPU may abort a call that runs past its duration
+
+
+@dataclass
+class GpuOutcome:
+    """What comes back from the worker (pickled): the comparison, what it built and how long that took."""
+
+    comparison: Comparison
+    built_s: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    worker_pid: int = 0
+
+
+def _env_seconds(name: str, default: int, environ: Mapping[str, str] | None) -> int:
+    value = (os.environ if environ is None else environ).get(name, "").strip()
+    return int(value) if value else default
+
+
+def _recipes(request: Request) -> list[str]:
+    return [REFERENCE_RECIPE, *[r for r in request.recipes if r != REFERENCE_RECIPE]]
+
+
+def request_seconds(service, request: Request, environ: Mapping[str, str] | None = None) -> int:
+    """The duration to ask for: from the request and what this server measured (see the module docstring)."""
+    ceiling = _env_seconds(MAX_DURATION_ENV, DEFAULT_MAX_DURATION, environ)
+    fallback = min(_env_seconds(DURATION_ENV, DEFAULT_DURATION, environ), ceiling)
+    if service is None:
+        return fallback
+    measured = service.seconds_per_image_step(request.model)
+    costs = [measured.get(r) for r in _recipes(request)]
+    if any(c is None for c in costs):
+        return fallback
+    sampling = sum(costs) * request.sampling.steps * request.images
+    cold = sum(costs) * 2  # warm-ups: one 2-step image per recipe (an upper bound: warm pipelines skip it)
+    builds = 0.0
+    for recipe in _recipes(request):
+        if not zerogpu.built_before_launch(request.model, recipe):
+            estimate = service.build_estimate(request.model, recipe)
+            builds += BUILD_FALLBACK_SECONDS if estimate is None else estimate
+    total = START_SECONDS + MARGIN * (sampling + cold + builds)
+    return int(min(ceiling, max(MIN_DURATION, math.ceil(total))))
+
+
+def _duration(request: Request, seconds: float | None = None) -> int:
+    """`spaces` calls this with the GPU function's arguments, in the main process, before scheduling."""
+    return request_seconds(zerogpu.STATE.service, request)
+
+
+def ahead_of_time(variant: Variant) -> Variant | None:
+    """The variant with an ahead-of-time compiled transformer loaded, or None when no package is available.
+
+    Seam for `dit_demo.engine.fast.aot` (ahead-of-time Inductor packages built on the H200): used when that module
+    exists and exposes `load_variant(variant) -> Variant | None`; otherwise None, and the request runs eagerly.
+    Nothing is compiled inside a call: a per-call `torch.compile` costs 41–90 s of warm-up on the H200.
+    """
+    try:
+        from dit_demo.engine.fast import aot  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    load = getattr(aot, "load_variant", None)
+    return load(variant) if callable(load) else None
+
+
+def _variants(service, request: Request, target: torch.device, built_s: dict[str, float]) -> dict[str, Variant]:
+    """The request's variants on the GPU, in this worker; recipes not built yet are built here and timed."""
+    cache = service.cache
+    cache.device, cache.dtype = target, zerogpu.RUN_DTYPE  # first-use builds: on the GPU, from the reference
+    reference = cache.reference(request.model)
+    zerogpu.move(reference, target)
+    if reference.recipe != REFERENCE_RECIPE:  # pre-quantized: shown alone
+        return {reference.recipe: reference}
+    variants = {REFERENCE_RECIPE: reference}
+    for recipe in request.recipes:
+        known = cache.key(request.model, recipe) in cache
+        start = time.perf_counter()
+        variants[recipe] = cache.get(request.model, recipe)
+        if not known:
+            built_s[recipe] = time.perf_counter() - start
+        zerogpu.move(variants[recipe], target)
+    return variants
+
+
+def _on_gpu(request: Request, seconds: float | None = None) -> GpuOutcome:
+    """Runs in `spaces`' forked worker: the pipelines come from module-level state, not from the arguments."""
+    service = zerogpu.STATE.service
+    with user_errors():  # in the worker: spaces passes only gr.Error messages back, other errors by class name
+        if service is None:
+            raise DemoError("ZeroGPU: the app's start-up did not run in this process; restart the Space.")
+        target = torch.device("cuda")
+        outcome = GpuOutcome(comparison=None, worker_pid=os.getpid())  # type: ignore[arg-type]
+        variants = _variants(service, request, target, outcome.built_s)
+        if request.compile:
+            for recipe, variant in list(variants.items()):
+                compiled = ahead_of_time(variant)
+                variants[recipe] = compiled or variant
+                if compiled is None:
+                    outcome.notes.append(f"{recipe}: eager (no ahead-of-time package on this Space)")
+        cold = [v for v in variants.values() if v.pipe not in service.warm]
+        reference = REFERENCE_RECIPE if REFERENCE_RECIPE in variants else next(iter(variants))
+        outcome.comparison = run_comparison(variants, request.sampling, reference=reference, cold=cold, seconds=seconds)
+        service.warm.update(v.pipe for v in cold)
+        return outcome
+
+
+run_on_gpu = zerogpu.gpu(duration=_duration)(_on_gpu)
+
+
+def compare(service, request: Request, notify: Callable[[str], None] | None = None) -> Comparison:
+    """Main process: budgets, then one GPU call; what the worker measured and built is recorded here."""
+    zerogpu.STATE.service = service  # forked into the worker with everything it references
+    service.check_time_budget(request)
+    if notify:
+        pending = [r for r in request.recipes if not zerogpu.built_before_launch(request.model, r)]
+        if pending:
+            notify(f"Building {', '.join(pending)} on the GPU first (not built at start-up).")
+    outcome = run_on_gpu(request, service.limits.max_seconds)
+    for recipe, seconds in outcome.built_s.items():
+        service.record_build(request.model, recipe, seconds)
+    for note in outcome.notes:
+        if notify:
+            notify(note)
+    return outcome.comparison
