@@ -219,12 +219,13 @@ def build_demo(
     service = service or DemoService(default_model)
     with _strict_blocks()(title=tabs.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(tabs.INTRO)
-        gr.Markdown(service.startup_note, elem_id="startup")  # what start-up could not do (read on every page load)
+        startup = gr.Markdown(service.startup_note(), elem_id="startup")  # what start-up could not do
         state = gr.State()
         with gr.Tab("Compare", elem_id="tab-compare"):
             controls, results = _compare_tab(service.default_model, service.limits)
         _static_tabs()
         demo.strict_inputs = tuple(_wire(service, controls, results, state))
+        demo.load(service.startup_note, None, startup, api_visibility="private")  # read again on every page load
     demo.queue(default_concurrency_limit=1, max_size=queue_size or config.queue_size())
     demo.service = service  # tests and the launcher reach the cache through the app
     return demo
