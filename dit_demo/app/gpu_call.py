@@ -26,6 +26,7 @@ from dit_demo.app.running import run_comparison, user_errors
 from dit_demo.compare import Comparison
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
+from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import DemoError
 
 DURATION_ENV = "DIT_DEMO_GPU_SECONDS"  # asked for until the request's recipes have been measured
@@ -57,7 +58,7 @@ def _recipes(request: Request) -> list[str]:
     return [REFERENCE_RECIPE, *[r for r in request.recipes if r != REFERENCE_RECIPE]]
 
 
-def request_seconds(service, request: Request, environ: Mapping[str, str] | None = None) -> int:
+def request_seconds(service, request: Request | GpuRequest, environ: Mapping[str, str] | None = None) -> int:
     """The duration to ask for: from the request and what this server measured (see the module docstring)."""
     ceiling = _env_seconds(MAX_DURATION_ENV, DEFAULT_MAX_DURATION, environ)
     fallback = min(_env_seconds(DURATION_ENV, DEFAULT_DURATION, environ), ceiling)
@@ -78,9 +79,31 @@ def request_seconds(service, request: Request, environ: Mapping[str, str] | None
     return int(min(ceiling, max(MIN_DURATION, math.ceil(total))))
 
 
-def _duration(request: Request, seconds: float | None = None) -> int:
+@dataclass(frozen=True)
+class GpuRequest:
+    """What crosses into the worker (pickled): the request's fields, not its resolved source (the worker resolves
+    the model again from its name: a source's metadata and 1,000 class names need not travel)."""
+
+    model: str
+    sampling: SamplingRequest
+    recipes: tuple[str, ...]
+    compile: bool
+
+    @classmethod
+    def of(cls, request: Request) -> GpuRequest:
+        return cls(request.model, request.sampling, tuple(request.recipes), request.compile)
+
+    @property
+    def images(self) -> int:
+        return len(self.sampling.labels)
+
+    def request(self) -> Request:
+        return Request(self.model, self.sampling, list(self.recipes), self.compile)
+
+
+def _duration(call: GpuRequest, seconds: float | None = None) -> int:
     """`spaces` calls this with the GPU function's arguments, in the main process, before scheduling."""
-    return request_seconds(zerogpu.STATE.service, request)
+    return request_seconds(zerogpu.STATE.service, call)
 
 
 def ahead_of_time(variant: Variant) -> Variant | None:
@@ -102,7 +125,7 @@ def _variants(service, request: Request, target: torch.device, built_s: dict[str
     """The request's variants on the GPU, in this worker; recipes not built yet are built here and timed."""
     cache = service.cache
     cache.device, cache.dtype = target, zerogpu.RUN_DTYPE  # first-use builds: on the GPU, from the reference
-    reference = cache.reference(request.model)
+    reference = cache.reference(request.resolved)
     zerogpu.move(reference, target)
     if reference.recipe != REFERENCE_RECIPE:  # pre-quantized: shown alone
         return {reference.recipe: reference}
@@ -110,17 +133,18 @@ def _variants(service, request: Request, target: torch.device, built_s: dict[str
     for recipe in request.recipes:
         known = cache.key(request.model, recipe) in cache
         start = time.perf_counter()
-        variants[recipe] = cache.get(request.model, recipe)
+        variants[recipe] = cache.get(request.resolved, recipe)
         if not known:
             built_s[recipe] = time.perf_counter() - start
         zerogpu.move(variants[recipe], target)
     return variants
 
 
-def _on_gpu(request: Request, seconds: float | None = None) -> GpuOutcome:
+def _on_gpu(call: GpuRequest, seconds: float | None = None) -> GpuOutcome:
     """Runs in `spaces`' forked worker: the pipelines come from module-level state, not from the arguments."""
     service = zerogpu.STATE.service
     with user_errors():  # in the worker: spaces passes only gr.Error messages back, other errors by class name
+        request = call.request()
         if service is None:
             raise DemoError("ZeroGPU: the app's start-up did not run in this process; restart the Space.")
         target = torch.device("cuda")
@@ -150,7 +174,7 @@ def compare(service, request: Request, notify: Callable[[str], None] | None = No
         pending = [r for r in request.recipes if not zerogpu.built_before_launch(request.model, r)]
         if pending:
             notify(f"Building {', '.join(pending)} on the GPU first (not built at start-up).")
-    outcome = run_on_gpu(request, service.limits.max_seconds)
+    outcome = run_on_gpu(GpuRequest.of(request), service.limits.max_seconds)
     for recipe, seconds in outcome.built_s.items():
         service.record_build(request.model, recipe, seconds)
     for note in outcome.notes:
