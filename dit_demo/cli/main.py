@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("quantize", "quantize a model and save a complete pipeline folder (quanto format)"),
     "gallery": ("gallery", "comparison gallery: grid, difference tiles, metrics table, index.html"),
     "bench": ("bench", "GPU benchmark of recipes and compile modes: latency, memory, quality"),
+    "cpu-bench": ("cpu_bench", "CPU benchmark: every recipe against fp32, interleaved rounds with spread"),
     "linears": ("linears", "per-layer timings of the linear layers of one real forward (CUDA)"),
     "evaluate": ("evaluate", "digit accuracy and FID of the embedded digits model per recipe"),
     "layer-errors": ("layer_errors", "which layers and timesteps carry a recipe's quantization error (SNR)"),
