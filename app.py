@@ -76,7 +76,7 @@ def _budget_note(limits: config.Limits) -> str:
     return "Per request on this server: " + ", ".join(parts) + "." if parts else ""
 
 
-def _recipe_controls(c: SimpleNamespace) -> None:
+def _recipe_controls(c: SimpleNamespace, device) -> None:
     """Recipes, the optional compile path, Generate and Download (end of the left column)."""
     import gradio as gr
 
@@ -84,7 +84,7 @@ def _recipe_controls(c: SimpleNamespace) -> None:
     from dit_demo.app.service import compile_label, fast_compile_available
 
     c.recipes = gr.CheckboxGroup(
-        choices=offered.COMPARE_RECIPES,
+        choices=offered.offered_recipes(device),
         value=config.DEFAULT_RECIPES,
         label="Recipes to compare",
         info="the full-precision model is always the reference: fp32 on a CPU, bf16 on a GPU",
@@ -117,7 +117,7 @@ def _result_views() -> SimpleNamespace:
     return r
 
 
-def _compare_tab(model: str, limits: config.Limits) -> tuple[SimpleNamespace, SimpleNamespace]:
+def _compare_tab(model: str, limits: config.Limits, device) -> tuple[SimpleNamespace, SimpleNamespace]:
     import gradio as gr
 
     from dit_demo.app.offered import example_label, example_rows
@@ -125,7 +125,7 @@ def _compare_tab(model: str, limits: config.Limits) -> tuple[SimpleNamespace, Si
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             controls = _model_controls(model, limits)
-            _recipe_controls(controls)
+            _recipe_controls(controls, device)
         with gr.Column(scale=2, min_width=300):
             results = _result_views()
     c = controls
@@ -222,7 +222,7 @@ def build_demo(
         startup = gr.Markdown(service.startup_note(), elem_id="startup")  # what start-up could not do
         state = gr.State()
         with gr.Tab("Compare", elem_id="tab-compare"):
-            controls, results = _compare_tab(service.default_model, service.limits)
+            controls, results = _compare_tab(service.default_model, service.limits, service.device)
         _static_tabs()
         demo.strict_inputs = tuple(_wire(service, controls, results, state))
         demo.load(service.startup_note, None, startup, api_visibility="private")  # read again on every page load

@@ -11,11 +11,17 @@ from dit_demo.app.config import embedded_available
 from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.engine.model.labels import choices, display_name, imagenet_id2label
 from dit_demo.engine.model.resolver import KNOWN_HUB_MODELS, ResolvedSource, resolve_source
-from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES, REFERENCE_RECIPE
+from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES, REFERENCE_RECIPE, recipes_for
 from dit_demo.engine.request import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from dit_demo.errors import DemoError
 
 COMPARE_RECIPES: list[str] = list(QUANTIZED_RECIPES)  # the reference is always shown
+
+
+def offered_recipes(device) -> list[str]:
+    """The recipes the page offers on this host: those that run on its device (int8-dynamic: CPU hosts only)."""
+    return recipes_for(device)
+
 
 SOURCE_KINDS = {
     "embedded": "the shipped digits DiT (16×16, trained on scikit-learn digits)",

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dit_demo.cli.common import add_quantize_args, comma_ints, comma_list, guarded
-from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES
+from dit_demo.engine.quant.recipes import SAVABLE_RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=4.0)
-    add_quantize_args(parser, recipes=QUANTIZED_RECIPES)
+    add_quantize_args(parser, recipes=SAVABLE_RECIPES)
     parser.add_argument("--warmup", action="store_true", help="run each variant once before timing (GPU, compile)")
     return parser
 

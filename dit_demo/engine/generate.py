@@ -160,10 +160,10 @@ def build_variant(
     calibration: CalibrationConfig | None = None,
 ) -> Variant:
     """Quantize a copy of the reference (the reference itself for `bf16`)."""
-    get_recipe(recipe)
+    spec = get_recipe(recipe)
     if recipe == reference.recipe:
         return reference
-    if is_quantized(reference.pipe.transformer):
+    if is_quantized(reference.pipe.transformer) and spec.backend != "torch-dynamic":
         raise InvalidRequestError(
             f"{reference.source} is already quantized ({reference.recipe}); load the full-precision model to "
             f"build {recipe}."

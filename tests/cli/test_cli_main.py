@@ -77,14 +77,15 @@ def test_scheduler_choices_are_the_engines():
 
 
 def test_recipe_choices_come_from_the_registry():
-    from dit_demo.engine.quant.recipes import KEEP_GROUPS, QUANTIZED_RECIPES, RECIPES
+    from dit_demo.engine.quant.recipes import KEEP_GROUPS, RECIPES, SAVABLE_RECIPES
 
     def choices(command: str, option: str) -> list[str]:
         parser = command_module(command).build_parser()
         return next(action.choices for action in parser._actions if option in action.option_strings)
 
     assert choices("quantize", "--recipe") == list(RECIPES) and choices("generate", "--compare") == list(RECIPES)
-    assert choices("push-model", "--recipe") == list(QUANTIZED_RECIPES) and "bf16" not in QUANTIZED_RECIPES
+    assert choices("push-model", "--recipe") == list(SAVABLE_RECIPES) and "bf16" not in SAVABLE_RECIPES
+    assert "int8-dynamic" not in SAVABLE_RECIPES  # rebuilt on load, never saved
     assert choices("quantize", "--keep") == list(KEEP_GROUPS)
 
 

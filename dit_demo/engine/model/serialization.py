@@ -22,8 +22,9 @@ from dit_demo.engine.model.folder_format import QMAP_NAME, WEIGHTS_NAME
 from dit_demo.engine.model.folders import staging_folder, swap_in_folder
 from dit_demo.engine.model.resolver import download_pipeline
 from dit_demo.engine.model.stock import stock_quantization_config
+from dit_demo.engine.quant.dynamic import is_dynamic_int8
 from dit_demo.engine.quant.smoothing import SMOOTHING_NAME, folded_modules, install_plan, load_plan, plan_of, save_plan
-from dit_demo.errors import CheckpointError
+from dit_demo.errors import CheckpointError, InvalidRequestError
 
 SAFETENSORS_FLOATS = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
 ACCEPTED_CLASS_NAMES = ("DiTTransformer2DModel", "Transformer2DModel")  # the Hub's DiT repos use the old name
@@ -177,6 +178,11 @@ def save_pipeline(
 ) -> Path:
     """Write a complete, loadable pipeline folder atomically: a failed save leaves nothing half-written (and the
     leftovers of an earlier killed save are removed). `storage_dtype`: the base model's dtype for kept tensors."""
+    if is_dynamic_int8(pipe.transformer):
+        raise InvalidRequestError(
+            "recipe: int8-dynamic is not saved (PyTorch's packed int8 CPU weights have no safetensors form). Save "
+            "the int8 recipe instead: loading that folder with recipe int8-dynamic rebuilds it in seconds."
+        )
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")

@@ -17,6 +17,7 @@ from optimum.quanto.tensor import QTensor
 from dit_demo.engine.device import sync
 from dit_demo.engine.model.labels import spread_ids
 from dit_demo.engine.model.sources import sibling_pipeline
+from dit_demo.engine.quant.dynamic import dequantized_copy, packed_weight_bytes, quantize_dynamic_int8
 from dit_demo.engine.quant.recipes import DEFAULT_EXCLUDE, KEEP_GROUPS, Recipe, get_recipe
 from dit_demo.engine.quant.smoothing import plan_of
 from dit_demo.engine.quant.smoothing_search import SmoothingConfig, TrajectoryStats, set_static_scales, smooth_pipeline
@@ -80,7 +81,8 @@ def tensor_storage_bytes(tensor: torch.Tensor) -> int:
 
 
 def module_weight_bytes(module: torch.nn.Module) -> int:
-    """Parameters plus buffers (quanto's activation scales live in buffers), in real storage bytes."""
+    """Parameters plus buffers (quanto's activation scales live in buffers) plus the int8 weights packed inside
+    dynamic int8 layers, in real storage bytes."""
     seen: set[int] = set()
     total = 0
     for tensor in [*module.parameters(), *module.buffers()]:
@@ -88,7 +90,7 @@ def module_weight_bytes(module: torch.nn.Module) -> int:
             continue
         seen.add(id(tensor))
         total += tensor_storage_bytes(tensor)
-    return total
+    return total + packed_weight_bytes(module)
 
 
 def weightless_norms(module: torch.nn.Module) -> list[str]:
@@ -192,6 +194,18 @@ def quantize_pipeline(
         return report
     patterns = exclusion_patterns(transformer, keep, exclude)
     report.exclude, report.include = patterns, list(include) if include else None
+    device = next(transformer.parameters()).device
+    if not spec.runs_here(device):
+        raise InvalidRequestError(
+            f"recipe: {recipe} runs on {' or '.join(spec.runs_on)} only, not on {device.type}; pick another recipe."
+        )
+    if spec.backend == "torch-dynamic":
+        start = time.perf_counter()
+        report.quantized_modules = quantize_dynamic_int8(transformer, exclude=patterns, include=include)
+        report.quantize_s = time.perf_counter() - start
+        report.kept_modules = [n for n in quantizable_modules(transformer) if n not in set(report.quantized_modules)]
+        report.weight_bytes_after = module_weight_bytes(transformer)
+        return report
     stats, smooth_s = None, 0.0
     if spec.smooth:
         float_inputs = [*patterns, *spec.weights_only]
@@ -244,6 +258,10 @@ def derive_pipeline(pipe: DiTPipeline, recipe: str, **kwargs) -> tuple[DiTPipeli
 
     The reference pipeline is left untouched, so an app can show both side by side.
     """
-    sibling = sibling_pipeline(pipe, copy.deepcopy(pipe.transformer))
+    if get_recipe(recipe).backend == "torch-dynamic":
+        transformer = dequantized_copy(pipe.transformer)  # also from a saved quanto int8 folder (exact float weights)
+    else:
+        transformer = copy.deepcopy(pipe.transformer)
+    sibling = sibling_pipeline(pipe, transformer)
     report = quantize_pipeline(sibling, recipe, **kwargs)
     return sibling, report

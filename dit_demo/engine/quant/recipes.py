@@ -52,6 +52,14 @@ class Recipe:
     stock_loadable: bool = False  # stock diffusers' quanto backend loads a saved folder exactly (tests check it)
     note: str | None = None  # what the first build does that takes long, on any device not in `device_notes`
     device_notes: Mapping[str, str] = field(default_factory=dict)  # the same, per device kind (see FP8_CAPABILITY)
+    backend: str = "quanto"  # "quanto" (optimum-quanto modules) or "torch-dynamic" (engine/quant/dynamic.py)
+    runs_on: tuple[str, ...] = ()  # torch device types it can run on; () = every device
+    savable: bool = True  # a saved folder reproduces it (quanto's format); False: rebuilt from a saved model on load
+
+    def runs_here(self, device) -> bool:
+        import torch
+
+        return not self.runs_on or torch.device(device).type in self.runs_on
 
     @property
     def quantized(self) -> bool:
@@ -60,6 +68,13 @@ class Recipe:
     @property
     def needs_calibration(self) -> bool:
         return self.activations_type is not None
+
+    @property
+    def activation_kind(self) -> str:
+        """What the activations run as, for tables: "float", "int8", "float8" or "int8 (per call)"."""
+        if self.backend == "torch-dynamic":
+            return "int8 (per call)"
+        return "float" if self.activations_type is None else self.activations_type.removeprefix("q")
 
     @property
     def weights(self):
@@ -185,10 +200,28 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
             stock_loadable=True,
             device_notes={"cpu": "int4 on CPU compiles quanto's C++ extension on first use (about 30-60 s)."},
         ),
+        # The CPU's w8a8: PyTorch's dynamic quantization runs int8 x int8 GEMMs (FBGEMM) with each call's activations
+        # quantized on the fly; why this library and not torchao: engine/quant/dynamic.py (measured).
+        "int8-dynamic": Recipe(
+            "int8-dynamic",
+            label="int8 dynamic (CPU int8 GEMMs)",
+            description="int8 weights + int8 activations quantized per call (PyTorch dynamic quantization, CPU only)",
+            weights_type="qint8",
+            tags=("int8", "w8a8", "cpu"),
+            backend="torch-dynamic",
+            runs_on=("cpu",),
+            savable=False,
+        ),
     }
 )
 REFERENCE_RECIPE = "bf16"
 QUANTIZED_RECIPES: tuple[str, ...] = tuple(name for name in RECIPES if name != REFERENCE_RECIPE)
+SAVABLE_RECIPES: tuple[str, ...] = tuple(name for name in QUANTIZED_RECIPES if RECIPES[name].savable)
+
+
+def recipes_for(device) -> list[str]:
+    """The quantized recipes that run on `device` (what an app on that host offers)."""
+    return [name for name in QUANTIZED_RECIPES if RECIPES[name].runs_here(device)]
 
 
 def get_recipe(name: str) -> Recipe:

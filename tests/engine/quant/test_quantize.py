@@ -15,7 +15,7 @@ from dit_demo.errors import InvalidRequestError
 
 
 def test_recipes_are_named():
-    assert list(RECIPES) == ["bf16", "int8", "int8-a8", "int8-a8-smooth", "fp8", "fp8-a8", "int4"]
+    assert list(RECIPES) == ["bf16", "int8", "int8-a8", "int8-a8-smooth", "fp8", "fp8-a8", "int4", "int8-dynamic"]
     assert get_recipe("int8-a8").needs_calibration and not get_recipe("int8").needs_calibration
     with pytest.raises(InvalidRequestError, match="Unknown recipe"):
         get_recipe("int3")

@@ -16,7 +16,7 @@ from dit_demo.engine.generate import build_variant
 from dit_demo.engine.model.serialization import save_pipeline
 from dit_demo.engine.model.stock import is_stock_loadable, stock_quantization_config
 from dit_demo.engine.quant.quantize import CalibrationConfig
-from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES, RECIPES, REFERENCE_RECIPE, get_recipe
+from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES, RECIPES, REFERENCE_RECIPE, SAVABLE_RECIPES, get_recipe
 from dit_demo.errors import InvalidRequestError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -75,7 +75,7 @@ def test_quick_builds_have_no_note(recipe, device):
     assert RECIPES[recipe].build_note(device) is None
 
 
-@pytest.mark.parametrize("recipe", QUANTIZED_RECIPES)
+@pytest.mark.parametrize("recipe", SAVABLE_RECIPES)
 def test_stock_loadable_declaration_matches_the_saved_config(recipe, tiny_reference):
     """What the registry promises (README, card) is what `stock_quantization_config` writes for a real model."""
     variant = build_variant(tiny_reference, recipe, calibration=MINIMAL)
@@ -84,6 +84,15 @@ def test_stock_loadable_declaration_matches_the_saved_config(recipe, tiny_refere
     qmap = quantization_map(variant.pipe.transformer)
     activations = {entry["activations"] for entry in qmap.values()} - {"none"}
     assert activations == ({RECIPES[recipe].activations.name} if RECIPES[recipe].needs_calibration else set())
+
+
+def test_a_recipe_that_is_not_savable_refuses_to_save(tiny_reference, tmp_path):
+    unsavable = [name for name in QUANTIZED_RECIPES if not RECIPES[name].savable]
+    assert unsavable == ["int8-dynamic"]
+    variant = build_variant(tiny_reference, "int8-dynamic")
+    with pytest.raises(InvalidRequestError, match="recipe: int8-dynamic is not saved"):
+        save_pipeline(variant.pipe, tmp_path / "dynamic")
+    assert not (tmp_path / "dynamic").exists()
 
 
 def test_the_reference_saves_as_a_plain_diffusers_folder(tiny_reference, tmp_path):
@@ -105,7 +114,7 @@ def registry_rows() -> list[str]:
         return "float" if qtype is None else qtype.removeprefix("q")
 
     return [
-        f"| `{r.name}` | {r.label} | {kind(r.weights_type)} | {kind(r.activations_type)} | "
+        f"| `{r.name}` | {r.label} | {kind(r.weights_type)} | {r.activation_kind} | "
         f"{'yes' if r.stock_loadable else 'no'} | {r.description} |"
         for r in RECIPES.values()
     ]
