@@ -35,29 +35,38 @@ phase() {  # name limit phase-args... : one fresh process with its own empty com
   echo "phase $name rc=$rc ($(($(date +%s) - T0))s)"; grep -h '^RECORD\|Error\|error:' "$LOGS/$name.log" | tail -n 4
   [ "$rc" = 0 ] || echo "{\"phase\": \"$name\", \"failed_rc\": $rc}" >>"$WORK/records.jsonl"
 }
-diag() {
-  for case in repro cuda-first no-diffusers fp32-inputs cpu-inputs; do
-    timeout "$(left 90)" "$PY" bench/h200-aot/diag.py "$case" "$WORK/bf16-inside.pt2" >"$LOGS/diag-$case.log" 2>&1
-    echo "DIAG-RC $case rc=$? $(grep -h '^DIAG' "$LOGS/diag-$case.log" | tail -n 1)" | tee -a "$LOGS/diag.txt"
-  done
+diag() {  # name limit args: one package load per process, with a process listing while it runs (a compiler?)
+  local name=$1 limit=$2; shift 2
+  timeout "$(left "$limit")" "$PY" -X faulthandler bench/h200-aot/diag.py "$@" >"$LOGS/diag-$name.log" 2>&1 &
+  local pid=$!; sleep 12
+  { echo "--- ps after 12 s"; ps -eo pid,ppid,etime,pcpu,rss,args --sort=-pcpu | head -n 12; } >>"$LOGS/diag-$name.ps"
+  wait $pid; local rc=$?
+  echo "DIAG-RC $name rc=$rc $(grep -h '^DIAG' "$LOGS/diag-$name.log" | tail -n 1)" | tee -a "$LOGS/diag.txt"
+  return $rc
 }
 el "build + cold (side by side)"
 for r in bf16 int8 fp8-a8; do
-  phase "build-$r" 330 build --recipes "$r" &
-  phase "cold-$r" 330 cold --recipes "$r" &
+  phase "build-$r" 300 build --recipes "$r" &
+  phase "cold-$r" 300 cold --recipes "$r" &
 done
-if [ "$DIAG" = 1 ]; then (phase build-inside 330 build --recipes bf16 --weights-inside && diag) & fi
+if [ "$DIAG" = 1 ]; then phase build-execstack 300 build --recipes bf16 --keep-execstack & fi
 wait
 ls -la "$WORK"
+el "load diagnosis"
+if ! diag cleared 45 "$WORK/bf16.pt2"; then
+  echo "the cleared package does not load either: no AOT phases"; mkdir -p "$WORK/unloadable"; mv "$WORK"/*.pt2 "$WORK/unloadable/"
+fi
+[ "$DIAG" = 1 ] && [ -f "$WORK/bf16-execstack.pt2" ] && diag execstack 30 "$WORK/bf16-execstack.pt2"
 el "fresh process: AOT package"
-for r in bf16 int8 fp8-a8; do phase "aot-$r" 75 aot --recipes "$r"; done
+for r in bf16 int8 fp8-a8; do [ -f "$WORK/$r.pt2" ] && phase "aot-$r" 60 aot --recipes "$r"; done
 el "steady, interleaved"
-phase steady 200 steady --runs 9
+phase steady 170 steady --runs 9
 el "fresh process: compile cache"
-for r in bf16 int8 fp8-a8; do phase "cache-$r" 90 cache --recipes "$r"; done
+for r in bf16 int8 fp8-a8; do phase "cache-$r" 60 cache --recipes "$r"; done
 el "done"
 cp "$WORK/records.jsonl" "$WORK/environment.json" "$OUT/" 2>/dev/null
 cp "$WORK"/*.json "$LOGS/" 2>/dev/null
 tar czf "$OUT/logs-$RES.tar.gz" -C "$WORK" logs
+cp "$(ls "$WORK"/bf16.pt2 "$WORK"/unloadable/bf16.pt2 2>/dev/null | head -n 1)" "$OUT/" 2>/dev/null
 cat "$LOGS/diag.txt" 2>/dev/null
 grep -h '^RECORD' "$LOGS"/*.log | cut -c1-400

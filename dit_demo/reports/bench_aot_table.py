@@ -43,11 +43,11 @@ def rows(records: list[dict]) -> list[dict]:
         row = found.setdefault(key, {"model": rec["model"], "resolution": _resolution(rec["model"]),
                                      "recipe": rec["recipe"], "batch": rec["batch"]})  # fmt: skip
         phase = rec["phase"]
-        if phase == "build" and not rec.get("weights_inside"):
+        if phase == "build" and not (rec.get("weights_inside") or rec.get("execstack_kept")):
             mib = rec["package_bytes"] / MIB
             row.update(export_s=rec["export_s"], aoti_compile_s=rec["compile_s"], package_mib=mib)
         elif phase == "build":
-            row.update(inside_package_mib=rec["package_bytes"] / MIB, inside_compile_s=rec["compile_s"])
+            continue  # diagnosis-only packages (weights inside / executable stack kept)
         elif phase in ("aot", "cold", "cache"):
             row.update({f"{phase}_{k}": rec.get(k) for k in ("first_request_s", "steady_s", "since_launch_s", "path")})
             if phase == "aot":

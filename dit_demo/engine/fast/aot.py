@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -147,10 +148,13 @@ def _constants_spec(module: torch.nn.Module) -> dict[str, list]:
 
 
 @torch.no_grad()
-def build_package(variant: Variant, path: Path | str, *, batch: int = 1, guidance_scale: float = 4.0) -> PackageInfo:
+def build_package(
+    variant: Variant, path: Path | str, *, batch: int = 1, guidance_scale: float = 4.0, clear_stack: bool = True
+) -> PackageInfo:
     """Export the variant's fast transformer forward for (batch, guidance on/off) and compile it with AOTInductor
     into `path` (a `.pt2`; `NAME.json` beside it). Turns the variant into its fast form in place. Minutes on a GPU
-    host (torch.export seconds, AOTInductor 1–2 min); run it ahead of time, not in a request."""
+    host (torch.export seconds, AOTInductor 1–2 min); run it ahead of time, not in a request. `clear_stack=False`
+    keeps the library's executable-stack flag (only to reproduce the load failure it causes)."""
     path = Path(path)
     if path.suffix != ".pt2":
         raise InvalidRequestError(f"package path {path} must end in .pt2")
@@ -166,7 +170,7 @@ def build_package(variant: Variant, path: Path | str, *, batch: int = 1, guidanc
     export_s = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    torch._inductor.aoti_compile_and_package(exported, package_path=str(path), inductor_configs=dict(INDUCTOR_CONFIGS))
+    _compile_and_package(exported, path, clear_stack=clear_stack)
     compile_s = time.perf_counter() - start
     device = transformer.device
     info = PackageInfo(
@@ -192,6 +196,43 @@ def build_package(variant: Variant, path: Path | str, *, batch: int = 1, guidanc
     )
     sidecar(path).write_text(json.dumps(asdict(info), indent=1) + "\n", encoding="utf-8")
     return info
+
+
+ELF_MAGIC = b"\x7fELF\x02\x01"  # 64-bit little-endian
+PT_GNU_STACK, PF_X = 0x6474E551, 0x1
+
+
+def clear_execstack(path: Path) -> bool:
+    """Drop the executable-stack flag of a 64-bit ELF library in place (as `spaces.aoti_compile` does); True when it
+    was set. AOTInductor links its kernels into the wrapper `.so` with a PT_GNU_STACK entry that asks for an
+    executable stack; dlopen then has to make every thread's stack executable, which hardened hosts refuse."""
+    with path.open("r+b") as handle:
+        data = bytearray(handle.read(64))
+        if data[:6] != ELF_MAGIC:
+            raise PackageError(f"{path}: not a 64-bit ELF library")
+        offset, size, count = (struct.unpack_from(f, data, o)[0] for f, o in (("<Q", 32), ("<H", 54), ("<H", 56)))
+        for index in range(count):
+            handle.seek(offset + index * size)
+            kind, flags = struct.unpack("<II", handle.read(8))
+            if kind == PT_GNU_STACK and flags & PF_X:
+                handle.seek(offset + index * size + 4)
+                handle.write(struct.pack("<I", flags & ~PF_X))
+                return True
+    return False
+
+
+def _compile_and_package(exported, path: Path, *, clear_stack: bool) -> None:
+    """`torch._inductor.aoti_compile_and_package`, with the library's stack flag cleared before packaging."""
+    from torch._inductor.package import package_aoti
+
+    args, kwargs = exported.example_inputs
+    configs = {**INDUCTOR_CONFIGS, "aot_inductor.package": True}
+    files = torch._inductor.aot_compile(exported.module(), args, kwargs, options=configs)
+    files = [file for file in files if isinstance(file, str)]
+    for file in files:
+        if clear_stack and file.endswith(".so"):
+            clear_execstack(Path(file))
+    package_aoti(str(path), files)
 
 
 def check_package(path: Path | str, variant: Variant) -> PackageInfo:
