@@ -108,6 +108,8 @@ def run_cpu_bench(config: CpuBenchConfig) -> dict:
     for model in config.models:
         reference = build_reference(model, device="cpu")
         variants = {"bf16": reference, **{r: build_variant(reference, r) for r in config.recipes if r != "bf16"}}
+        for variant in variants.values():
+            variant.pipe.set_progress_bar_config(disable=True)  # a log of timings, not of progress bars
         for threads in config.threads:
             for batch in config.batches:
                 record["cells"].append(bench_cell(variants, model=model, threads=threads, batch=batch, config=config))
