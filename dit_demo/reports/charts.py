@@ -97,23 +97,39 @@ def _draw_titles(canvas: Image.Image, frame: _Frame, title: str, x_label: str, y
 
 def _draw_points(
     draw: ImageDraw.ImageDraw, frame: _Frame, points: Sequence[Mapping], x: str, y: str, label: str | None
-) -> None:
-    """One coloured dot per point; its label beside it (`place_labels`, the same placement as the SVG chart)."""
+) -> list[str]:
+    """One coloured dot per point; its label beside it (`place_labels`, the same placement as the SVG chart).
+    Returns the labels, when some point's whole label found no room beside it (the key is then drawn), else []."""
     (width, height), (left, right, top, bottom) = frame.size, frame.margins
     spots = [frame.to_px(float(p[x]), float(p[y])) for p in points]
     for i, (px, py) in enumerate(spots):
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=PALETTE[i % len(PALETTE)], outline="black")
     if not label:
-        return
+        return []
     texts = [drawable(str(p.get(label, ""))) for p in points]
     area = (left + 2, top + 2, width - right - 2, height - bottom - 2)
-    for i, spot in enumerate(place_labels(spots, texts, area, 13, width_of=text_width)):
+    placed = place_labels(spots, texts, area, 13, width_of=text_width)
+    for i, spot in enumerate(placed):
         if spot is None:
             continue
         lx, ly, anchor, text = spot
         w = text_width(text, 13)
         tx = {"start": lx, "end": lx - w, "middle": lx - w / 2}[anchor]
         draw.text((tx, ly - 12), text, fill=PALETTE[i % len(PALETTE)], font=font(13))
+    return texts if any(spot is None or spot[3] != text for spot, text in zip(placed, texts)) else []
+
+
+def _with_key(canvas: Image.Image, texts: Sequence[str]) -> Image.Image:
+    """The chart with a key below it: number, colour dot and whole label of every point."""
+    line = 18
+    keyed = Image.new("RGB", (canvas.width, canvas.height + line * len(texts) + 8), "white")
+    keyed.paste(canvas, (0, 0))
+    draw = ImageDraw.Draw(keyed)
+    for i, text in enumerate(texts):
+        y = canvas.height + 4 + i * line
+        draw.ellipse([16, y + 3, 26, y + 13], fill=PALETTE[i % len(PALETTE)], outline="black")
+        draw.text((34, y), drawable(f"{i + 1}  {text}"), fill="black", font=font(13))
+    return keyed
 
 
 def _estimated_width(text: str, size: int) -> float:
@@ -270,7 +286,8 @@ def scatter_chart(
     x_format: Formatter = format_value,
     y_format: Formatter = format_value,
 ) -> Image.Image:
-    """A labelled scatter plot (e.g. latency vs memory, one point per recipe) as an RGB image.
+    """A labelled scatter plot (e.g. latency vs memory, one point per recipe) as an RGB image; a key below the plot
+    when some label had to be shortened to its number or left out.
 
     Points whose x or y is missing or not finite are left out; at least one must remain. Axes start at zero
     unless `from_zero=False`, so ratios between points read correctly.
@@ -284,5 +301,5 @@ def scatter_chart(
     draw = ImageDraw.Draw(canvas)
     _draw_grid(draw, frame, x_format, y_format)
     _draw_titles(canvas, frame, title, x_label or x, y_label or y)
-    _draw_points(draw, frame, usable, x, y, label)
-    return canvas
+    key = _draw_points(draw, frame, usable, x, y, label)
+    return _with_key(canvas, key) if key else canvas

@@ -88,3 +88,13 @@ def test_svg_labels_stay_beside_their_points_never_overlap_and_the_key_lists_all
         assert gap_x <= 12 and gap_y <= 12, (i, box, (px, py))  # beside its point, not drifted away
         assert not any(charts._overlaps(box, other) for other in boxes if other is not box), (i, boxes)
     assert placed[0][3] == "recipe-0"  # the first has room for its whole label
+
+
+def test_png_chart_gets_a_key_when_a_label_found_no_room_beside_its_point():
+    crowded = [{"ms": 10.0 + 0.1 * i, "mib": 5.0 + 0.01 * i, "name": f"recipe number {i}"} for i in range(5)]
+    chart = scatter_chart(crowded, x="ms", y="mib", label="name", size=(400, 300))
+    assert chart.width == 400 and chart.height > 300  # the key lies below the plot
+    key = np.asarray(chart.crop((0, 300, 400, chart.height)).convert("L"))
+    assert key.min() < 128  # and was drawn
+    apart = [{"ms": 10.0, "mib": 1.0, "name": "a"}, {"ms": 40.0, "mib": 4.0, "name": "b"}]
+    assert scatter_chart(apart, x="ms", y="mib", label="name", size=(400, 300)).size == (400, 300)  # no key needed
