@@ -286,6 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> None:
+    """The app's own log lines (start-up, preload, ZeroGPU) at INFO on the server's stderr (a Space's log)."""
+    import logging
+
+    logger = logging.getLogger("dit_demo")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the flags, build `demo` (kept as this module's global, which `gradio app.py` reloads) and serve it."""
     global demo
@@ -293,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from dit_demo.app.service import DemoService
     from dit_demo.app.views import launch_kwargs
 
+    _log_to_stderr()
     allowed = [m.strip() for m in args.allowed_models.split(",") if m.strip()] if args.allowed_models else None
     service = DemoService(args.model, max_variants=args.max_variants, hosted=args.hosted, allowed_models=allowed)
     demo = build_demo(service=service, queue_size=args.queue_size)

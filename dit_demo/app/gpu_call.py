@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import gradio as gr
 import torch
 
 from dit_demo.app import zerogpu
@@ -36,6 +37,7 @@ DEFAULT_MAX_DURATION = 300
 MIN_DURATION = 10
 START_SECONDS = 5.0  # fork + moving the packed tensors, before the function body runs (an allowance, not measured)
 BUILD_FALLBACK_SECONDS = 30.0  # a first-use build nobody has measured or estimated yet (an allowance)
+WORKER_ERROR_TITLE = "ZeroGPU worker error"  # spaces.zero.wrappers: a failure in the worker outside the function
 MARGIN = 1.5  # ZeroGPU may abort a call that runs past its duration
 
 
@@ -174,7 +176,17 @@ def compare(service, request: Request, notify: Callable[[str], None] | None = No
         pending = [r for r in request.recipes if not zerogpu.built_before_launch(request.model, r)]
         if pending:
             notify(f"Building {', '.join(pending)} on the GPU first (not built at start-up).")
-    outcome = run_on_gpu(GpuRequest.of(request), service.limits.max_seconds)
+    try:
+        outcome = run_on_gpu(GpuRequest.of(request), service.limits.max_seconds)
+    except gr.Error as exc:
+        if getattr(exc, "title", None) != WORKER_ERROR_TITLE:
+            raise
+        raise gr.Error(  # spaces passes a worker's own failure as its class name only: say what that means
+            f"The GPU worker failed before or while running this request ({exc.message}); the Space's log has the "
+            "traceback. Try again; if it keeps failing, the Space needs a restart.",
+            title=WORKER_ERROR_TITLE,
+            print_exception=False,
+        ) from exc
     for recipe, seconds in outcome.built_s.items():
         service.record_build(request.model, recipe, seconds)
     for note in outcome.notes:

@@ -6,6 +6,8 @@ nvidiaUUID, allowToken), /allow and /release (200). It grants every request at o
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -92,6 +94,7 @@ def started(
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: spaces' forked workers go down with it
         )
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -106,13 +109,17 @@ def started(
             assert time.monotonic() < deadline, f"no answer in {timeout} s:\n{log.read_text()[-4000:]}"
             time.sleep(1)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+    finally:  # the app and every GPU worker `spaces` forked (daemon processes outlive a SIGTERM'd parent)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=30)
+                time.sleep(1)  # workers: a moment to exit on their own
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def read_report(path: Path) -> list[dict]:
