@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 import torch
@@ -39,6 +40,8 @@ START_SECONDS = 5.0  # fork + moving the packed tensors, before the function bod
 BUILD_FALLBACK_SECONDS = 30.0  # a first-use build nobody has measured or estimated yet (an allowance)
 WORKER_ERROR_TITLE = "ZeroGPU worker error"  # spaces.zero.wrappers: a failure in the worker outside the function
 MARGIN = 1.5  # ZeroGPU may abort a call that runs past its duration
+AOT_DIR_ENV = "DIT_DEMO_AOT_DIR"  # folder of ahead-of-time packages shipped with the Space (see `ahead_of_time`)
+_LOADED: dict[tuple, Variant] = {}  # packages loaded in this worker (a worker's own state, lost with it)
 
 
 @dataclass
@@ -108,19 +111,46 @@ def _duration(call: GpuRequest, seconds: float | None = None) -> int:
     return request_seconds(zerogpu.STATE.service, call)
 
 
-def ahead_of_time(variant: Variant) -> Variant | None:
-    """The variant with an ahead-of-time compiled transformer loaded, or None when no package is available.
+def _package_for(folder: Path, variant: Variant, rows: int) -> Path | None:
+    """The first package in `folder` whose description matches the variant's recipe and the request's rows."""
+    from dit_demo.engine.fast import aot
 
-    Seam for `dit_demo.engine.fast.aot` (ahead-of-time Inductor packages built on the H200): used when that module
-    exists and exposes `load_variant(variant) -> Variant | None`; otherwise None, and the request runs eagerly.
-    Nothing is compiled inside a call: a per-call `torch.compile` costs 41–90 s of warm-up on the H200.
+    for path in sorted(folder.glob("*.pt2")):
+        try:
+            info = aot.PackageInfo.read(path)
+        except aot.PackageError:
+            continue
+        if info.recipe == variant.recipe and info.source == variant.source and info.rows == rows:
+            return path
+    return None
+
+
+def ahead_of_time(variant: Variant, sampling: SamplingRequest, notes: list[str]) -> Variant | None:
+    """The variant sampling through an ahead-of-time package (`dit_demo.engine.fast.aot`), or None (run eagerly).
+
+    Packages are looked up in the folder `DIT_DEMO_AOT_DIR` names (built ahead on the same GPU type and torch with
+    `dit_demo.engine.fast.aot.build_package`, shipped with the Space) by recipe, source and rows per forward. The
+    loaded copy is kept for this worker's lifetime; the cached variant itself is left eager. Nothing is compiled in
+    a call (a per-call `torch.compile` costs 41–90 s of warm-up on the H200); a package that does not load is a note,
+    never a failure.
     """
-    try:
-        from dit_demo.engine.fast import aot  # type: ignore[attr-defined]
-    except ImportError:
+    folder = os.environ.get(AOT_DIR_ENV, "").strip()
+    rows = len(sampling.labels) * (2 if sampling.guidance_scale > 1 else 1)
+    path = _package_for(Path(folder), variant, rows) if folder and Path(folder).is_dir() else None
+    if path is None:
+        notes.append(f"{variant.recipe}: eager (no ahead-of-time package for {rows} rows on this Space)")
         return None
-    load = getattr(aot, "load_variant", None)
-    return load(variant) if callable(load) else None
+    key = (variant.source, variant.recipe, str(path))
+    if key not in _LOADED:
+        from dit_demo.engine.fast import aot
+
+        try:
+            aot.check_package(path, variant)  # before copying the variant into its fast form
+            _LOADED[key] = aot.load_package(aot.fast_form(variant, inplace=False), path)
+        except DemoError as exc:
+            notes.append(f"{variant.recipe}: eager ({exc})")
+            return None
+    return _LOADED[key]
 
 
 def _variants(service, request: Request, target: torch.device, built_s: dict[str, float]) -> dict[str, Variant]:
@@ -154,10 +184,7 @@ def _on_gpu(call: GpuRequest, seconds: float | None = None) -> GpuOutcome:
         variants = _variants(service, request, target, outcome.built_s)
         if request.compile:
             for recipe, variant in list(variants.items()):
-                compiled = ahead_of_time(variant)
-                variants[recipe] = compiled or variant
-                if compiled is None:
-                    outcome.notes.append(f"{recipe}: eager (no ahead-of-time package on this Space)")
+                variants[recipe] = ahead_of_time(variant, request.sampling, outcome.notes) or variant
         cold = [v for v in variants.values() if v.pipe not in service.warm]
         reference = REFERENCE_RECIPE if REFERENCE_RECIPE in variants else next(iter(variants))
         outcome.comparison = run_comparison(variants, request.sampling, reference=reference, cold=cold, seconds=seconds)

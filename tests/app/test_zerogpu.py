@@ -11,6 +11,7 @@ the duration an H200 MIG slice needs).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from dit_demo.errors import InvalidRequestError
 from tests.app.zerogpu_device_api import DeviceApi, read_report, started, zero_gpu_env
 
 ROOT = Path(__file__).resolve().parents[2]
+ZERO_GPU_RECIPES = offered.offered_recipes(torch.device("cuda"))  # what the page offers there (the device: cuda)
 FALLBACK_SECONDS = 599  # distinct from anything computed for the tiny model, so "computed" can be told apart
 
 
@@ -130,6 +132,27 @@ def test_build_time_counts_in_the_budget_estimate(fresh_state):
     assert service.estimated_seconds(request(["int8"], steps=4)) == pytest.approx(plain)
 
 
+def test_compile_on_zero_gpu_uses_a_package_when_one_matches_else_runs_eagerly(tiny_reference, tmp_path, monkeypatch):
+    from dit_demo.engine.fast import aot
+
+    sampling = SamplingRequest.create([1], seed=0, steps=2)  # guidance 4: 2 rows per forward
+    notes: list[str] = []
+    monkeypatch.delenv(gpu_call.AOT_DIR_ENV, raising=False)
+    assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None
+    assert notes == ["bf16: eager (no ahead-of-time package for 2 rows on this Space)"]
+    monkeypatch.setenv(gpu_call.AOT_DIR_ENV, str(tmp_path))
+    (tmp_path / "stray.pt2").write_bytes(b"not a package")  # no description beside it: not considered
+    assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None and len(notes) == 2
+    package = tmp_path / "bf16.pt2"
+    package.write_bytes(b"PK not really")
+    info = dict(format=aot.FORMAT, recipe="bf16", source=tiny_reference.source, batch=1, cfg=True, rows=2,
+                sample_size=8, in_channels=4, columns=1, dtype="float32", device="cpu", device_name="cpu",
+                torch=torch.__version__, label="", sha256="0" * 64)  # fmt: skip
+    aot.sidecar(package).write_text(json.dumps(info))
+    assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None  # found, refused by aot's own check
+    assert notes[-1].startswith("bf16: eager (") and "bf16.pt2" in notes[-1] and "corrupt" in notes[-1]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The app under the real package (subprocesses: `spaces` patches torch for the whole process)
 
@@ -170,9 +193,9 @@ def test_a_request_runs_through_spaces_fork_pickling_and_packing(tmp_path):
     ) as url:  # fmt: skip
         assert component(url, "compile")["visible"] and "ZeroGPU" in component(url, "compile")["label"]
         assert component(url, "startup")["value"] == ""  # nothing failed at start-up
-        everything = generate(url, offered.COMPARE_RECIPES)  # every offered recipe: built in the worker
-        assert set(everything["recipes"]) == {"bf16", *offered.COMPARE_RECIPES}
-        compiled = generate(url, offered.COMPARE_RECIPES, compile_gpu=True)  # no package: eager, never fails
+        everything = generate(url, ZERO_GPU_RECIPES)  # every offered recipe: built in the worker
+        assert set(everything["recipes"]) == {"bf16", *ZERO_GPU_RECIPES}
+        compiled = generate(url, ZERO_GPU_RECIPES, compile_gpu=True)  # no package: eager, never fails
         assert {r["compile_mode"] for r in compiled["recipes"].values()} == {"none"}
         resident = generate(url, ["int8"])  # built before launch: no build allowance
         assert set(resident["recipes"]) == {"bf16", "int8"}

@@ -19,9 +19,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import SpaceHardware
 
-from dit_demo.app.offered import COMPARE_RECIPES
+from dit_demo.app.offered import offered_recipes
 from dit_demo.cli import deploy_space
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from tests.app.zerogpu_device_api import DeviceApi, read_report, started, zero_gpu_env
@@ -32,6 +33,7 @@ pytestmark = [
     pytest.mark.skipif(not (EMBEDDED_MODEL_DIR / "model_index.json").is_file(), reason="embedded model not trained"),
 ]
 
+COMPARE_RECIPES = offered_recipes(torch.device("cuda"))  # what a ZeroGPU page offers (its device: cuda)
 ZERO_GPU_HARDWARE = [h.value for h in SpaceHardware if h.value.startswith("zero-")]
 
 
