@@ -1,5 +1,5 @@
-"""Same as `dit-demo deploy-space` (dit_demo/cli/deploy_space.py); needs the package installed: `pip install -e .`."""
+"""Same as `dit-demo deploy-space` (dit_demo/cli/publish/deploy_space.py); needs `pip install -e .`."""
 
-from dit_demo.cli.deploy_space import main
+from dit_demo.cli.publish.deploy_space import main
 
 raise SystemExit(main())

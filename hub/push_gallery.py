@@ -1,5 +1,5 @@
-"""Same as `dit-demo push-gallery` (dit_demo/cli/push_gallery.py); needs the package installed: `pip install -e .`."""
+"""Same as `dit-demo push-gallery` (dit_demo/cli/publish/push_gallery.py); needs `pip install -e .`."""
 
-from dit_demo.cli.push_gallery import main
+from dit_demo.cli.publish.push_gallery import main
 
 raise SystemExit(main())

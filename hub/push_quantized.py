@@ -1,5 +1,5 @@
-"""Same as `dit-demo push-model` (dit_demo/cli/push_model.py); needs the package installed: `pip install -e .`."""
+"""Same as `dit-demo push-model` (dit_demo/cli/publish/push_model.py); needs `pip install -e .`."""
 
-from dit_demo.cli.push_model import main
+from dit_demo.cli.publish.push_model import main
 
 raise SystemExit(main())

@@ -1,7 +1,8 @@
 """`dit-demo <command>`: one entry point for every command; it imports only the command it runs.
 
-Each command is a module `dit_demo.cli.<name>` with `build_parser()`, `run(args) -> int` and `main(argv) -> int`
-and no heavy import at its top, so `dit-demo --help` and `dit-demo <command> --help` answer at once.
+Each command is a module under `dit_demo.cli` (the Hub ones in `dit_demo.cli.publish`) with `build_parser()`,
+`run(args) -> int` and `main(argv) -> int` and no heavy import at its top, so `dit-demo --help` and
+`dit-demo <command> --help` answer at once.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "digit accuracy and FID of the embedded digits model per recipe"),
     "layer-errors": ("layer_errors", "which layers and timesteps carry a recipe's quantization error (SNR)"),
     "train": ("train", "train the embedded digits model (seeded, CPU)"),
-    "push-model": ("push_model", "write a quantized model repo with its measured card; --push uploads it"),
-    "push-gallery": ("push_gallery", "share a gallery folder as a dataset repo; --push uploads it"),
-    "deploy-space": ("deploy_space", "prepare the Gradio Space folder; --push uploads it"),
+    "push-model": ("publish.push_model", "write a quantized model repo with its measured card; --push uploads it"),
+    "push-gallery": ("publish.push_gallery", "share a gallery folder as a dataset repo; --push uploads it"),
+    "deploy-space": ("publish.deploy_space", "prepare the Gradio Space folder; --push uploads it"),
 }
 
 

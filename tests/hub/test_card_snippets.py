@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from stand_in_env import ALICE, point_client_at
 
-from dit_demo.cli import push_model
+from dit_demo.cli.publish import push_model
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.hub.model_repo import PIPELINE_PARTS, pipeline_bytes
 from dit_demo.reports.card import python_blocks

@@ -22,7 +22,7 @@ def test_request_spreads_labels_and_expands_one_start_seed():
 
 
 def test_reproduce_command_round_trips_through_the_parser():
-    from dit_demo.cli.push_model import build_parser
+    from dit_demo.cli.publish.push_model import build_parser
 
     spec = ModelRepoSpec("alice/x", model="tiny-random", recipe="int8-a8", keep=["adaln"], exclude=["*.ff.*"])
     spec.source_url = "https://huggingface.co/spaces/alice/demo"

@@ -15,8 +15,8 @@ import yaml
 from huggingface_hub import DatasetCard, HfApi, SpaceCard
 from stand_in_env import ALICE
 
-from dit_demo.cli import deploy_space, push_gallery
 from dit_demo.cli.main import main as dit_demo
+from dit_demo.cli.publish import deploy_space, push_gallery
 
 ROOT = Path(__file__).resolve().parents[2]
 

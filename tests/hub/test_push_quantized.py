@@ -18,7 +18,7 @@ from huggingface_hub import HfApi, ModelCard
 from PIL import Image
 from stand_in_env import ALICE, BOB_READ, CAROL, point_client_at
 
-from dit_demo.cli import push_model
+from dit_demo.cli.publish import push_model
 from dit_demo.engine.generate import build_reference, generate
 from dit_demo.engine.model.loading import load_pipeline
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR

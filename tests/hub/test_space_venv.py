@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 from stand_in_env import ALICE, point_client_at
 
-from dit_demo.cli import deploy_space
+from dit_demo.cli.publish import deploy_space
 from dit_demo.engine.generate import build_reference, build_variant
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import save_pipeline
