@@ -144,7 +144,7 @@ def _static_tabs() -> None:
     """The pre-computed gallery and, where this checkout has it, the GPU benchmark (from their results.json)."""
     import gradio as gr
 
-    from dit_demo.app import bench_tab, tabs
+    from dit_demo.app.page import bench_tab, tabs
 
     with gr.Tab("Gallery", elem_id="tab-gallery"):
         gr.HTML(tabs.gallery_html(), elem_id="precomputed", padding=False)
@@ -161,8 +161,8 @@ def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -
     NaN or an out-of-range value is named (field, type, range) instead of failing inside a component. The
     validator runs before the request is queued, so bad input, an unknown model included, is refused at once.
     """
-    from dit_demo.app.html import page_views
     from dit_demo.app.offered import on_model_change
+    from dit_demo.app.page.html import page_views
 
     c.model.change(on_model_change, c.model, [c.classes, c.model_note], api_visibility="private")
     inputs = [c.model, c.classes, c.seed, c.randomize, c.steps, c.guidance, c.scheduler, c.recipes, c.compile_gpu]
@@ -213,7 +213,7 @@ def build_demo(
     """The whole app for one default model; cheap (no weights are loaded until the first request)."""
     import gradio as gr
 
-    from dit_demo.app import tabs
+    from dit_demo.app.page import tabs
     from dit_demo.app.service import DemoService
 
     service = service or DemoService(default_model)
@@ -302,8 +302,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse the flags, build `demo` (kept as this module's global, which `gradio app.py` reloads) and serve it."""
     global demo
     args = build_parser().parse_args(argv)
+    from dit_demo.app.page.views import launch_kwargs
     from dit_demo.app.service import DemoService
-    from dit_demo.app.views import launch_kwargs
 
     _log_to_stderr()
     allowed = [m.strip() for m in args.allowed_models.split(",") if m.strip()] if args.allowed_models else None

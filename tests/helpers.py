@@ -17,7 +17,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 @contextmanager
 def serving(demo, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """Run the real app (a `gr.Blocks`) on a local port for the duration of a `with` block; yields its URL."""
-    from dit_demo.app.views import launch_kwargs
+    from dit_demo.app.page.views import launch_kwargs
 
     demo.launch(
         prevent_thread_lock=True, server_name=host, server_port=port or free_port(host), quiet=True, **launch_kwargs()

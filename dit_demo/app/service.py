@@ -24,8 +24,8 @@ from PIL import Image
 from dit_demo.app import config, gpu_call, zerogpu
 from dit_demo.app.budget import BudgetExceededError, build_estimate, pending_builds, warm_up
 from dit_demo.app.inputs import FIELDS, Request
+from dit_demo.app.page.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
 from dit_demo.app.running import run_comparison, user_errors
-from dit_demo.app.views import ComparisonState, caption, comparison_strip, numbers_json, summary_markdown
 from dit_demo.compare import Comparison, VariantCache
 from dit_demo.engine.device import default_device
 from dit_demo.engine.generate import Variant

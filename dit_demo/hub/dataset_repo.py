@@ -15,6 +15,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from dit_demo.engine.model.resolver import resolve_source
 from dit_demo.errors import DemoError
+from dit_demo.hub.card import base_model_info
 from dit_demo.hub.io import (
     EXIT_CONFLICT,
     HubError,
@@ -26,7 +27,6 @@ from dit_demo.hub.io import (
     publish_folder,
     staging,
 )
-from dit_demo.reports.card import base_model_info
 
 SHARED_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".json", ".jsonl", ".md", ".html", ".csv", ".txt"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}

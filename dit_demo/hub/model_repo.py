@@ -31,6 +31,8 @@ from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest, seeds_for
 from dit_demo.errors import DemoError
+from dit_demo.hub.card import CardError, base_model_info, build_card, card_identity, validate_card
+from dit_demo.hub.card_text import SOURCE_PLACEHOLDER
 from dit_demo.hub.io import (
     EXIT_CONFLICT,
     HubError,
@@ -43,8 +45,6 @@ from dit_demo.hub.io import (
     publish_folder,
     staging,
 )
-from dit_demo.reports.card import CardError, base_model_info, build_card, card_identity, validate_card
-from dit_demo.reports.card_text import SOURCE_PLACEHOLDER
 from dit_demo.reports.render import image_grid
 
 MEASUREMENTS_NAME = "measurements.json"

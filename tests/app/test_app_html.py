@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from dit_demo.app import views
+from dit_demo.app.page import views
 
 
 def test_difference_images_state_gain_and_largest_error() -> None:

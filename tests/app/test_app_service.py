@@ -126,7 +126,7 @@ def test_one_time_warm_up_is_reported_apart_from_latency(monkeypatch: pytest.Mon
 
 
 def test_prequantized_source_shows_no_stale_build_times(tiny_variants: dict[str, Variant], tmp_path: Path) -> None:
-    from dit_demo.app.views import numbers_json
+    from dit_demo.app.page.views import numbers_json
     from dit_demo.engine.model.serialization import save_pipeline
 
     report = {"quantize_s": 12.5, "calibrate_s": 30.0}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dit_demo.app import bench_tab, config, tabs
+from dit_demo.app import config
+from dit_demo.app.page import bench_tab, tabs
 
 
 def assert_page_safe(text: str) -> None:

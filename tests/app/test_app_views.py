@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from dit_demo.app import config, html, views
-from dit_demo.app.html import data_uri, page_views
+from dit_demo.app import config
 from dit_demo.app.inputs import Request
+from dit_demo.app.page import html, views
+from dit_demo.app.page.html import data_uri, page_views
 from dit_demo.compare import compare
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.request import SamplingRequest

@@ -21,8 +21,8 @@ from stand_in_env import ALICE, point_client_at
 
 from dit_demo.cli.publish import push_model
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
+from dit_demo.hub.card import python_blocks
 from dit_demo.hub.model_repo import PIPELINE_PARTS, pipeline_bytes
-from dit_demo.reports.card import python_blocks
 from tests.hub.conftest import STOCK_PACKAGES
 from tests.venvs import pinned, run_python
 

@@ -106,7 +106,7 @@ def test_space_folder_front_matter_and_default_model(tmp_path):
         "requirements.txt",
         "README.md",
         "dit_demo/engine/model/sources.py",
-        "dit_demo/reports/card.py",
+        "dit_demo/hub/card.py",
     ):
         assert (out / name).is_file(), name
     assert not list(out.rglob("__pycache__"))

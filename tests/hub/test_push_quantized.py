@@ -24,11 +24,11 @@ from dit_demo.engine.model.loading import load_pipeline
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import QuantizedDiTTransformer2DModel
 from dit_demo.engine.request import SamplingRequest
+from dit_demo.hub.card import CardError, base_model_info, build_card, python_blocks, validate_card
+from dit_demo.hub.card_text import SOURCE_PLACEHOLDER
 from dit_demo.hub.io import HubError, Target, publish_folder
 from dit_demo.hub.model_repo import ModelRepoSpec, reusable
 from dit_demo.metrics import METRICS
-from dit_demo.reports.card import CardError, base_model_info, build_card, python_blocks, validate_card
-from dit_demo.reports.card_text import SOURCE_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "alice/tiny-dit-int8"

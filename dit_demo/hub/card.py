@@ -16,8 +16,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.errors import DemoError
-from dit_demo.metrics import METRICS
-from dit_demo.reports.card_text import (
+from dit_demo.hub.card_text import (
     SOURCE_PLACEHOLDER,
     TEMPLATE,
     install_line,
@@ -26,6 +25,7 @@ from dit_demo.reports.card_text import (
     stock_snippet,
     where_run,
 )
+from dit_demo.metrics import METRICS
 from dit_demo.reports.tables import markdown_table
 from dit_demo.units import mebibytes
 

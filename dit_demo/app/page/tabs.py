@@ -13,8 +13,8 @@ from pathlib import Path
 from PIL import Image
 
 from dit_demo.app.config import GALLERY_DIR
-from dit_demo.app.html import difference_images, image_grid_html
-from dit_demo.app.views import dtype_name, verdict
+from dit_demo.app.page.html import difference_images, image_grid_html
+from dit_demo.app.page.views import dtype_name, verdict
 from dit_demo.metrics import METRICS
 from dit_demo.reports.charts import scatter_svg
 from dit_demo.reports.tables import metric_table

@@ -1,6 +1,6 @@
 """What a comparison says: labels, captions, the numbers JSON, the table's data, the one-line verdicts, the
 summary, and the one downloadable PNG. The page's HTML (tiles, differences, table, chart) is drawn by
-`dit_demo.app.html` from these.
+`dit_demo.app.page.html` from these.
 
 Bytes are shown through `dit_demo.units` (MiB = 2**20 bytes, labelled so); images are drawn by
 `dit_demo.reports.render` (the one grid drawer). The JSON keeps raw numbers and the recipe names the API has
@@ -228,6 +228,6 @@ def comparison_strip(comparison: Comparison) -> Image.Image:
 
 def launch_kwargs() -> dict:
     """Options Gradio 6 takes at launch (css); tests launch with the same so the page looks the same."""
-    from dit_demo.app.style import CSS
+    from dit_demo.app.page.style import CSS
 
     return {"css": CSS}

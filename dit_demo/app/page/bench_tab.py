@@ -15,8 +15,8 @@ from html import escape
 from pathlib import Path
 
 from dit_demo.app.config import BENCH_DIR
-from dit_demo.app.tabs import read_record
-from dit_demo.app.views import verdict
+from dit_demo.app.page.tabs import read_record
+from dit_demo.app.page.views import verdict
 from dit_demo.metrics import METRICS, canonical
 from dit_demo.reports.charts import scatter_svg
 from dit_demo.reports.tables import labelled_table, metric_table

@@ -1,4 +1,4 @@
-"""The comparison as the page shows it, in plain HTML (styled by `dit_demo.app.style`): captioned tiles, a
+"""The comparison as the page shows it, in plain HTML (styled by `dit_demo.app.page.style`): captioned tiles, a
 difference view with its scale stated, and the table and chart every page draws (`dit_demo.reports.tables`,
 `dit_demo.reports.charts`, labels and units from `dit_demo.metrics`).
 
@@ -17,7 +17,14 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from dit_demo.app.views import TABLE_ROWS, TEXT_ROWS, ComparisonState, difference_images, recipe_label, table_record
+from dit_demo.app.page.views import (
+    TABLE_ROWS,
+    TEXT_ROWS,
+    ComparisonState,
+    difference_images,
+    recipe_label,
+    table_record,
+)
 from dit_demo.compare import Comparison
 from dit_demo.metrics import METRICS
 from dit_demo.reports import render

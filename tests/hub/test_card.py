@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dit_demo.engine.machine import machine_description
-from dit_demo.reports.card import CardError, build_card, fmt_bytes, machine_line, python_blocks, validate_card
+from dit_demo.hub.card import CardError, build_card, fmt_bytes, machine_line, python_blocks, validate_card
 from dit_demo.units import mebibytes
 
 
