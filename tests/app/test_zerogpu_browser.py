@@ -18,7 +18,7 @@ import pytest
 from test_app_browser import driver, failed_requests, images_loaded, screenshot  # noqa: F401 - driver: fixture
 from zerogpu_device_api import DeviceApi, started, zero_gpu_env
 
-from dit_demo.cli import deploy_space
+from dit_demo.cli.publish import deploy_space
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 
 pytestmark = [

@@ -23,7 +23,7 @@ import torch
 from huggingface_hub import SpaceHardware
 
 from dit_demo.app.offered import offered_recipes
-from dit_demo.cli import deploy_space
+from dit_demo.cli.publish import deploy_space
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from tests.app.zerogpu_device_api import DeviceApi, read_report, started, zero_gpu_env
 from tests.venvs import ROOT, installed, make_venv, pinned
