@@ -102,7 +102,7 @@ def prequantized_recipe(source: str | ResolvedSource) -> str | None:
 def model_note(source: str | ResolvedSource) -> str:
     """One line under the model picker: what the source is and what comparing it means."""
     try:
-        resolved = resolve_source(source.strip() if isinstance(source, str) else source)
+        resolved = resolve_source(source)
     except DemoError as exc:  # a corrupt metadata file is a CheckpointError: said here, not raised
         return f"⚠️ {exc}"
     note = f"**{resolved.name}**: {SOURCE_KINDS[resolved.kind]}; {len(resolved.id2label)} classes."
