@@ -6,6 +6,7 @@ variant, the checks and the step path are the same code as on the GPU (bench/h20
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import zipfile
@@ -46,6 +47,9 @@ def test_package_round_trip_in_a_fresh_process_gives_the_eager_images(tmp_path, 
     path = tmp_path / f"{recipe}.pt2"
     info = aot.build_package(variant, path, batch=2, guidance_scale=4.0)
     assert path.is_file() and info.package_bytes == path.stat().st_size and info.rows == 4
+    with zipfile.ZipFile(path) as archive:  # the library no longer asks for an executable stack
+        libraries = [name for name in archive.namelist() if name.endswith(".so")]
+        assert libraries and all(not _stack_flags(archive.read(name)) & 0x1 for name in libraries)
     assert aot.sidecar(path).is_file()
     out = tmp_path / "images.npy"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
@@ -135,3 +139,37 @@ def test_compile_cache_refuses_missing_and_corrupt_files(tmp_path):
     (tmp_path / "cache.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(CompileCacheError, match="cache.json: not a dit_demo compile-cache description"):
         load_compile_cache(tmp_path / "cache.bin")
+
+
+def _elf_with_stack_flags(path, flags: int) -> None:
+    """A minimal 64-bit ELF header with two program headers (a PT_LOAD, then PT_GNU_STACK with `flags`)."""
+    header = bytearray(64)
+    header[:6] = aot.ELF_MAGIC
+    struct.pack_into("<Q", header, 32, 64)  # program headers right after the ELF header
+    struct.pack_into("<H", header, 54, 56)  # entry size
+    struct.pack_into("<H", header, 56, 2)  # entry count
+    load, stack = bytearray(56), bytearray(56)
+    struct.pack_into("<II", load, 0, 1, 0x5)
+    struct.pack_into("<II", stack, 0, aot.PT_GNU_STACK, flags)
+    path.write_bytes(bytes(header + load + stack))
+
+
+def _stack_flags(data: bytes) -> int:
+    offset, size, count = struct.unpack_from("<Q", data, 32)[0], *struct.unpack_from("<HH", data, 54)
+    for index in range(count):
+        kind, flags = struct.unpack_from("<II", data, offset + index * size)
+        if kind == aot.PT_GNU_STACK:
+            return flags
+    raise AssertionError("no PT_GNU_STACK entry")
+
+
+def test_clear_execstack_drops_only_the_executable_bit(tmp_path):
+    library = tmp_path / "wrapper.so"
+    _elf_with_stack_flags(library, 0x7)  # RWE, what AOTInductor's wrapper library asks for
+    assert aot.clear_execstack(library) is True
+    assert _stack_flags(library.read_bytes()) == 0x6  # RW
+    assert struct.unpack_from("<II", library.read_bytes(), 64) == (1, 0x5)  # other entries untouched
+    assert aot.clear_execstack(library) is False
+    (tmp_path / "text.so").write_bytes(b"not an ELF file at all, really not" * 3)
+    with pytest.raises(aot.PackageError, match="text.so: not a 64-bit ELF library"):
+        aot.clear_execstack(tmp_path / "text.so")
