@@ -69,7 +69,8 @@ def rows(records: list[dict]) -> list[dict]:
         if first and aot:
             row["first_over_steady"] = first / aot
             row["first_target_met"] = first / aot <= FIRST_REQUEST_FACTOR
-    return list(found.values())
+    order = {"bf16": 0, "int8": 1, "int8-a8": 2, "fp8-a8": 3}
+    return sorted(found.values(), key=lambda row: (row["resolution"], order.get(row["recipe"], 9), row["recipe"]))
 
 
 def _f(value, digits: int = 3, suffix: str = "") -> str:
