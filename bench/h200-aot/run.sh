@@ -10,6 +10,8 @@ DIAG=${2:-0}
 GPU=${GPU:-1}
 MODEL=${MODEL:-dit-xl-2-$RES-random}
 PY=${PY:-python3}
+RECIPES=${RECIPES:-bf16 int8 fp8-a8}
+STEADY_RUNS=${STEADY_RUNS:-9}
 BUDGET=${BUDGET:-570}  # seconds this script may run (the device call's limit is 600)
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DIFFUSERS_VERBOSITY=error TQDM_DISABLE=1
 T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
@@ -45,7 +47,7 @@ diag() {  # name limit args: one package load per process, with a process listin
   return $rc
 }
 el "build + cold (side by side)"
-for r in bf16 int8 fp8-a8; do
+for r in $RECIPES; do
   phase "build-$r" 300 build --recipes "$r" &
   phase "cold-$r" 300 cold --recipes "$r" &
 done
@@ -56,13 +58,13 @@ el "load diagnosis"
 if ! diag cleared 45 "$WORK/bf16.pt2"; then
   echo "the cleared package does not load either: no AOT phases"; mkdir -p "$WORK/unloadable"; mv "$WORK"/*.pt2 "$WORK/unloadable/"
 fi
-[ "$DIAG" = 1 ] && [ -f "$WORK/bf16-execstack.pt2" ] && diag execstack 30 "$WORK/bf16-execstack.pt2"
+[ "$DIAG" = 1 ] && [ -f "$WORK/bf16-execstack.pt2" ] && diag execstack 22 "$WORK/bf16-execstack.pt2"
 el "fresh process: AOT package"
-for r in bf16 int8 fp8-a8; do [ -f "$WORK/$r.pt2" ] && phase "aot-$r" 60 aot --recipes "$r"; done
+for r in $RECIPES; do [ -f "$WORK/$r.pt2" ] && phase "aot-$r" 60 aot --recipes "$r"; done
 el "steady, interleaved"
-phase steady 170 steady --runs 9
+phase steady 170 steady --runs "$STEADY_RUNS" --recipes "${RECIPES// /,}"
 el "fresh process: compile cache"
-for r in bf16 int8 fp8-a8; do phase "cache-$r" 60 cache --recipes "$r"; done
+for r in $RECIPES; do phase "cache-$r" 60 cache --recipes "$r"; done
 el "done"
 cp "$WORK/records.jsonl" "$WORK/environment.json" "$OUT/" 2>/dev/null
 cp "$WORK"/*.json "$LOGS/" 2>/dev/null
