@@ -62,9 +62,9 @@ fi
 el "fresh process: AOT package"
 for r in $RECIPES; do [ -f "$WORK/$r.pt2" ] && phase "aot-$r" 60 aot --recipes "$r"; done
 el "steady, interleaved"
-phase steady 170 steady --runs "$STEADY_RUNS" --recipes "${RECIPES// /,}"
+[ "${STEADY:-1}" = 1 ] && phase steady 170 steady --runs "$STEADY_RUNS" --recipes "${RECIPES// /,}"
 el "fresh process: compile cache"
-for r in $RECIPES; do phase "cache-$r" 60 cache --recipes "$r"; done
+[ "${CACHE:-1}" = 1 ] && for r in $RECIPES; do phase "cache-$r" 60 cache --recipes "$r"; done
 el "done"
 cp "$WORK/records.jsonl" "$WORK/environment.json" "$OUT/" 2>/dev/null
 cp "$WORK"/*.json "$LOGS/" 2>/dev/null
