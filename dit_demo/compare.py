@@ -7,10 +7,11 @@ of built variants, because quantizing (and calibrating) is the slow part and mem
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -23,6 +24,7 @@ from dit_demo.engine.model.resolver import ResolvedSource
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.timing import SpeedVerdict, Spread, interleaved, speed_verdict
 
 
 def is_digits_model(variant: Variant) -> bool:
@@ -67,9 +69,10 @@ def ratio(value: float | int | None, base: float | int | None) -> float | None:
     return round(value / base, 4) if value is not None and base else None
 
 
-def ratios(result: GenerationResult, reference: GenerationResult) -> dict:
+def ratios(result: GenerationResult, reference: GenerationResult, speed: SpeedVerdict | None = None) -> dict:
+    """Ratios to the reference; the latency ratio is of the medians when several interleaved runs were timed."""
     return {
-        "latency_ratio": ratio(result.latency_s, reference.latency_s),
+        "latency_ratio": round(speed.ratio, 4) if speed else ratio(result.latency_s, reference.latency_s),
         "weight_bytes_ratio": ratio(result.weight_bytes, reference.weight_bytes),
         "peak_memory_ratio": ratio(result.peak_memory_bytes, reference.peak_memory_bytes),
     }
@@ -90,17 +93,31 @@ class Comparison:
     reference_recipe: str
     results: dict[str, GenerationResult]
     quality: dict[str, dict] = field(default_factory=dict)
+    latencies: dict[str, Spread] = field(default_factory=dict)  # every timed run of each recipe, interleaved
 
     @property
     def reference(self) -> GenerationResult:
         return self.results[self.reference_recipe]
 
+    def speed(self, recipe: str) -> SpeedVerdict | None:
+        """The recipe's speed against the reference, worded from the spreads (None without spreads)."""
+        if recipe not in self.latencies or self.reference_recipe not in self.latencies:
+            return None
+        return speed_verdict(self.latencies[self.reference_recipe], self.latencies[recipe])
+
     def rows(self) -> list[dict]:
         """One flat JSON-ready row per recipe: timings, memory, bytes, quality, ratios to the reference."""
         rows = []
         for recipe, result in self.results.items():
-            row = {**result.metrics(), **self.quality.get(recipe, {}), **ratios(result, self.reference)}
+            speed = self.speed(recipe)
+            row = {**result.metrics(), **self.quality.get(recipe, {}), **ratios(result, self.reference, speed)}
             row["run_memory_bytes"] = result.peak_memory_bytes - result.memory_before_bytes
+            if recipe in self.latencies:
+                spread = self.latencies[recipe].to_dict()
+                row["latency_spread"] = spread
+                row["latency_median_s"], row["latency_runs"] = spread["median_s"], spread["runs"]
+            if speed is not None and speed.runs > 1 and recipe != self.reference_recipe:  # one run: no verdict
+                row["speed_verdict"] = asdict(speed)
             rows.append(row)
         return rows
 
@@ -111,8 +128,14 @@ def compare(
     *,
     reference: str = REFERENCE_RECIPE,
     on_result: Callable[[str, GenerationResult], None] | None = None,
+    rounds: int = 1,
 ) -> Comparison:
-    """Generate the same request with every variant (reference first) and score each against the reference."""
+    """Generate the same request with every variant (reference first) and score each against the reference.
+
+    `rounds` timed runs per recipe back each speed ratio: the first run (whose images are scored) and `rounds - 1`
+    repeats, all in the same order (reference, recipe, …, reference, recipe, …) so a busy spell of the machine
+    lands on every recipe alike; `Comparison.latencies` holds them and `Comparison.speed` words the verdict.
+    """
     if reference not in variants:
         raise ValueError(f"The reference recipe {reference!r} is not among the variants {list(variants)}.")
     order = [reference] + [r for r in variants if r != reference]
@@ -122,10 +145,32 @@ def compare(
         if on_result is not None:
             on_result(recipe, results[recipe])
     comparison = Comparison(reference_recipe=reference, results=results)
+    comparison.latencies = repeat_latencies(variants, request, order, results, rounds=rounds)
     digits = is_digits_model(variants[reference])
     for recipe, result in results.items():
         comparison.quality[recipe] = score(comparison.reference, result, digits=digits)
     return comparison
+
+
+def repeat_latencies(
+    variants: dict[str, Variant],
+    request: SamplingRequest,
+    order: Sequence[str],
+    first: dict[str, GenerationResult],
+    *,
+    rounds: int,
+) -> dict[str, Spread]:
+    """Each recipe's first latency plus `rounds - 1` interleaved repeats (`engine.timing.interleaved` keeps the
+    order), each sample the sampling time `generate` itself measures (bookkeeping around it excluded)."""
+    samples = {recipe: [first[recipe].latency_s] for recipe in order}
+    request = dataclasses.replace(request, warmup=False)  # warmed up by the first run already
+    if rounds > 1:
+
+        def runner(recipe: str) -> Callable[[], None]:
+            return lambda: samples[recipe].append(generate(variants[recipe], request).latency_s)
+
+        interleaved({recipe: runner(recipe) for recipe in order}, rounds=rounds - 1, warmup_rounds=0)
+    return {recipe: Spread(tuple(values)) for recipe, values in samples.items()}
 
 
 class VariantCache:

@@ -63,3 +63,32 @@ def test_digits_model_gets_classifier_scores(digits_reference):
     row = comparison.rows()[0]
     assert {"digit_accuracy", "digit_confidence", "predicted_digits", "confidences"} <= set(row)
     assert digit_quality(comparison.reference.images, [3, 7])["digit_accuracy"] == row["digit_accuracy"]
+
+
+def test_speed_rests_on_interleaved_rounds(tiny_reference, tiny_variants, monkeypatch):
+    """`rounds` timed runs per recipe, in the order reference, recipe, reference, recipe…; the first is the run whose
+    images are scored; the verdict and ratio come from the spreads."""
+    import sys
+
+    compare_module = sys.modules[compare.__module__]
+
+    real, order = compare_module.generate, []
+
+    def recording(variant, request):
+        order.append((variant.recipe, request.warmup))
+        return real(variant, request)
+
+    monkeypatch.setattr(compare_module, "generate", recording)
+    request = SamplingRequest.create([3], seed=2, steps=2, warmup=True)
+    comparison = compare({"bf16": tiny_reference, "int8": tiny_variants["int8"]}, request, rounds=3)
+    assert order == [("bf16", True), ("int8", True)] + [("bf16", False), ("int8", False)] * 2  # warmed up once
+    for recipe, result in comparison.results.items():
+        spread = comparison.latencies[recipe]
+        assert spread.runs == 3 and spread.samples[0] == result.latency_s
+    rows = {r["recipe"]: r for r in comparison.rows()}
+    speed = comparison.speed("int8")
+    assert rows["int8"]["speed_verdict"]["direction"] == speed.direction
+    assert rows["int8"]["latency_ratio"] == pytest.approx(speed.ratio, rel=1e-3)
+    assert "speed_verdict" not in rows["bf16"] and rows["bf16"]["latency_runs"] == 3
+    single = compare({"bf16": tiny_reference, "int8": tiny_variants["int8"]}, request)
+    assert "speed_verdict" not in single.rows()[1]  # one run is no verdict

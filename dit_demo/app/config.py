@@ -18,7 +18,8 @@ BENCH_DIR = ROOT / "bench"
 MODEL_ENV = "DIT_DEMO_MODEL"  # the default model (a Space variable sets it)
 QUEUE_SIZE_ENV = "DIT_DEMO_QUEUE_SIZE"  # requests waiting in Gradio's queue at most
 MAX_VARIANTS_ENV = "DIT_DEMO_MAX_VARIANTS"  # built variants kept in memory at most
-CPU_THREADS_ENV = "DIT_DEMO_CPU_THREADS"  # sampling threads on CPU (default: see service.cpu_threads)
+CPU_THREADS_ENV = "DIT_DEMO_CPU_THREADS"  # CPU threads (default: see dit_demo.engine.threads, which reads it)
+TIMING_ROUNDS_ENV = "DIT_DEMO_TIMING_ROUNDS"  # timed runs per recipe behind each speed verdict (first run included)
 HOSTED_ENV = "DIT_DEMO_HOSTED"  # 1 / 0: hosted mode on / off (default: on when SPACE_ID is set, i.e. on a Space)
 SPACE_ENV = "SPACE_ID"  # set by Hugging Face Spaces
 ALLOWED_MODELS_ENV = "DIT_DEMO_ALLOWED_MODELS"  # hosted mode: comma list of the models a visitor may pick
@@ -27,6 +28,7 @@ MAX_STEP_IMAGES_ENV = "DIT_DEMO_MAX_STEP_IMAGES"  # hosted mode: steps × images
 MAX_SECONDS_ENV = "DIT_DEMO_MAX_SECONDS"  # hosted mode: sampling seconds per request (all recipes together)
 DEFAULT_QUEUE_SIZE = 128  # 100 visitors at once are all queued, not turned away
 DEFAULT_MAX_VARIANTS = 4
+DEFAULT_TIMING_ROUNDS = 3  # one timing on a shared machine flipped verdicts between identical requests
 HOSTED_MAX_IMAGES = 8
 HOSTED_MAX_STEP_IMAGES = 400  # e.g. 8 images × 50 steps, or 4 × 100
 HOSTED_MAX_SECONDS = 60.0
@@ -143,3 +145,8 @@ def limits(
         max_step_images=env_int(MAX_STEP_IMAGES_ENV, HOSTED_MAX_STEP_IMAGES, environ),
         max_seconds=env_float(MAX_SECONDS_ENV, HOSTED_MAX_SECONDS, environ),
     )
+
+
+def timing_rounds(environ: Mapping[str, str] | None = None) -> int:
+    """Timed runs per recipe (interleaved, the first included) behind each speed verdict: at least 1."""
+    return max(1, env_int(TIMING_ROUNDS_ENV, DEFAULT_TIMING_ROUNDS, environ) or 1)

@@ -4,7 +4,8 @@ The main process never samples on ZeroGPU: it checks the budgets, asks for a dur
 and calls `run_on_gpu(request, seconds)`; `spaces` forks the worker, pickles those two arguments in (a few hundred
 bytes: the pipelines are module-level state the worker inherits, `zerogpu.STATE`) and the `GpuOutcome` out.
 
-Duration (seconds the slice is held): images × steps × the measured seconds per image-step of every recipe, the
+Duration (seconds the slice is held): images × steps × timed runs (`timing_rounds`) × the measured seconds per
+image-step of every recipe, the
 cold runs (one 2-step image each), a build allowance for each recipe not built before launch (its measured build
 time, else the budget's estimate, else `BUILD_FALLBACK_SECONDS`) and the worker's start (`START_SECONDS`), with a
 margin. Until a recipe has been measured, `DIT_DEMO_GPU_SECONDS` (default 60, `spaces`' own default) is asked for.
@@ -73,7 +74,7 @@ def request_seconds(service, request: Request | GpuRequest, environ: Mapping[str
     costs = [measured.get(r) for r in _recipes(request)]
     if any(c is None for c in costs):
         return fallback
-    sampling = sum(costs) * request.sampling.steps * request.images
+    sampling = sum(costs) * request.sampling.steps * request.images * getattr(service, "timing_rounds", 1)
     cold = sum(costs) * 2  # warm-ups: one 2-step image per recipe (an upper bound: warm pipelines skip it)
     builds = 0.0
     for recipe in _recipes(request):
@@ -187,7 +188,9 @@ def _on_gpu(call: GpuRequest, seconds: float | None = None) -> GpuOutcome:
                 variants[recipe] = ahead_of_time(variant, request.sampling, outcome.notes) or variant
         cold = [v for v in variants.values() if v.pipe not in service.warm]
         reference = REFERENCE_RECIPE if REFERENCE_RECIPE in variants else next(iter(variants))
-        outcome.comparison = run_comparison(variants, request.sampling, reference=reference, cold=cold, seconds=seconds)
+        outcome.comparison = run_comparison(
+            variants, request.sampling, reference=reference, cold=cold, seconds=seconds, rounds=service.timing_rounds
+        )
         service.warm.update(v.pipe for v in cold)
         return outcome
 

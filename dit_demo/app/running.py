@@ -59,14 +59,15 @@ def run_comparison(
     reference: str,
     cold: Sequence[Variant] = (),
     seconds: float | None = None,
+    rounds: int = 1,
 ) -> Comparison:
     """The device-bound part of a request (on ZeroGPU it runs inside `gpu_call.run_on_gpu`).
 
     `cold` variants were never run: one 2-step image each first (`warm_up`), so one-time costs do not land on
     whichever recipe happens to run first and skew the latency comparison. `seconds` bounds the timed sampling
-    (not the warm-ups).
+    (not the warm-ups) and the `rounds` interleaved timed runs behind each speed verdict (`compare.compare`).
     """
     for variant in cold:
         warm_up(variant, request)
     with time_budget(list(variants.values()), seconds):
-        return score_variants(variants, request, reference=reference)
+        return score_variants(variants, request, reference=reference, rounds=rounds)

@@ -13,7 +13,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,11 +32,10 @@ from dit_demo.engine.generate import Variant
 from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.request import DEFAULT_GUIDANCE, MAX_BATCH, SamplingRequest
+from dit_demo.engine.threads import thread_policy
 from dit_demo.errors import DemoError, InvalidRequestError, ModelLoadError
 
 log = logging.getLogger("dit_demo.app")
-
-SMALL_MODEL_PARAMS = 20_000_000
 
 
 def _notify(message: str) -> None:
@@ -49,7 +48,7 @@ def _notify(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# GPU hooks: optional fast path, CPU thread budget (ZeroGPU's GPU function: dit_demo.app.gpu_call)
+# GPU hooks: optional fast path, CPU thread policy (ZeroGPU's GPU function: dit_demo.app.gpu_call)
 
 
 def fast_module():
@@ -75,33 +74,11 @@ def compile_label() -> str:
     return "compile (GPU): torch.compile / CUDA graphs, warm-up reported separately"
 
 
-def cpu_threads(variants: Sequence[Variant], environ: Mapping[str, str] | None = None) -> int | None:
-    """Threads to sample with on CPU (None: leave torch's setting alone).
-
-    A small model's matmuls are too small to split: on 2 busy cores, 2 OpenMP threads made the 2.9 M-parameter
-    digits DiT 8-40× slower per step than 1 thread (spin-waiting on a core someone else holds). Large models
-    keep torch's default. `DIT_DEMO_CPU_THREADS` overrides.
-    """
-    threads = config.env_int(config.CPU_THREADS_ENV, None, environ)
-    if threads is not None:
-        return max(1, threads)
-    if not variants or any(v.device.type != "cpu" for v in variants):
-        return None
-    params = max(sum(p.numel() for p in v.pipe.transformer.parameters()) for v in variants)
-    return 1 if params < SMALL_MODEL_PARAMS else None
-
-
 @contextmanager
 def thread_budget(variants: Sequence[Variant]) -> Iterator[None]:
-    """Apply `cpu_threads` for one request and restore torch's setting after (requests run one at a time)."""
-    threads = cpu_threads(variants)
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    """The engine's CPU thread policy (`dit_demo.engine.threads`) over a whole request, warm-ups included."""
+    with thread_policy([v.pipe.transformer for v in variants]):
         yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -123,6 +100,7 @@ class DemoService:
         hosted: bool | None = None,
         allowed_models: Sequence[str] | None = None,
         limits: config.Limits | None = None,
+        timing_rounds: int | None = None,
     ):
         self.default_model = config.default_model(default_model)
         self.limits = limits or config.limits(self.default_model, hosted_mode=hosted, allowed_models=allowed_models)
@@ -132,6 +110,8 @@ class DemoService:
             max_variants=max_variants, device=self.device, calibration=calibration, on_evict=self._evicted
         )
         self.max_batch = max_batch
+        # timed runs per recipe behind each speed verdict (the first, whose images are shown, and repeats)
+        self.timing_rounds = config.timing_rounds() if timing_rounds is None else max(1, timing_rounds)
         self._seconds_per_image_step: dict[tuple[str, str], float] = {}  # measured: for the time-budget estimate
         self.build_seconds: dict[tuple[str, str], float] = {}  # measured first builds (budget and GPU duration)
         self._compiled: OrderedDict[tuple, Variant] = OrderedDict()
@@ -240,7 +220,12 @@ class DemoService:
         cold = [] if request.compile else [v for v in variants.values() if v.pipe not in self.warm]
         with thread_budget(list(variants.values())):
             comparison = run_comparison(
-                variants, request.sampling, reference=reference, cold=cold, seconds=self.limits.max_seconds
+                variants,
+                request.sampling,
+                reference=reference,
+                cold=cold,
+                seconds=self.limits.max_seconds,
+                rounds=self.timing_rounds,
             )
         self.warm.update(v.pipe for v in cold)
         self._record_latency(request.model, comparison)
@@ -269,7 +254,8 @@ class DemoService:
     # -- budgets ----------------------------------------------------------------------------------------------
 
     def estimated_seconds(self, request: Request, recipes: Sequence[str] | None = None) -> float | None:
-        """Sampling seconds this request should take, from the last measured runs (None until all were run)."""
+        """Sampling seconds this request should take, from the last measured runs (None until all were run): every
+        recipe `timing_rounds` times (the repeats behind the speed verdicts), plus building what is not built yet."""
         if recipes is None:
             saved = request.resolved.recipe
             recipes = [saved] if saved else [REFERENCE_RECIPE, *request.recipes]
@@ -277,7 +263,8 @@ class DemoService:
         if not costs or any(c is None for c in costs):
             return None
         builds = [self.build_estimate(request.model, r) for r in pending_builds(self, request.model, recipes)]
-        return sum(costs) * request.sampling.steps * request.images + sum(b for b in builds if b is not None)
+        sampling = sum(costs) * request.sampling.steps * request.images * self.timing_rounds
+        return sampling + sum(b for b in builds if b is not None)
 
     def check_time_budget(self, request: Request, recipes: Sequence[str] | None = None) -> None:
         """Refuse, before sampling, a request whose measured cost is over the seconds budget (hosted mode)."""
@@ -287,9 +274,9 @@ class DemoService:
             runs = 1 + len(request.recipes) if recipes is None else len(recipes)
             raise BudgetExceededError(
                 f"This request would take about {estimate:.0f} s ({request.sampling.steps} steps × "
-                f"{request.images} images × {runs} recipes as measured here, plus building the recipes not built "
-                f"yet), over this server's time budget of {budget:g} s per request (seconds): use fewer steps, "
-                "classes or recipes."
+                f"{request.images} images × {runs} recipes × {self.timing_rounds} timed runs as measured here, plus "
+                f"building the recipes not built yet), over this server's time budget of {budget:g} s per request "
+                "(seconds): use fewer steps, classes or recipes."
             )
 
     def validate(self, *values) -> list[dict]:

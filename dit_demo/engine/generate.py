@@ -22,6 +22,7 @@ from dit_demo.engine.model.sources import set_scheduler
 from dit_demo.engine.quant.quantize import CalibrationConfig, QuantizationReport, derive_pipeline, module_weight_bytes
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.threads import thread_policy
 from dit_demo.errors import InvalidRequestError
 
 
@@ -168,7 +169,8 @@ def build_variant(
             f"{reference.source} is already quantized ({reference.recipe}); load the full-precision model to "
             f"build {recipe}."
         )
-    pipe, report = derive_pipeline(reference.pipe, recipe, keep=keep, exclude=exclude, calibration=calibration)
+    with thread_policy([reference.pipe.transformer]):  # calibration samples: same policy as `generate`
+        pipe, report = derive_pipeline(reference.pipe, recipe, keep=keep, exclude=exclude, calibration=calibration)
     pipe.set_progress_bar_config(leave=False)
     return Variant(
         pipe=pipe,
@@ -189,7 +191,8 @@ def initial_generators(seeds: Sequence[int]) -> list[torch.Generator]:
 
 def generate(variant: Variant | DiTPipeline, request: SamplingRequest) -> GenerationResult:
     """Sample one image per label of the (already validated) request, timed and measured. `request.warmup` runs the
-    same shapes once first (compile, kernel autotuning, CUDA graphs) and reports its time separately."""
+    same shapes once first (compile, kernel autotuning, CUDA graphs) and reports its time separately. CPU threads
+    follow `engine.threads` (1 for small models)."""
     if isinstance(variant, DiTPipeline):
         variant = Variant(
             pipe=variant, recipe="unknown", source="in-memory", report=QuantizationReport(recipe="unknown"), load_s=0.0
@@ -212,21 +215,22 @@ def generate(variant: Variant | DiTPipeline, request: SamplingRequest) -> Genera
         )
         return pipe.numpy_to_pil(output.images)
 
-    warmup_s = None
-    if request.warmup:
-        start = time.perf_counter()
-        run()
+    with thread_policy([pipe.transformer]):
+        warmup_s = None
+        if request.warmup:
+            start = time.perf_counter()
+            run()
+            sync(device)
+            warmup_s = time.perf_counter() - start
+            variant.warmup_s = warmup_s
+        reset_peak_memory(device)
+        memory_before = memory_in_use(device)
         sync(device)
-        warmup_s = time.perf_counter() - start
-        variant.warmup_s = warmup_s
-    reset_peak_memory(device)
-    memory_before = memory_in_use(device)
-    sync(device)
-    with _decode_clock(pipe, device) as marks:
-        start = time.perf_counter()
-        images = run()
-        sync(device)
-        end = time.perf_counter()
+        with _decode_clock(pipe, device) as marks:
+            start = time.perf_counter()
+            images = run()
+            sync(device)
+            end = time.perf_counter()
     peak, memory_kind = peak_memory(device)
     denoise_s = marks.get("decode", end) - start  # noise + every sampling step (the noise itself is negligible)
     return GenerationResult(

@@ -21,6 +21,7 @@ from dit_demo.engine.generate import Variant, build_reference, build_variant, ge
 from dit_demo.engine.machine import environment
 from dit_demo.engine.metrics import psnr
 from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.threads import use_threads
 from dit_demo.engine.timing import interleaved, machine_load, speed_verdict
 from dit_demo.errors import InvalidRequestError
 from dit_demo.reports.bench_timing import forward_inputs
@@ -56,8 +57,13 @@ def _forward_psnr(output: torch.Tensor, reference: torch.Tensor) -> float | None
 
 
 def bench_cell(variants: dict[str, Variant], *, model: str, threads: int, batch: int, config: CpuBenchConfig) -> dict:
-    """One (model, threads, batch) cell: interleaved forward (and sampling) timings of every recipe."""
-    torch.set_num_threads(threads)
+    """One (model, threads, batch) cell: interleaved forward (and sampling) timings of every recipe, on exactly
+    `threads` threads (pinned: `generate` would otherwise apply the engine's thread policy)."""
+    with use_threads(threads):
+        return _cell(variants, model=model, threads=threads, batch=batch, config=config)
+
+
+def _cell(variants: dict[str, Variant], *, model: str, threads: int, batch: int, config: CpuBenchConfig) -> dict:
     reference = variants["bf16"]
     inputs = forward_inputs(reference, batch, config.guidance)
     load_before = machine_load()

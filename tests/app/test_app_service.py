@@ -16,6 +16,7 @@ from dit_demo.app import running
 from dit_demo.app import service as app_service
 from dit_demo.app.inputs import Request
 from dit_demo.app.service import DemoService
+from dit_demo.engine import threads
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.request import SamplingRequest
 from dit_demo.errors import InvalidRequestError
@@ -95,9 +96,10 @@ def test_fast_path_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_small_models_sample_on_one_cpu_thread(tiny_reference: Variant) -> None:
-    assert app_service.cpu_threads([tiny_reference], {}) == 1
-    assert app_service.cpu_threads([tiny_reference], {"DIT_DEMO_CPU_THREADS": "3"}) == 3
-    assert app_service.cpu_threads([], {}) is None
+    transformer = tiny_reference.pipe.transformer
+    assert threads.cpu_threads([transformer], {}) == 1
+    assert threads.cpu_threads([transformer], {"DIT_DEMO_CPU_THREADS": "3"}) == 3
+    assert threads.cpu_threads([], {}) is None
     before = torch.get_num_threads()
     with app_service.thread_budget([tiny_reference]):
         assert torch.get_num_threads() == 1

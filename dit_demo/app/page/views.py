@@ -21,6 +21,7 @@ from PIL import Image
 from dit_demo.app.config import STRIP_TILE
 from dit_demo.compare import Comparison
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
+from dit_demo.engine.timing import SpeedVerdict
 from dit_demo.reports import render
 from dit_demo.units import format_bytes, format_seconds
 
@@ -92,6 +93,14 @@ def table_record(row: Mapping, is_reference: bool = False) -> dict:
     return record
 
 
+def _speed(row: Mapping, what: str) -> str | None:
+    """The speed verdict in words: from the interleaved runs' spreads when the row has them (`engine.timing`:
+    "faster"/"slower" only when the ranges do not overlap, with the run count), else from the one ratio."""
+    if isinstance(row.get("speed_verdict"), Mapping):
+        return SpeedVerdict(**row["speed_verdict"]).phrase(what)
+    return _times(row["latency_ratio"], what) if row.get("latency_ratio") else None
+
+
 def _times(ratio: float, what: str) -> str:
     """A latency ratio in words: "1.35× slower than X", "2.10× faster than X", "about as fast as X"."""
     if abs(ratio - 1) < 0.05:
@@ -107,8 +116,9 @@ def verdict(row: Mapping, reference_label: str, *, process_memory: bool = False,
     """
     label = row.get("label") or row["recipe"]
     parts = []
-    if row.get("latency_ratio"):
-        parts.append(_times(row["latency_ratio"], f"the {reference_label}{where}"))
+    speed = _speed(row, f"the {reference_label}{where}")
+    if speed:
+        parts.append(speed)
     if row.get("peak_memory_ratio") and not process_memory:
         parts.append(f"{row['peak_memory_ratio']:.2f}× peak memory")
     if row.get("weight_bytes_ratio"):
