@@ -54,12 +54,16 @@ def generate_images(
     exclude: Sequence[str] = (),
     calibration_steps: int = 25,
     compare_with: str | None = None,
+    rounds: int = 3,
 ) -> dict:
     """Build the variant, generate, save the strip at `out`, print the summary; returns the JSON record."""
-    from dit_demo.compare import image_quality
+    from dataclasses import asdict
+
+    from dit_demo.compare import image_quality, repeat_latencies
     from dit_demo.engine.generate import build_reference, build_variant, generate
     from dit_demo.engine.quant.quantize import CalibrationConfig
     from dit_demo.engine.request import SamplingRequest
+    from dit_demo.engine.timing import speed_verdict
     from dit_demo.reports.render import hstrip
     from dit_demo.units import format_db
 
@@ -80,6 +84,21 @@ def generate_images(
         quality = image_quality(base_result.images, result.images)
         print(f"vs {compare_with:<12} PSNR {format_db(quality['psnr_db'])}   SSIM {quality['ssim']:.4f}")
         record["compare"] = {"recipe": compare_with, **quality, "latency_s": base_result.latency_s}
+        if compare_with != recipe and rounds > 1:  # one timing on a shared machine is no verdict: interleave more
+            spreads = repeat_latencies(
+                {compare_with: base, recipe: variant},
+                request,
+                [compare_with, recipe],
+                {compare_with: base_result, recipe: result},
+                rounds=rounds,
+            )
+            speed = speed_verdict(spreads[compare_with], spreads[recipe])
+            print(f"speed           {recipe} is {speed.phrase(compare_with)}")
+            record["compare"].update(
+                latency_spread=spreads[compare_with].to_dict(),
+                candidate_latency_spread=spreads[recipe].to_dict(),
+                speed_verdict=asdict(speed),
+            )
     print(f"saved           {out}")
     return record
 
@@ -93,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guidance", type=float, default=4.0)
     parser.add_argument("--warmup", action="store_true", help="run once first and report that time separately")
     parser.add_argument("--compare", choices=list(RECIPES), help="also run this recipe and print PSNR/SSIM against it")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --compare: timed interleaved runs per recipe behind the speed line",
+    )
     parser.add_argument("--out", default="out.png")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     return parser
@@ -114,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         calibration_steps=args.calibration_steps,
         compare_with=args.compare,
+        rounds=args.rounds,
     )
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2), encoding="utf-8")

@@ -1,9 +1,11 @@
 """The one CPU thread policy for sampling and building small models (app, CLI, library alike).
 
 A small model's matmuls are too small to split across threads: on this project's 2-core CPU machine, shared with
-other jobs, torch's default of 2 OpenMP threads made the 2.9 M-parameter embedded digits DiT 5-40× slower per step
-than 1 thread (1,074 ms/step vs 193 ms/step in one measurement; threads spin-wait at barriers on a core someone else
-holds). Measured again interleaved with `dit_demo.engine.timing` (numbers in bench/README.md, "CPU threads"). So a
+other jobs, torch's default of 2 OpenMP threads made the 2.9 M-parameter embedded digits DiT several times slower
+per step than 1 thread (threads spin-wait at barriers on a core someone else holds). Measured interleaved with
+`bench/cpu-threads/measure.py` (10 steps, batch 1, 5 rounds, 1-minute load average 4.5 on 2 cores, torch 2.13 CPU):
+whole call ÷ steps (decode included), 1 thread 25.3 ms/step (24.9–30.5), 2 threads 154.2 ms/step (121.1–173.2):
+2 threads 6.1× slower, ranges apart (issue 24 saw 1,074 ms/step on 2 threads vs 193 on 1, a busier machine). So a
 model whose weights take under `SMALL_MODEL_BYTES` (20 M fp32 parameters; counted in storage bytes so that int8
 and dynamically quantized copies of a large model stay large) runs on 1 thread on CPU; large models (DiT-XL, 675 M
 parameters) keep torch's default, where splitting pays. `DIT_DEMO_CPU_THREADS` overrides for every model, and

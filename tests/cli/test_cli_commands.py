@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from dit_demo.cli.main import main
@@ -36,6 +37,15 @@ def test_generate_writes_an_image_and_compares(tmp_path, capsys):
     assert "PSNR" in printed and "ms / step" in printed and "peak memory" in printed
     data = json.loads(record.read_text())
     assert data["compare"]["psnr_db"] > 40 and data["result"]["recipe"] == "int8"
+    # the speed line rests on 3 interleaved runs of each, worded from the ranges (engine.timing)
+    from dit_demo.engine.timing import Spread, speed_verdict
+
+    compared = data["compare"]
+    base, candidate = (Spread.from_dict(compared[k]) for k in ("latency_spread", "candidate_latency_spread"))
+    assert base.runs == candidate.runs == compared["speed_verdict"]["runs"] == 3
+    assert base.samples[0] == pytest.approx(compared["latency_s"], abs=1e-6)
+    assert compared["speed_verdict"]["direction"] == speed_verdict(base, candidate).direction
+    assert "3 interleaved runs" in printed and f"int8 is {speed_verdict(base, candidate).phrase('bf16')}" in printed
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
