@@ -15,6 +15,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 
 from dit_demo.engine.quant.recipes import RECIPES
+from dit_demo.engine.timing import SpeedVerdict
 from dit_demo.errors import DemoError
 from dit_demo.hub.card_text import (
     SOURCE_PLACEHOLDER,
@@ -110,6 +111,14 @@ def fmt_db(value: float | None) -> str:
 
 def fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}×"
+
+
+def speed_text(row: dict) -> str:
+    """The card's speed claim, worded from the interleaved runs' ranges (`engine.timing`); records written before
+    those runs existed rest on one timing each, and the card says so instead of calling a winner."""
+    if isinstance(row.get("speed_verdict"), dict):
+        return SpeedVerdict(**row["speed_verdict"]).phrase("the reference")
+    return "one timed call each: too few to call either faster on a shared machine"
 
 
 def kept_text(report: dict) -> str:
@@ -245,6 +254,7 @@ def build_card(measurements: dict) -> ModelCard:
         },
         warmup_text=" and one warm-up run" if quant.get("warmup_s") is not None else "",
         quality_table=quality_table,
+        speed_text=speed_text(quant),
         ratios={
             "latency": fmt_ratio(quant["latency_ratio"]),
             "peak_memory": fmt_ratio(quant["peak_memory_ratio"]),

@@ -76,8 +76,9 @@ is made in (other classes or another batch size change it by a few levels of 255
 
 All numbers below were measured in the run that wrote this repo (`measurements.json` has them unrounded), on
 **{{ machine_line }}**: {{ steps }} steps of `{{ scheduler }}`, guidance {{ guidance_scale }}, batch {{ batch }}
-(classes {{ labels_text }}, seeds {{ seeds_text }}); latency = one timed end-to-end call after model
-load{{ warmup_text }}. The reference is the base model in {{ reference_dtype }} on {{ reference_device }}
+(classes {{ labels_text }}, seeds {{ seeds_text }}); latency = the first timed end-to-end call after model
+load{{ warmup_text }}; the latency ratio and the speed verdict rest on the reference and the recipe timed interleaved
+(median, min–max). The reference is the base model in {{ reference_dtype }} on {{ reference_device }}
 (bfloat16 on a GPU, float32 on a CPU).
 
 ### Size
@@ -98,7 +99,7 @@ Base checkpoint size measured from {{ size.base_how }}. MiB = 2^20 bytes.
 Peak memory is that of the whole process while both variants are loaded (they run one after the other in one
 process), so it is not the footprint of one variant alone; the transformer weight bytes above are.
 Ratios {{ recipe }} / reference: latency {{ ratios.latency }}, peak memory {{ ratios.peak_memory }},
-transformer weights {{ ratios.weight_bytes }}.
+transformer weights {{ ratios.weight_bytes }}. Speed: {{ recipe }} is {{ speed_text }}.
 
 ### Samples
 

@@ -71,6 +71,7 @@ class ModelRepoSpec:
     exclude: list[str] = field(default_factory=list)
     calibration_steps: int = 25
     warmup: bool = False
+    timing_rounds: int = 3  # interleaved timed calls per variant behind the card's speed claim
     source_url: str | None = None  # the project's public source (the card links it); required to push
     _resolved: ResolvedSource | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -153,7 +154,7 @@ def measure(spec: ModelRepoSpec) -> Measured:
     request = SamplingRequest.create(
         labels, seeds=seeds, steps=spec.steps, guidance_scale=spec.guidance, warmup=spec.warmup, max_batch=len(labels)
     )
-    comparison = compare({REFERENCE_RECIPE: reference, spec.recipe: variant}, request)
+    comparison = compare({REFERENCE_RECIPE: reference, spec.recipe: variant}, request, rounds=spec.timing_rounds)
     return Measured(reference.resolved, reference, variant, comparison, labels, seeds)
 
 

@@ -72,6 +72,23 @@ def test_a_card_from_a_measured_record_validates(tmp_path):
     assert "41.25 dB" in card.text and "∞ (identical)" in card.text and "1.200×" in card.text
 
 
+@pytest.mark.parametrize(
+    ("reference", "candidate", "words"),
+    [((1.0, 1.1, 0.9), (1.5, 1.6, 1.4), "slower than"), ((1.0, 1.3, 0.8), (1.1, 0.9, 1.2), "about as fast as")],
+)
+def test_the_speed_claim_is_worded_from_the_interleaved_ranges(tmp_path, reference, candidate, words):
+    from dataclasses import asdict
+
+    from dit_demo.engine.timing import Spread, speed_verdict
+
+    measured = measured_record()
+    verdict = speed_verdict(Spread(reference), Spread(candidate))
+    measured["rows"][1].update(speed_verdict=asdict(verdict), latency_ratio=round(verdict.ratio, 4))
+    card = build_card(measured).text
+    assert f"int8 is {verdict.phrase('the reference')}." in card and words in card and "3 interleaved runs" in card
+    assert "too few to call" in build_card(measured_record()).text  # an old record: one timing, no winner named
+
+
 def test_validate_refuses_a_number_that_was_not_measured(tmp_path):
     measured = measured_record()
     build_card(measured).save(tmp_path / "README.md")
