@@ -19,6 +19,7 @@ from PIL import Image
 
 import dit_demo.cli.gallery as gallery_cli
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
+from dit_demo.engine.timing import Spread, speed_verdict
 from dit_demo.metrics import METRICS
 from dit_demo.reports.gallery import GalleryConfig, run_gallery, write_gallery
 from dit_demo.reports.render import GridLayout, tile_size, upscale
@@ -88,6 +89,15 @@ def check_gallery_files(out: Path, recipes: list[str], digits: bool) -> dict:
             assert row["fid_num_images"] == rows
     ref = data["recipes"][recipes[0]]
     assert ref["psnr_db"] is None and ref["ssim"] == pytest.approx(1.0) and ref["latency_ratio"] == 1.0
+    ref_spread = Spread.from_dict(ref["latency_per_image_spread"])
+    for recipe in recipes:  # speed verdicts rest on the interleaved batches (engine.timing), one batch: none
+        row = data["recipes"][recipe]
+        spread = Spread.from_dict(row["latency_per_image_spread"])
+        assert spread.runs == row["num_batches"] and sum(spread.samples) < sum(row["batch_latencies_s"]) + 1e-3
+        if recipe != recipes[0]:
+            verdict = row.get("speed_verdict")
+            assert (verdict is not None) == (spread.runs > 1)
+            assert verdict is None or verdict["direction"] == speed_verdict(ref_spread, spread).direction
     for recipe in recipes[1:]:
         assert data["recipes"][recipe]["weight_bytes"] < ref["weight_bytes"]
         assert data["recipes"][recipe]["checkpoint_bytes"] < ref["checkpoint_bytes"]

@@ -4,6 +4,7 @@ sizes, quality) and one row per image. Every quality number comes from `dit_demo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import numpy as np
 from PIL import Image
@@ -12,6 +13,7 @@ from dit_demo.compare import digit_quality, fid_quality, is_digits_model, paired
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.model.labels import display_name
 from dit_demo.engine.quant.recipes import RECIPES
+from dit_demo.engine.timing import Spread, speed_verdict
 from dit_demo.reports.gallery.checkpoint import checkpoint_bytes
 from dit_demo.reports.gallery.config import Gallery, GalleryConfig
 from dit_demo.reports.gallery.planning import Job
@@ -97,6 +99,17 @@ def add_ratios(recipe_rows: dict[str, dict], reference: str) -> None:
             row[key] = ratio(row[value], ref_row[value])
 
 
+def add_speed(recipe_rows: dict[str, dict], reference: str, batches: dict[str, list[dict]]) -> None:
+    """Each recipe's speed verdict from its batches' latency per image: the batches ran interleaved (batch 0 with
+    every recipe, then batch 1, …), so they are the A B A B … rounds `engine.timing` words verdicts from (per image,
+    so a short last batch is comparable); one batch is no verdict."""
+    spreads = {r: Spread(tuple(b["metrics"]["latency_s"] / len(b["images"]) for b in batches[r])) for r in recipe_rows}
+    for recipe, row in recipe_rows.items():
+        row["latency_per_image_spread"] = spreads[recipe].to_dict()
+        if recipe != reference and spreads[recipe].runs > 1:
+            row["speed_verdict"] = asdict(speed_verdict(spreads[reference], spreads[recipe]))
+
+
 def assemble(
     config: GalleryConfig,
     variants: dict[str, Variant],
@@ -124,6 +137,7 @@ def assemble(
         score_recipe(row, image_rows, images[reference], images[recipe], class_ids, digits)
         recipe_rows[recipe] = row
     add_ratios(recipe_rows, reference)
+    add_speed(recipe_rows, reference, batches)
     total_images = sum(t["images"] for t in timings)
     slowest = max((t["wall_s"] for t in timings), default=0.0)
     return Gallery(
