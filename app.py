@@ -57,7 +57,11 @@ def _model_controls(model: str, limits: config.Limits) -> SimpleNamespace:
     with gr.Row():
         c.seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
         c.randomize = gr.Checkbox(value=False, label="Randomize seed")
-    c.steps = gr.Slider(1, config.UI_MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
+    # a number box, not a slider: a slider silently turned 0 into 1 and 150 into 100; out of range, the validator
+    # refuses it with the API's own message under this control
+    c.steps = gr.Number(
+        value=DEFAULT_STEPS, precision=0, label="Steps", info=f"1 to {config.UI_MAX_STEPS}", elem_id="steps"
+    )
     c.guidance = gr.Slider(
         1, config.UI_MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale", elem_id="guidance"
     )

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+import torch
+
 from dit_demo.compare import Comparison, compare
 from dit_demo.engine.generate import Variant, build_reference, build_variant
 from dit_demo.engine.machine import machine_description
@@ -30,6 +32,7 @@ from dit_demo.engine.model.stock import is_stock_loadable
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest, seeds_for
+from dit_demo.engine.threads import use_threads
 from dit_demo.errors import DemoError
 from dit_demo.hub.card import CardError, base_model_info, build_card, card_identity, validate_card
 from dit_demo.hub.card_text import SOURCE_PLACEHOLDER
@@ -148,13 +151,17 @@ def measure(spec: ModelRepoSpec) -> Measured:
     calibration = CalibrationConfig(steps=spec.calibration_steps, guidance_scale=max(spec.guidance, 1.0))
     note = recipe.build_note(reference.device)
     print(f"quantizing to {spec.recipe} …" + (f" {note}" if note else ""), flush=True)
-    variant = build_variant(reference, spec.recipe, keep=spec.keep, exclude=spec.exclude, calibration=calibration)
+    with use_threads(torch.get_num_threads()):  # as the card's snippet runs: see below
+        variant = build_variant(reference, spec.recipe, keep=spec.keep, exclude=spec.exclude, calibration=calibration)
     labels, seeds = spec.request(reference.id2label)
     print(f"generating {len(labels)} images per variant, {spec.steps} steps …", flush=True)
     request = SamplingRequest.create(
         labels, seeds=seeds, steps=spec.steps, guidance_scale=spec.guidance, warmup=spec.warmup, max_batch=len(labels)
     )
-    comparison = compare({REFERENCE_RECIPE: reference, spec.recipe: variant}, request, rounds=spec.timing_rounds)
+    # torch's default thread count, not the engine's small-model policy: the card's stock-diffusers snippet runs with
+    # the default and promises the same pixels (CPU float sums depend on how the work is split across threads)
+    with use_threads(torch.get_num_threads()):
+        comparison = compare({REFERENCE_RECIPE: reference, spec.recipe: variant}, request, rounds=spec.timing_rounds)
     return Measured(reference.resolved, reference, variant, comparison, labels, seeds)
 
 

@@ -72,3 +72,19 @@ def test_the_budget_counts_every_timed_run(service: DemoService) -> None:
         assert service.estimated_seconds(request) == pytest.approx(0.75 * 4 + pending)
     finally:
         service.timing_rounds = ROUNDS
+
+
+def test_out_of_range_steps_are_refused_not_clamped(client: Client, url: str) -> None:
+    """Steps are a number box the validator checks (a slider clamped 150 to 100 and 0 to 1 without a word), so an
+    out-of-range value gets the API's message."""
+    import httpx
+    from gradio_client.exceptions import AppError, ValidationError
+
+    config = httpx.get(url + "config", timeout=30).json()
+    props = {c["props"].get("elem_id"): c for c in config["components"] if c.get("props", {}).get("elem_id")}
+    assert props["steps"]["type"] == "number" and props["steps"]["props"].get("maximum") is None
+    for steps in (0, 150):
+        with pytest.raises((ValidationError, AppError), match="steps must be a whole number from 1 to 100"):
+            client.predict(
+                MODEL, class_choices(MODEL)[1:2], 5, False, steps, 4.0, "dpm", ["int8"], False, api_name="/generate"
+            )

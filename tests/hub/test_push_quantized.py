@@ -24,6 +24,7 @@ from dit_demo.engine.model.loading import load_pipeline
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import QuantizedDiTTransformer2DModel
 from dit_demo.engine.request import SamplingRequest
+from dit_demo.engine.threads import use_threads
 from dit_demo.hub.card import CardError, base_model_info, build_card, python_blocks, validate_card
 from dit_demo.hub.card_text import SOURCE_PLACEHOLDER
 from dit_demo.hub.io import HubError, Target, publish_folder
@@ -200,15 +201,17 @@ def test_push_is_one_commit_and_load_pipeline_gives_the_same_images(built, measu
 
     pipe = load_pipeline(REPO, device="cpu")  # snapshot_download through the stand-in
     request = measured["request"]
-    result = generate(
-        pipe, SamplingRequest.create(request["class_ids"], seeds=request["seeds"], steps=request["steps"])
-    )
+    with use_threads(torch.get_num_threads()):  # the repo's samples are made at torch's default, as stock users run
+        result = generate(
+            pipe, SamplingRequest.create(request["class_ids"], seeds=request["seeds"], steps=request["steps"])
+        )
     for image, sample in zip(result.images, measured["samples"]):
         assert np.array_equal(pixels(image), pixels(built / sample["file"]))
-    local_result = generate(
-        build_reference(str(built), device="cpu"),
-        SamplingRequest.create(request["class_ids"], seeds=request["seeds"], steps=request["steps"]),
-    )
+    with use_threads(torch.get_num_threads()):
+        local_result = generate(
+            build_reference(str(built), device="cpu"),
+            SamplingRequest.create(request["class_ids"], seeds=request["seeds"], steps=request["steps"]),
+        )
     assert all(a.tobytes() == b.tobytes() for a, b in zip(result.images, local_result.images))
     qmodel = QuantizedDiTTransformer2DModel.from_pretrained(REPO, subfolder="transformer")
     remote_q = qmodel._wrapped.transformer_blocks[0].attn1.to_q.weight
