@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from dit_demo.cli.cpu_bench import main
+from dit_demo.engine.timing import Spread, speed_verdict
 from dit_demo.errors import InvalidRequestError
-from dit_demo.reports.cpu_bench import CpuBenchConfig
+from dit_demo.reports.cpu_bench import CpuBenchConfig, markdown
 
 
 def test_cells_hold_spreads_verdicts_and_quality(tmp_path):
@@ -43,3 +45,20 @@ def test_config_is_checked():
         CpuBenchConfig(threads=(0,))
     with pytest.raises(InvalidRequestError, match="rounds"):
         CpuBenchConfig(rounds=1)
+
+
+COMMITTED = sorted((Path(__file__).resolve().parents[2] / "bench").rglob("results.json"))
+CPU_RECORDS = [p for p in COMMITTED if "cells" in json.loads(p.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize("path", CPU_RECORDS, ids=lambda p: p.parent.name)
+def test_committed_cpu_tables_are_what_their_json_says(path):
+    """The committed results.md is the markdown of its results.json, and every verdict agrees with its spreads."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert (path.parent / "results.md").read_text(encoding="utf-8") == markdown(record)
+    for cell in record["cells"]:
+        reference = Spread.from_dict(cell["recipes"]["bf16"]["forward"])
+        for name, row in cell["recipes"].items():
+            if name != "bf16":
+                verdict = speed_verdict(reference, Spread.from_dict(row["forward"]))
+                assert verdict.direction == row["forward_verdict"]["direction"]
