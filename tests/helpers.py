@@ -26,3 +26,21 @@ def serving(demo, host: str = "127.0.0.1", port: int | None = None) -> Iterator[
         yield demo.local_url
     finally:
         demo.close()
+
+
+def wait_until_serving(url: str, proc, log, timeout: float) -> None:
+    """Poll `url` until it answers 200; fail with the log's tail if the process exits or `timeout` s pass."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"the app exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"no answer in {timeout} s:\n{log.read_text()[-4000:]}"
+        time.sleep(1)

@@ -17,9 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import httpx
-
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until_serving
 
 ANSWERED = ("/startup-report", "/schedule", "/allow", "/release")
 
@@ -98,16 +96,7 @@ def started(
         )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert proc.poll() is None, f"the app exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"no answer in {timeout} s:\n{log.read_text()[-4000:]}"
-            time.sleep(1)
+        wait_until_serving(url, proc, log, timeout)
         yield url
     finally:  # the app and every GPU worker `spaces` forked (daemon processes outlive a SIGTERM'd parent)
         for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +31,7 @@ from dit_demo.engine.generate import build_reference, build_variant
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import save_pipeline
 from dit_demo.hub.io import Target, publish_folder
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until_serving
 from tests.venvs import installed, make_venv
 
 pytestmark = [
@@ -94,16 +93,7 @@ def started(folder: Path, python: Path, env: dict, log: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert proc.poll() is None, f"the app exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"no answer in {START_TIMEOUT} s:\n{log.read_text()[-4000:]}"
-            time.sleep(1)
+        wait_until_serving(url, proc, log, START_TIMEOUT)
         yield url
     finally:
         proc.terminate()
