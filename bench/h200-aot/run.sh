@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 23 item 5's H200 device calls (kind nvidia-h200), from the repo root with DESIGN.md §5's wheels in .whl:
 #   bash bench/h200-aot/run.sh 256 1   # 256² b1 + the segfault diagnosis        bash bench/h200-aot/run.sh 512 0
+#   ONLY_BUILD=1 bash bench/h200-aot/run.sh 512 0   # packages only ($OUT/packages-512.tar.gz, with records + logs)
 # Phases of dit_demo/reports/bench_aot.py, each process fresh: builds and cold torch.compile runs side by side (so
 # their times are under that load: upper bounds), then one process at a time: AOT fresh start, compile-cache fresh
 # start, and the interleaved steady run. CPU dry run: GPU=0 MODEL=tiny-random OUT=/tmp/x bash bench/h200-aot/run.sh 16 0
@@ -19,7 +20,9 @@ WORK=${WORK:-/tmp/aotw-$RES}; LOGS=$WORK/logs
 mkdir -p "$OUT" "$LOGS"
 el() { echo "=== [t+$(($(date +%s) - T0))s] $*"; }
 left() { local l=$((DEADLINE - $(date +%s) - 5)); [ "$l" -lt "$1" ] && echo $((l > 1 ? l : 1)) || echo "$1"; }
-if [ "$GPU" = 1 ]; then
+if [ "$GPU" = 1 ] && [ "${INSTALLED:-0}" = 1 ]; then
+  :  # the caller installed the wheels and set PYTHONPATH (two runs side by side must not install at once)
+elif [ "$GPU" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:$PWD || exit 1
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv \
@@ -49,11 +52,13 @@ diag() {  # name limit args: one package load per process, with a process listin
 el "build + cold (side by side)"
 for r in $RECIPES; do
   phase "build-$r" 300 build --recipes "$r" &
-  phase "cold-$r" 300 cold --recipes "$r" &
+  [ "${ONLY_BUILD:-0}" = 1 ] || phase "cold-$r" 300 cold --recipes "$r" &
 done
 if [ "$DIAG" = 1 ]; then phase build-execstack 300 build --recipes bf16 --keep-execstack & fi
 wait
 ls -la "$WORK"
+(cd "$WORK" && tar czf "$OUT/packages-$RES.tar.gz" ./*.pt2 ./*.json records.jsonl logs 2>/dev/null)  # ≤ 8 files back
+if [ "${ONLY_BUILD:-0}" = 1 ]; then el "packages only: done"; exit 0; fi
 el "load diagnosis"
 if ! diag cleared 45 "$WORK/bf16.pt2"; then
   echo "the cleared package does not load either: no AOT phases"; mkdir -p "$WORK/unloadable"; mv "$WORK"/*.pt2 "$WORK/unloadable/"
@@ -69,6 +74,5 @@ el "done"
 cp "$WORK/records.jsonl" "$WORK/environment.json" "$OUT/" 2>/dev/null
 cp "$WORK"/*.json "$LOGS/" 2>/dev/null
 tar czf "$OUT/logs-$RES.tar.gz" -C "$WORK" logs
-cp "$(ls "$WORK"/bf16.pt2 "$WORK"/unloadable/bf16.pt2 2>/dev/null | head -n 1)" "$OUT/" 2>/dev/null
 cat "$LOGS/diag.txt" 2>/dev/null
 grep -h '^RECORD' "$LOGS"/*.log | cut -c1-400

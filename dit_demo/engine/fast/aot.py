@@ -65,6 +65,7 @@ class PackageInfo:
     export_s: float = 0.0
     compile_s: float = 0.0
     constants: dict[str, list] = field(default_factory=dict)  # fqn -> [shape, dtype]
+    capability: str = ""  # CUDA compute capability the kernels were built for ("9.0" on an H200 or a MIG slice)
 
     @classmethod
     def read(cls, path: Path) -> PackageInfo:
@@ -86,6 +87,11 @@ def sidecar(path: Path | str) -> Path:
 
 def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def _capability(device: torch.device) -> str:
+    """What the compiled kernels need from the GPU (a MIG slice of an H200 reports the card's 9.0)."""
+    return "{}.{}".format(*torch.cuda.get_device_capability(device)) if device.type == "cuda" else "cpu"
 
 
 def _sha256(path: Path) -> str:
@@ -186,6 +192,7 @@ def build_package(
         dtype=str(transformer.dtype).replace("torch.", ""),
         device=device.type,
         device_name=_device_name(device),
+        capability=_capability(device),
         torch=torch.__version__,
         label=variant.compile_mode.removeprefix("none"),
         sha256=_sha256(path),
@@ -252,6 +259,8 @@ def check_package(path: Path | str, variant: Variant) -> PackageInfo:
         "device": transformer.device.type,
         "torch": torch.__version__,
     }
+    if info.capability:  # packages from before this field: the loader's own check is all there is
+        expected["capability"] = _capability(transformer.device)
     for key, value in expected.items():
         if getattr(info, key) != value:
             raise PackageError(f"{path}: built for {key}={getattr(info, key)!r}, this variant has {value!r}")
@@ -298,6 +307,22 @@ def _constants(module: torch.nn.Module, needed: list[str], info: PackageInfo, pa
     return {name: state[name] for name in needed}
 
 
+def open_package(path: Path, *, single_threaded: bool):
+    """The package's compiled model, opened by AOTInductor's own loader without `aoti_load_package`'s CPU probe.
+
+    torch 2.11's `aoti_load_package` first collects "device information" for a mismatch warning, and that picks
+    the CPU's vector ISA by compiling a probe library per ISA and loading each in a child `python -c "import
+    torch; ..."` with no timeout; on the H200 host that child never returned (45 s, bench/h200-aot run 2) — torch
+    2.13 bounds the same probe by 60 s because it "hung in CI". The information is only used for that warning (a
+    CUDA package does not run CPU kernels), and `check_package` already refuses a package built for another GPU
+    type, torch or shape, so the loader is opened directly, as `aoti_load_package` itself does for old packages.
+    """
+    from torch.export.pt2_archive._package import AOTICompiledModel
+
+    loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", single_threaded, 1, -1)
+    return AOTICompiledModel(loader)
+
+
 @torch.no_grad()
 def load_package(variant: Variant, path: Path | str, *, graphs: bool = True, warm: bool = True) -> Variant:
     """Make `variant` sample through the package at `path` (checked first), in place: its fast form, the package's
@@ -307,7 +332,7 @@ def load_package(variant: Variant, path: Path | str, *, graphs: bool = True, war
     path = Path(path)
     info = check_package(path, variant)
     try:
-        compiled = torch._inductor.aoti_load_package(str(path), run_single_threaded=graphs)
+        compiled = open_package(path, single_threaded=graphs)
         needed = list(compiled.get_constant_fqns())
     except Exception as exc:  # noqa: BLE001 - the loader raises RuntimeError, KeyError, zip errors... name the file
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
