@@ -50,14 +50,14 @@ diag() {  # name limit args: one package load per process, with a process listin
   return $rc
 }
 el "build + cold (side by side)"
-for r in $RECIPES; do
+for r in $([ "${SKIP_BUILD:-0}" = 1 ] || echo "$RECIPES"); do  # SKIP_BUILD=1: packages already in $WORK
   phase "build-$r" 300 build --recipes "$r" &
   [ "${ONLY_BUILD:-0}" = 1 ] || phase "cold-$r" 300 cold --recipes "$r" &
 done
 if [ "$DIAG" = 1 ]; then phase build-execstack 300 build --recipes bf16 --keep-execstack & fi
 wait
 ls -la "$WORK"
-(cd "$WORK" && tar czf "$OUT/packages-$RES.tar.gz" ./*.pt2 ./*.json records.jsonl logs 2>/dev/null)  # ≤ 8 files back
+[ "${SKIP_BUILD:-0}" = 1 ] || (cd "$WORK" && tar czf "$OUT/packages-$RES.tar.gz" ./*.pt2 ./*.json records.jsonl logs 2>/dev/null)  # ≤ 8 files back
 if [ "${ONLY_BUILD:-0}" = 1 ]; then el "packages only: done"; exit 0; fi
 el "load diagnosis"
 if ! diag cleared 45 "$WORK/bf16.pt2"; then
@@ -67,7 +67,8 @@ fi
 el "fresh process: AOT package"
 for r in $RECIPES; do [ -f "$WORK/$r.pt2" ] && phase "aot-$r" 60 aot --recipes "$r"; done
 el "steady, interleaved"
-[ "${STEADY:-1}" = 1 ] && phase steady 170 steady --runs "$STEADY_RUNS" --recipes "${RECIPES// /,}"
+STEADY_RECIPES=${STEADY_RECIPES:-$RECIPES}
+[ "${STEADY:-1}" = 1 ] && phase steady "${STEADY_LIMIT:-170}" steady --runs "$STEADY_RUNS" --recipes "${STEADY_RECIPES// /,}"
 el "fresh process: compile cache"
 [ "${CACHE:-1}" = 1 ] && for r in $RECIPES; do phase "cache-$r" 60 cache --recipes "$r"; done
 el "done"

@@ -85,9 +85,10 @@ def phase_build(args) -> None:
         variant, build_s = build_recipe(args, recipe)
         path = Path(args.out) / f"{recipe}{'-execstack' if args.keep_execstack else ''}.pt2"
         info = aot.build_package(variant, path, batch=args.batch, guidance_scale=args.guidance,
-                                 clear_stack=not args.keep_execstack)  # fmt: skip
+                                 clear_stack=not args.keep_execstack, configs=args.configs)  # fmt: skip
         record(args, "build", recipe, variant_build_s=build_s, export_s=info.export_s, compile_s=info.compile_s,
-               package_bytes=info.package_bytes, execstack_kept=args.keep_execstack, label=info.label)  # fmt: skip
+               package_bytes=info.package_bytes, execstack_kept=args.keep_execstack, label=info.label,
+               configs=args.configs)  # fmt: skip
 
 
 def _first_and_steady(variant: Variant, args) -> dict:
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--device", default=None)
     parser.add_argument("--keep-execstack", action="store_true", help="build: keep the .so's executable-stack flag")
+    parser.add_argument("--configs", default=aot.DEFAULT_CONFIGS, choices=sorted(aot.INDUCTOR_CONFIGS))
     parser.add_argument("--out", default="bench-aot-out")
     args = parser.parse_args(argv)
     if args.phase == "build" and not Path(args.out, "environment.json").exists():

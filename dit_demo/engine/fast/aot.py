@@ -34,8 +34,19 @@ from dit_demo.engine.generate import Variant
 from dit_demo.errors import CheckpointError, InvalidRequestError
 
 FORMAT = "dit-demo-aot/1"
-# Weights outside the package, as `spaces.aoti_compile` does: the loaded model reads the live variant's tensors.
-INDUCTOR_CONFIGS = {"aot_inductor.package_constants_in_so": False}
+# Weights outside the package: the loaded model reads the live variant's tensors. "outside" is the minimal form
+# (loads on the CPU; segfaulted in a fresh process on the H200, bench/h200-aot run 3); "spaces" is exactly what
+# `spaces.aoti_compile` (0.51.3, torch ≥ 2.10) sets: tensor constants kept, no constant folding into the code.
+INDUCTOR_CONFIGS = {
+    "outside": {"aot_inductor.package_constants_in_so": False},
+    "spaces": {
+        "aot_inductor.package_constants_in_so": False,
+        "aot_inductor.package_constants_on_disk_format": "pickle_weights",
+        "always_keep_tensor_constants": True,
+        "joint_graph_constant_folding": False,
+    },
+}
+DEFAULT_CONFIGS = "spaces"
 
 
 class PackageError(CheckpointError):
@@ -65,6 +76,7 @@ class PackageInfo:
     export_s: float = 0.0
     compile_s: float = 0.0
     constants: dict[str, list] = field(default_factory=dict)  # fqn -> [shape, dtype]
+    configs: str = ""  # which INDUCTOR_CONFIGS built it
     capability: str = ""  # CUDA compute capability the kernels were built for ("9.0" on an H200 or a MIG slice)
 
     @classmethod
@@ -155,12 +167,19 @@ def _constants_spec(module: torch.nn.Module) -> dict[str, list]:
 
 @torch.no_grad()
 def build_package(
-    variant: Variant, path: Path | str, *, batch: int = 1, guidance_scale: float = 4.0, clear_stack: bool = True
+    variant: Variant,
+    path: Path | str,
+    *,
+    batch: int = 1,
+    guidance_scale: float = 4.0,
+    clear_stack: bool = True,
+    configs: str = DEFAULT_CONFIGS,
 ) -> PackageInfo:
     """Export the variant's fast transformer forward for (batch, guidance on/off) and compile it with AOTInductor
     into `path` (a `.pt2`; `NAME.json` beside it). Turns the variant into its fast form in place. Minutes on a GPU
     host (torch.export seconds, AOTInductor 1–2 min); run it ahead of time, not in a request. `clear_stack=False`
-    keeps the library's executable-stack flag (only to reproduce the load failure it causes)."""
+    keeps the library's executable-stack flag (only to reproduce the load failure it causes); `configs` names the
+    Inductor settings (`INDUCTOR_CONFIGS`)."""
     path = Path(path)
     if path.suffix != ".pt2":
         raise InvalidRequestError(f"package path {path} must end in .pt2")
@@ -176,7 +195,9 @@ def build_package(
     export_s = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    _compile_and_package(exported, path, clear_stack=clear_stack)
+    if configs not in INDUCTOR_CONFIGS:
+        raise InvalidRequestError(f"configs must be one of {', '.join(INDUCTOR_CONFIGS)}, got {configs!r}")
+    _compile_and_package(exported, path, clear_stack=clear_stack, configs=configs)
     compile_s = time.perf_counter() - start
     device = transformer.device
     info = PackageInfo(
@@ -193,6 +214,7 @@ def build_package(
         device=device.type,
         device_name=_device_name(device),
         capability=_capability(device),
+        configs=configs,
         torch=torch.__version__,
         label=variant.compile_mode.removeprefix("none"),
         sha256=_sha256(path),
@@ -228,12 +250,12 @@ def clear_execstack(path: Path) -> bool:
     return False
 
 
-def _compile_and_package(exported, path: Path, *, clear_stack: bool) -> None:
+def _compile_and_package(exported, path: Path, *, clear_stack: bool, configs: str = DEFAULT_CONFIGS) -> None:
     """`torch._inductor.aoti_compile_and_package`, with the library's stack flag cleared before packaging."""
     from torch._inductor.package import package_aoti
 
     args, kwargs = exported.example_inputs
-    configs = {**INDUCTOR_CONFIGS, "aot_inductor.package": True}
+    configs = {**INDUCTOR_CONFIGS[configs], "aot_inductor.package": True}
     files = torch._inductor.aot_compile(exported.module(), args, kwargs, options=configs)
     files = [file for file in files if isinstance(file, str)]
     for file in files:
