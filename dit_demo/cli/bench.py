@@ -14,7 +14,7 @@ from dit_demo.cli.common import comma_ints, comma_list, guarded
 # The engine's tables (`engine.fast.COMPILE_MODES`, `LINEAR_KERNELS`), spelled here so --help needs no torch;
 # tests/cli/test_cli_reports.py asserts they are equal.
 COMPILE_MODE_NAMES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-KERNEL_NAMES = ("auto", "triton", "mixed", "torch")
+KERNEL_NAMES = ("auto", "triton", "mixed", "shape", "torch")
 CAPTURE_NAMES = ("auto", "step", "forward")
 FUSE_CHOICES = {"auto": None, "off": False, "on": True}
 
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=comma_list,
         default=["auto"],
         help="comma-separated int8 linear kernels for the compiled int8 cells "
-        f"({', '.join(KERNEL_NAMES)}; auto = plain torch ops, the measured H100 winner): one cell each",
+        f"({', '.join(KERNEL_NAMES)}; auto = the measured per-shape choice on a GPU with a kernel table, else plain "
+        "torch ops): one cell each",
     )
     parser.add_argument(
         "--capture",

@@ -11,8 +11,9 @@ sampler update) and the VAE decode as CUDA graphs (`dit_demo.engine.fast.capture
 only, the pipeline's Python loop between forwards.
 
 On a CUDA GPU with Triton, `kernel="triton"` runs the int8 linears as fused kernels from `dit_demo.engine.fast.kernels`
-instead; the default (`"auto"` = `"torch"`) is the plain-op path: on the H100 cuBLAS beat those kernels at every
-DiT-XL/2 layer shape (`python -m dit_demo.reports.linears`, numbers in bench/README.md).
+instead. The default (`"auto"`) is `"shape"` on a GPU with a measured kernel table (`dit_demo.engine.fast.
+kernel_choice`: per layer shape, the fused W8A16 kernel where it beat cast + cuBLAS in CUDA graphs on that GPU), and
+the plain-op path everywhere else (on the H100 cuBLAS beat the older kernels at every DiT-XL/2 layer shape).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from optimum.quanto import qint8
 from optimum.quanto.nn import QLinear
 
+import dit_demo.engine.fast.kernel_choice as kernel_choice
 import dit_demo.engine.fast.kernels as kernels
 from dit_demo.engine.fast.capture import CapturedDiTPipeline
 from dit_demo.engine.fast.fp8 import Fp8Linear, is_fp8_qlinear
@@ -36,7 +38,8 @@ from dit_demo.engine.model.sources import sibling_pipeline
 from dit_demo.errors import InvalidRequestError
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-LINEAR_KERNELS = ("auto", "triton", "mixed", "torch")  # mixed: Triton GEMV for ≤ 16 rows, plain ops above
+# mixed: Triton GEMV for ≤ 16 rows, plain ops above; shape: per layer shape from the measured table (kernel_choice)
+LINEAR_KERNELS = ("auto", "triton", "mixed", "shape", "torch")
 CAPTURE_MODES = ("auto", "step", "forward")  # auto: step on a GPU when compiling, forward otherwise
 # Inductor without its own CUDA graphs, so the whole step can be captured around it
 NO_CUDAGRAPHS = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
@@ -55,14 +58,21 @@ def convert_embeddings(module: torch.nn.Module) -> int:
     return len(targets)
 
 
+def _device_table(device: torch.device) -> tuple:
+    if device.type != "cuda" or not kernels.available():
+        return ()
+    return kernel_choice.table_for(torch.cuda.get_device_name(device))
+
+
 def resolve_kernel(kernel: str, device: torch.device) -> str:
-    """ "auto" → the plain-op path: on the H100 it beat both Triton choices end to end (bench/README.md), because
-    cuBLAS wins every DiT-XL/2 layer shape there; "triton" / "mixed" stay selectable for other GPUs and shapes."""
+    """ "auto" → "shape" (the measured per-shape choice) on a GPU whose kernel table exists, else the plain-op path
+    (on the H100 it beat the older Triton kernels end to end, bench/README.md); "triton" / "mixed" / "shape" stay
+    selectable."""
     if kernel not in LINEAR_KERNELS:
         raise InvalidRequestError(f"Unknown linear kernel {kernel!r}: choose one of {', '.join(LINEAR_KERNELS)}.")
     if kernel == "auto":
-        return "torch"
-    if kernel in ("triton", "mixed") and not (device.type == "cuda" and kernels.available()):
+        return "shape" if _device_table(device) else "torch"
+    if kernel in ("triton", "mixed", "shape") and not (device.type == "cuda" and kernels.available()):
         raise InvalidRequestError(f"kernel={kernel!r} needs a CUDA GPU and triton; use kernel='torch' here.")
     return kernel
 
@@ -84,6 +94,15 @@ def convert_to_fast_linears(module: torch.nn.Module) -> int:
     for name, child in fp8:
         _replace_submodule(module, name, Fp8Linear.from_qlinear(child))
     return len(targets) + len(fp8)
+
+
+def assign_rows_choice(module: torch.nn.Module, table: tuple) -> int:
+    """Give every `Int8Linear` in `module` its shape's slice of the measured kernel table; returns how many have
+    at least one measured row count."""
+    layers = [m for m in module.modules() if isinstance(m, Int8Linear)]
+    for layer in layers:
+        layer.rows_choice = kernel_choice.rows_choice(table, layer.out_features, layer.in_features)
+    return sum(1 for layer in layers if layer.rows_choice)
 
 
 def structural_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -113,7 +132,8 @@ def _fast_layers(transformer: torch.nn.Module, kernel: str, fast_linears: bool) 
     tensor_cores = [layer.enable_scaled_mm() for layer in fp8]
     if int8 or fp8:  # a quantized model: its label tables go int8 too (a bf16 reference is left exactly as it is)
         convert_embeddings(transformer)
-    label = {"triton": "+int8-triton", "mixed": "+int8-mixed", "torch": "+int8-linears"}[kernel] if int8 else ""
+    names = {"triton": "+int8-triton", "mixed": "+int8-mixed", "shape": "+int8-per-shape", "torch": "+int8-linears"}
+    label = names[kernel] if int8 else ""
     if fp8:
         label += "+fp8-scaled-mm" if any(tensor_cores) else "+fp8-emulated"
     return label
@@ -136,10 +156,10 @@ def compile_variant(
 
     `mode` is torch.compile's; with step capture the modes that bring their own CUDA graphs (reduce-overhead,
     max-autotune) compile without them and the step graphs take their place. `kernel` picks the int8 linears'
-    implementation (`LINEAR_KERNELS`; "auto" = plain torch ops, the measured winner on the H100). `inplace=False`
-    leaves the eager variant usable (the app keeps both) and returns a sibling with its own transformer and
-    scheduler (the VAE is shared). The first call afterwards compiles and captures (tens of seconds on a GPU host);
-    run `warm_up` to pay that up front.
+    implementation (`LINEAR_KERNELS`; "auto" = the measured per-shape choice where a table exists, else plain ops).
+    `inplace=False` leaves the eager variant usable (the app keeps both) and returns a sibling with its own
+    transformer and scheduler (the VAE is shared). The first call afterwards compiles and captures (tens of
+    seconds on a GPU host); run `warm_up` to pay that up front.
     """
     if mode not in COMPILE_MODES:
         raise InvalidRequestError(f"Unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}.")
@@ -156,6 +176,8 @@ def compile_variant(
         fuse = capture == "step"
     if fuse and fuse_qkv(transformer):
         label = "+fused-qkv" + label
+    if kernel == "shape":  # after fusing: the fused QKV layer looks up its own (out, in) shape
+        assign_rows_choice(transformer, _device_table(device))
     if capture == "step":
         variant.pipe = CapturedDiTPipeline.wrap(variant.pipe)
         label = "+step-graph" + label

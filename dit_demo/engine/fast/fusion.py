@@ -70,7 +70,12 @@ def fusable(attn: torch.nn.Module) -> bool:
         return False
     if isinstance(layers[0], torch.nn.Linear):
         return True
-    return _same_input_scale(layers) and all(getattr(layer, "kernel", "torch") == "torch" for layer in layers)
+    if not _same_input_scale(layers) or len({getattr(layer, "kernel", "torch") for layer in layers}) != 1:
+        return False
+    # Triton's static w8a8 kernel takes one scalar output scale, which a fused layer no longer has; the weight-only
+    # kernels (fused W8A16, GEMV) take per-column scales and fuse like the plain path.
+    kernel = getattr(layers[0], "kernel", "torch")
+    return kernel == "torch" or layers[0].input_scale is None
 
 
 @torch.no_grad()

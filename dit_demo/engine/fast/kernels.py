@@ -16,8 +16,10 @@ Both are registered with `torch.library.triton_op`, so `torch.compile` and CUDA 
 break). Numerics: int32 accumulation is exact, so `int8_static_linear` differs from the plain-op reference only by
 fp32 rounding in the epilogue; `int8_weight_linear` accumulates in fp32 like cuBLAS, in another order.
 
-Measured on an H100 (bench/README.md): correct, but slower than the cast + cuBLAS path at every DiT-XL/2 layer shape
-(2.1–2.6× cuBLAS bf16 time at 512 rows), so they are opt-in (`kernel="triton"` / `"mixed"`), not the default.
+Measured on an H100 (bench/README.md) with the first tile list: correct, but slower than the cast + cuBLAS path at
+every DiT-XL/2 layer shape (2.1–2.6× cuBLAS bf16 time at 512 rows). The weight-only kernel now has its own Hopper
+tile list (`_weight_configs`) and unmasked loads where K allows; whether it beats cast + cuBLAS is decided per layer
+shape from GEMM times measured on the GPU (`dit_demo.engine.fast.kernel_choice`, `kernel="auto"` → "shape").
 """
 
 from __future__ import annotations
@@ -100,32 +102,44 @@ if triton is not None:
     def _int8_matmul(
         x_ptr, w_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, offs_m, offs_n,
         INT8_DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-        SWAP_AB: tl.constexpr,
+        SWAP_AB: tl.constexpr, EVEN_K: tl.constexpr,
     ):  # fmt: skip
         """The main loop: int8 weight tiles meet x tiles (bf16/fp16, or int8 for INT8_DOT) on the tensor cores.
-        Returns acc as [BLOCK_M, BLOCK_N] (or its transpose [BLOCK_N, BLOCK_M] with SWAP_AB)."""
+        Returns acc as [BLOCK_M, BLOCK_N] (or its transpose [BLOCK_N, BLOCK_M] with SWAP_AB).
+
+        Rows past M / N wrap around (read valid memory, dropped by the masked store), as in Triton's matmul
+        tutorial; with EVEN_K (K a multiple of every BLOCK_K) the loads carry no mask at all, so they stay plain
+        vectorized asynchronous copies."""
         offs_k = tl.arange(0, BLOCK_K)
+        rows_m = offs_m % M
+        rows_n = offs_n % N
         acc_dtype = tl.int32 if INT8_DOT else tl.float32
         if SWAP_AB:
-            w_ptrs = w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :] * stride_wk
-            x_ptrs = x_ptr + offs_m[None, :] * stride_xm + offs_k[:, None] * stride_xk
+            w_ptrs = w_ptr + rows_n[:, None] * stride_wn + offs_k[None, :] * stride_wk
+            x_ptrs = x_ptr + rows_m[None, :] * stride_xm + offs_k[:, None] * stride_xk
             acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=acc_dtype)
         else:
-            w_ptrs = w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None] * stride_wk
-            x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
+            w_ptrs = w_ptr + rows_n[None, :] * stride_wn + offs_k[:, None] * stride_wk
+            x_ptrs = x_ptr + rows_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
             acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=acc_dtype)
         for k in range(0, tl.cdiv(K, BLOCK_K)):
-            k_left = K - k * BLOCK_K
+            if EVEN_K:
+                w = tl.load(w_ptrs)
+                x = tl.load(x_ptrs)
+            elif SWAP_AB:
+                k_left = K - k * BLOCK_K
+                w = tl.load(w_ptrs, mask=offs_k[None, :] < k_left, other=0)
+                x = tl.load(x_ptrs, mask=offs_k[:, None] < k_left, other=0)
+            else:
+                k_left = K - k * BLOCK_K
+                w = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0)
+                x = tl.load(x_ptrs, mask=offs_k[None, :] < k_left, other=0)
             if SWAP_AB:
-                w = tl.load(w_ptrs, mask=(offs_n[:, None] < N) & (offs_k[None, :] < k_left), other=0)
-                x = tl.load(x_ptrs, mask=(offs_m[None, :] < M) & (offs_k[:, None] < k_left), other=0)
                 if INT8_DOT:
                     acc = tl.dot(w, x, acc, out_dtype=tl.int32)
                 else:
                     acc = tl.dot(w.to(x.dtype), x, acc)
             else:
-                x = tl.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0)
-                w = tl.load(w_ptrs, mask=(offs_n[None, :] < N) & (offs_k[:, None] < k_left), other=0)
                 if INT8_DOT:
                     acc = tl.dot(x, w, acc, out_dtype=tl.int32)
                 else:
@@ -154,14 +168,14 @@ if triton is not None:
         x_ptr, w_ptr, scale_ptr, bias_ptr, y_ptr,
         M, N, K,
         stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
-        HAS_BIAS: tl.constexpr,
+        HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
         SWAP_AB: tl.constexpr,
     ):  # fmt: skip
         offs_m, offs_n = _tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
         acc = _int8_matmul(
             x_ptr, w_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, offs_m, offs_n,
-            False, BLOCK_M, BLOCK_N, BLOCK_K, SWAP_AB,
+            False, BLOCK_M, BLOCK_N, BLOCK_K, SWAP_AB, EVEN_K,
         )  # fmt: skip
         n_mask = offs_n < N
         acc = acc * _per_column(scale_ptr, offs_n, n_mask, SWAP_AB)
@@ -227,14 +241,14 @@ if triton is not None:
         xq_ptr, w_ptr, scale_ptr, bias_ptr, in_scale_ptr, out_scale_ptr, y_ptr,
         M, N, K,
         stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
-        HAS_BIAS: tl.constexpr, HAS_OUTPUT_SCALE: tl.constexpr, INTERPRET: tl.constexpr,
+        HAS_BIAS: tl.constexpr, HAS_OUTPUT_SCALE: tl.constexpr, INTERPRET: tl.constexpr, EVEN_K: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
         SWAP_AB: tl.constexpr,
     ):  # fmt: skip
         offs_m, offs_n = _tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
         acc = _int8_matmul(
             xq_ptr, w_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, offs_m, offs_n,
-            True, BLOCK_M, BLOCK_N, BLOCK_K, SWAP_AB,
+            True, BLOCK_M, BLOCK_N, BLOCK_K, SWAP_AB, EVEN_K,
         )  # fmt: skip
         n_mask = offs_n < N
         in_scale = tl.load(in_scale_ptr).to(tl.float32)
@@ -253,13 +267,50 @@ if triton is not None:
             few: triton.autotune(configs=_configs(int8_dot, few), key=["M", "N", "K"])(kernel) for few in (True, False)
         }
 
-    _WEIGHT_KERNEL = triton.autotune(configs=_configs(False, few_rows=False), key=["M", "N", "K"])(_int8_weight_kernel)
+    def _weight_configs() -> list:
+        """W8A16 candidates for Hopper-class GPUs at DiT-XL/2's token GEMMs (512–16384 rows, K 1152/4608, N 1152–
+        4608). SWAP_AB first: the converted int8 weight tile is the tensor cores' A operand, which wgmma can read
+        from registers, so the int8 → bf16 conversion needs no trip back through shared memory; the activations are
+        the B operand straight from shared memory. The non-swapped tiles (weight as B) stay as candidates."""
+        shapes = [  # (BLOCK_M tokens, BLOCK_N weight rows, BLOCK_K, warps, stages, SWAP_AB)
+            (64, 64, 128, 4, 4, True),
+            (128, 64, 128, 4, 4, True),
+            (64, 128, 128, 4, 4, True),
+            (128, 128, 64, 8, 4, True),
+            (128, 128, 128, 8, 3, True),
+            (256, 128, 64, 8, 3, True),
+            (256, 64, 64, 4, 4, True),
+            (128, 128, 64, 8, 4, False),
+            (128, 256, 64, 8, 3, False),
+            (64, 128, 128, 4, 4, False),
+            (64, 64, 128, 4, 4, False),
+            (128, 64, 128, 4, 4, False),
+        ]
+        return [
+            triton.Config(
+                {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8, "SWAP_AB": swap}, num_warps=w, num_stages=st
+            )
+            for m, n, k, w, st, swap in shapes
+        ]
+
+    def _quick_bench(kernel_call, quantiles):
+        """Autotuning timings of 5 ms warm-up + 20 ms per candidate (Triton's default is 25 + 100 ms): the 12
+        candidates × 16 DiT shapes stay inside a device call's budget."""
+        return triton.testing.do_bench(kernel_call, warmup=5, rep=20, quantiles=quantiles)
+
+    _WEIGHT_KERNEL = triton.autotune(configs=_weight_configs(), key=["M", "N", "K"], do_bench=_quick_bench)(
+        _int8_weight_kernel
+    )
     _STATIC_KERNELS = _autotuned(_int8_static_kernel, int8_dot=True)
     _GEMV_BLOCK_M = (2, 4, 8, 16)
     _GEMV_KERNELS = {
         block_m: triton.autotune(configs=_gemv_configs(block_m), key=["M", "N", "K"])(_int8_weight_gemv_kernel)
         for block_m in _GEMV_BLOCK_M
     }
+
+    def even_k(K: int, int8_dot: bool) -> bool:
+        """K is a multiple of every BLOCK_K candidate (≤ 128, or ≤ 256 for int8 × int8): no K masks needed."""
+        return K % (256 if int8_dot else 128) == 0
 
     def _grid(M: int, N: int):
         return lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
@@ -282,8 +333,9 @@ if triton is not None:
             )
         else:
             wrap_triton(_WEIGHT_KERNEL)[_grid(M, N)](
-                x, weight, scale, bias_or_dummy, y, M, N, K, *strides, HAS_BIAS=bias is not None
-            )
+                x, weight, scale, bias_or_dummy, y, M, N, K, *strides, HAS_BIAS=bias is not None,
+                EVEN_K=even_k(K, int8_dot=False),
+            )  # fmt: skip
         return y
 
     @triton_op("dit_demo::int8_static_linear", mutates_args=())
@@ -307,5 +359,6 @@ if triton is not None:
             M, N, K,
             xq.stride(0), xq.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
             HAS_BIAS=bias is not None, HAS_OUTPUT_SCALE=output_scale is not None, INTERPRET=INTERPRET,
+            EVEN_K=even_k(K, int8_dot=True),
         )  # fmt: skip
         return y

@@ -15,6 +15,7 @@ import torch
 from optimum.quanto.nn import QLinear
 
 import dit_demo.engine.fast.kernels as kernels
+from dit_demo.engine.fast.kernel_choice import use_triton
 
 INT_MM_MIN_ROWS = 17  # torch._int_mm needs more than 16 rows
 
@@ -64,6 +65,7 @@ class Int8Linear(torch.nn.Module):
         self.register_buffer("input_scale", None if input_scale is None else input_scale.detach().float().clone())
         self.register_buffer("output_scale", None if output_scale is None else output_scale.detach().float().clone())
         self.kernel = "torch"  # set by `compile_variant`: "triton" runs the fused kernels on CUDA inputs
+        self.rows_choice: tuple[tuple[int, bool], ...] = ()  # kernel "shape": (rows, Triton faster), measured
 
     @classmethod
     def from_qlinear(cls, module: QLinear) -> Int8Linear:
@@ -76,12 +78,24 @@ class Int8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2d = x.reshape(-1, self.in_features)
-        few_rows = x2d.shape[0] <= kernels.FEW_ROWS
-        if x2d.is_cuda and (self.kernel == "triton" or (self.kernel == "mixed" and few_rows)):
+        if x2d.is_cuda and self._wants_triton(x2d.shape[0]):
             y = self._triton_forward(x2d)
         else:
             y = self._torch_forward(x2d)
         return y.reshape(*shape[:-1], self.out_features)
+
+    def _wants_triton(self, rows: int) -> bool:
+        """ "triton": always; "mixed": the ≤ 16-row GEMV only; "shape": weight-only layers where the measured table
+        (`kernel_choice`) says the fused W8A16 kernel beats cast + cuBLAS at this row count, and the GEMV for ≤ 16
+        rows (static-activation layers keep the plain `_int_mm` path)."""
+        few_rows = rows <= kernels.FEW_ROWS
+        if self.kernel == "triton":
+            return True
+        if self.kernel == "mixed":
+            return few_rows
+        if self.kernel == "shape":
+            return self.input_scale is None and (few_rows or use_triton(self.rows_choice, rows))
+        return False
 
     def _triton_forward(self, x2d: torch.Tensor) -> torch.Tensor:
         if self.input_scale is None:

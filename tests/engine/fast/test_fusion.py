@@ -76,11 +76,28 @@ def test_fused_layer_keeps_the_kernel_choice(monkeypatch):
     assert int8.transformer_blocks[0].attn1.to_qkv.kernel == "torch"
 
 
-def test_triton_kernels_and_mixed_types_are_left_alone():
+@pytest.mark.parametrize("kernel", ["triton", "shape", "mixed"])
+def test_weight_only_triton_layers_fuse_and_keep_their_kernel(kernel):
+    """The W8A16 / GEMV kernels take per-column scales: a fused QKV keeps the kernel its three layers had."""
     transformer = _transformer("int8")
     attn = transformer.transformer_blocks[0].attn1
-    attn.to_q.kernel = "triton"
+    for layer in (attn.to_q, attn.to_k, attn.to_v):
+        layer.kernel = kernel
+    assert fusable(attn)
+    fuse_qkv(transformer)
+    assert attn.to_qkv.kernel == kernel
+
+
+def test_static_triton_layers_and_mixed_kernels_or_types_are_left_alone():
+    a8 = _transformer("int8-a8").transformer_blocks[0].attn1
+    for layer in (a8.to_q, a8.to_k, a8.to_v):
+        layer.kernel = "triton"  # the static w8a8 kernel takes one scalar output scale
+    assert not fusable(a8)
+    transformer = _transformer("int8")
+    attn = transformer.transformer_blocks[0].attn1
+    attn.to_q.kernel = "triton"  # the other two stay "torch"
     assert not fusable(attn)
     attn.to_q.kernel = "torch"
+    assert fusable(attn)
     attn.to_k = torch.nn.Linear(attn.to_k.in_features, attn.to_k.out_features)
     assert not fusable(attn)
