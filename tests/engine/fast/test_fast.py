@@ -69,13 +69,14 @@ def test_unknown_compile_mode():
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("kernel", ["torch", "triton", "mixed"])
+@pytest.mark.parametrize("kernel", ["torch", "triton", "mixed", "shape"])
 @pytest.mark.parametrize("recipe", ["int8", "int8-a8"])
 def test_compiled_fast_path_on_cuda(recipe, kernel, cuda_device):
     reference, variant = _fresh(recipe, device=cuda_device)
     eager = generate(variant, SamplingRequest.create(LABELS, seed=1, steps=6))
     compile_variant(variant, "reduce-overhead", kernel=kernel, fullgraph=True)  # fullgraph: no graph breaks allowed
-    suffix = {"torch": "+int8-linears", "triton": "+int8-triton", "mixed": "+int8-mixed"}[kernel]
+    suffix = {"torch": "+int8-linears", "triton": "+int8-triton", "mixed": "+int8-mixed", "shape": "+int8-per-shape"}
+    suffix = suffix[kernel]
     assert variant.compile_mode.endswith(suffix)
     generate(variant, SamplingRequest.create(LABELS, seed=1, steps=6))  # compile + capture
     fast = generate(variant, SamplingRequest.create(LABELS, seed=1, steps=6))
