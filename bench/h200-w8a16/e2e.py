@@ -11,7 +11,8 @@ A variant is skipped, and said so, when its estimated warm-up would pass the set
 Peak memory is not reported here: with all variants resident, the per-variant peak is not its own
 (`dit-demo bench` measures that, one variant at a time).
 
-    python bench/h200-w8a16/e2e.py --out OUT --setting dit-xl-2-256-random:1:250 --setting dit-xl-2-512-random:1:520
+    python bench/h200-w8a16/e2e.py --out OUT --setting dit-xl-2-256-random:1:250 \
+        --setting dit-xl-2-512-random:1:420:bf16,int8,fp8-a8,int8-cast
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ from dit_demo.engine.timing import interleaved, speed_verdict
 from dit_demo.reports.bench import BenchConfig, batch_request, build_fresh
 from dit_demo.reports.bench_timing import captured_replayer, time_transformer_forward
 
-# (name, recipe, int8 kernel, seconds of build + compile + capture to expect: H200 warm-ups of 41–90 s, DESIGN §4b)
-VARIANTS = (
-    ("bf16", "bf16", "auto", 45),
-    ("int8", "int8", "auto", 70),
-    ("int8-cast", "int8", "torch", 60),
-    ("fp8-a8", "fp8-a8", "auto", 95),
-)
+# name → (recipe, int8 kernel, seconds of build + compile + capture to expect; the H200 cells of bench/h200-b256 and
+# h200-b512 took 23–47 s of warm-up plus ~1 s (int8) to ~9 s (fp8-a8, calibration) of build)
+VARIANTS = {
+    "bf16": ("bf16", "auto", 40),
+    "int8": ("int8", "auto", 60),
+    "int8-cast": ("int8", "torch", 50),
+    "fp8-a8": ("fp8-a8", "auto", 60),
+}
 CATEGORIES = (  # kernel-name patterns → category, first match wins
     ("W8A16 Triton", r"_int8_weight_kernel"),
     ("int8 GEMV Triton", r"_int8_weight_gemv"),
@@ -97,13 +99,16 @@ def int8_kernels(variant) -> dict:
     }
 
 
-def run_setting(model: str, batch: int, deadline: float, start: float, rounds: int, profile: bool, device: str) -> dict:
+def run_setting(
+    model: str, batch: int, names: list[str], deadline: float, start: float, rounds: int, profile: bool, device: str
+) -> dict:
     config = BenchConfig(model=model, recipes=("bf16",))
     request = batch_request(config, batch)
     calibration = CalibrationConfig(steps=config.steps, guidance_scale=config.guidance)
     setting: dict = {"model": model, "batch": batch, "steps": config.steps, "guidance": config.guidance, "cells": {}}
     variants, reference_images = {}, None
-    for name, recipe, kernel, estimate in VARIANTS:
+    for name in names:
+        recipe, kernel, estimate = VARIANTS[name]
         cell: dict = {"recipe": recipe, "kernel": kernel}
         setting["cells"][name] = cell
         if variants and time.perf_counter() - start + estimate > deadline:
@@ -155,7 +160,13 @@ def run_setting(model: str, batch: int, deadline: float, start: float, rounds: i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--setting", action="append", required=True, help="model:batch:deadline_s (repeatable)")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        required=True,
+        help=f"model:batch:deadline_s[:names] (repeatable; names comma-separated from {', '.join(VARIANTS)}, in the "
+        "order to build them, bf16 first; default all)",
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the plumbing (tiny-random model)")
@@ -165,10 +176,13 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = {"environment": environment(torch.device(args.device), num_processes=1), "settings": []}
     for spec in args.setting:
-        model, batch, deadline = spec.split(":")
+        model, batch, deadline, *rest = spec.split(":")
+        names = rest[0].split(",") if rest else list(VARIANTS)
+        if names[0] != "bf16" or any(name not in VARIANTS for name in names):
+            parser.error(f"--setting {spec}: variants are {', '.join(VARIANTS)}, bf16 first")
         try:
             record["settings"].append(
-                run_setting(model, int(batch), float(deadline), start, args.rounds, args.profile, args.device)
+                run_setting(model, int(batch), names, float(deadline), start, args.rounds, args.profile, args.device)
             )
         except Exception as exc:
             record["settings"].append({"model": model, "batch": int(batch), "error": f"{type(exc).__name__}: {exc}"})

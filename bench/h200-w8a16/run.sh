@@ -33,10 +33,12 @@ timeout 110 python3 bench/h200-w8a16/gemm.py --out "$OUT/gemm" 2>&1 | tee "$OUT/
 REMAIN=$(left)
 el "end to end (${REMAIN} s left)"
 mkdir -p "$OUT/e2e"
-# deadlines (s from e2e's start): 512² b1 keeps ~160 s (bf16 + int8 warm-ups and the timing), the rest is 256² b1's
-D1=$((REMAIN - 160))
-D2=$((REMAIN - 20))
+# deadlines (s from e2e's start, checked before each variant's build against its expected warm-up): 512² b1 keeps
+# ~190 s (bf16 + int8 + fp8-a8 warm-ups), and ~45 s at the end for its timing rounds, forwards and profiles
+D1=$((REMAIN - 190))
+D2=$((REMAIN - 45))
 timeout "$((REMAIN - 3))" python3 bench/h200-w8a16/e2e.py --out "$OUT/e2e" --rounds 7 --profile \
-  --setting "dit-xl-2-256-random:1:$D1" --setting "dit-xl-2-512-random:1:$D2" 2>&1 | tee "$OUT/e2e/e2e.log" \
+  --setting "dit-xl-2-256-random:1:$D1:bf16,int8,int8-cast,fp8-a8" \
+  --setting "dit-xl-2-512-random:1:$D2:bf16,int8,fp8-a8,int8-cast" 2>&1 | tee "$OUT/e2e/e2e.log" \
   | grep -E "^\[e2e\]|Error|error" | tail -n 40
 el "done"
