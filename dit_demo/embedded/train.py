@@ -93,7 +93,7 @@ def random_shift(
     shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 * max_px / x.shape[-1])
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -112,14 +112,16 @@ def make_vae() -> AutoencoderKL:
     )
 
 
-def make_transformer(latent_channels: int = 4, latent_size: int = 8) -> DiTTransformer2DModel:
-    """Small DiT (6 layers, 4 heads x 32) with DiT's own initialisation, which diffusers does not apply."""
+def make_transformer(
+    latent_channels: int = 4, latent_size: int = 8, *, num_layers: int = 6, heads: int = 4, head_dim: int = 32
+) -> DiTTransformer2DModel:
+    """Small DiT (6 layers, 4 heads x 32 by default) with DiT's own initialisation, which diffusers does not apply."""
     model = DiTTransformer2DModel(
-        num_attention_heads=4,
-        attention_head_dim=32,
+        num_attention_heads=heads,
+        attention_head_dim=head_dim,
         in_channels=latent_channels,
         out_channels=latent_channels,  # epsilon only: DiTPipeline halves output only if out // 2 == in
-        num_layers=6,
+        num_layers=num_layers,
         sample_size=latent_size,
         patch_size=2,
         num_embeds_ada_norm=1000,

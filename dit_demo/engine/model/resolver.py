@@ -22,6 +22,8 @@ from dit_demo.errors import InvalidRequestError, ModelLoadError
 
 EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent / "data" / "digits"
 EMBEDDED_ALIASES = ("embedded", "digits", "embedded-digits")
+MNIST_MODEL_DIR = Path(__file__).resolve().parent / "data" / "mnist"  # the shipped 28x28 MNIST DiT
+MNIST_ALIASES = ("mnist", "embedded-mnist")
 KNOWN_HUB_MODELS = ("facebook/DiT-XL-2-256", "facebook/DiT-XL-2-512")
 MAX_SOURCE_CHARS = 1024  # a Hub id is at most 96 + 1 + 96; a longer path than this is not a model anyone has
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
@@ -152,6 +154,10 @@ def resolve_source(
             raise ModelLoadError(f"The embedded digits model is missing from {EMBEDDED_MODEL_DIR}; reinstall dit_demo.")
         facts = _folder_facts(EMBEDDED_MODEL_DIR)
         return ResolvedSource(source, "embedded", "embedded", EMBEDDED_MODEL_DIR, **facts)
+    if source in MNIST_ALIASES:
+        if not (MNIST_MODEL_DIR / fmt.MODEL_INDEX_NAME).is_file():
+            raise ModelLoadError(f"The embedded MNIST model is missing from {MNIST_MODEL_DIR}; reinstall dit_demo.")
+        return ResolvedSource(source, "embedded", "mnist", MNIST_MODEL_DIR, **_folder_facts(MNIST_MODEL_DIR))
     if source in RANDOM_SOURCES:
         return ResolvedSource(source, "random", source, id2label=imagenet_id2label(), labels_known=True)
     path = _local_path(source)

