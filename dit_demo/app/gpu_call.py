@@ -24,6 +24,7 @@ import gradio as gr
 import torch
 
 from dit_demo.app import zerogpu
+from dit_demo.app.budget import warm_up
 from dit_demo.app.inputs import Request
 from dit_demo.app.running import run_comparison, user_errors
 from dit_demo.compare import Comparison
@@ -42,7 +43,12 @@ BUILD_FALLBACK_SECONDS = 30.0  # a first-use build nobody has measured or estima
 WORKER_ERROR_TITLE = "ZeroGPU worker error"  # spaces.zero.wrappers: a failure in the worker outside the function
 MARGIN = 1.5  # ZeroGPU may abort a call that runs past its duration
 AOT_DIR_ENV = "DIT_DEMO_AOT_DIR"  # folder of ahead-of-time packages shipped with the Space (see `ahead_of_time`)
-_LOADED: dict[tuple, Variant] = {}  # packages loaded in this worker (a worker's own state, lost with it)
+COMPILE_CACHE_ENV = "DIT_DEMO_COMPILE_CACHE"  # torch.compile's caches shipped with the Space (`dit-demo compile-cache`)
+# A first compiled request from a shipped cache, until this server has timed one: 9.0–11.6 s on an H200 (bench/h200-aot
+# run 3) with room for the MIG slice's smaller share of the card (an allowance, not a measurement).
+COMPILE_FALLBACK_SECONDS = 20.0
+_LOADED: dict[tuple, Variant] = {}  # packages loaded / variants compiled in this worker (lost with it)
+_CACHES: dict[str, str | None] = {}  # compile caches this worker loaded: path -> None, or why it was refused
 
 
 @dataclass
@@ -51,6 +57,7 @@ class GpuOutcome:
 
     comparison: Comparison
     built_s: dict[str, float] = field(default_factory=dict)
+    compiled_s: dict[str, float] = field(default_factory=dict)  # first (compiling) run of a variant compiled here
     notes: list[str] = field(default_factory=list)
     worker_pid: int = 0
 
@@ -81,7 +88,11 @@ def request_seconds(service, request: Request | GpuRequest, environ: Mapping[str
         if not zerogpu.built_before_launch(request.model, recipe):
             estimate = service.build_estimate(request.model, recipe)
             builds += BUILD_FALLBACK_SECONDS if estimate is None else estimate
-    total = START_SECONDS + MARGIN * (sampling + cold + builds)
+    compiles = 0.0
+    if request.compile:  # a worker compiles each recipe once from the shipped cache (which worker is not known here)
+        for recipe in _recipes(request):
+            compiles += zerogpu.STATE.compile_seconds.get((request.model, recipe), COMPILE_FALLBACK_SECONDS)
+    total = START_SECONDS + MARGIN * (sampling + cold + builds + compiles)
     return int(min(ceiling, max(MIN_DURATION, math.ceil(total))))
 
 
@@ -132,14 +143,17 @@ def ahead_of_time(variant: Variant, sampling: SamplingRequest, notes: list[str])
     Packages are looked up in the folder `DIT_DEMO_AOT_DIR` names (built ahead on the same GPU type and torch with
     `dit_demo.engine.fast.aot.build_package`, shipped with the Space) by recipe, source and rows per forward. The
     loaded copy is kept for this worker's lifetime; the cached variant itself is left eager. Nothing is compiled in
-    a call (a per-call `torch.compile` costs 41–90 s of warm-up on the H200); a package that does not load is a note,
-    never a failure.
+    a call (a per-call `torch.compile` costs 41–90 s of warm-up on the H200); a package that does not load is a note.
+    Opt-in (no folder, no attempt): on torch 2.11 + CUDA 13.0 AOTInductor's loader segfaulted in a fresh process for
+    every package form tried, torch's own included (bench/h200-aot run 3), which would end the worker.
     """
-    folder = os.environ.get(AOT_DIR_ENV, "").strip()
+    folder = aot_folder()
+    if not folder:
+        return None
     rows = len(sampling.labels) * (2 if sampling.guidance_scale > 1 else 1)
-    path = _package_for(Path(folder), variant, rows) if folder and Path(folder).is_dir() else None
+    path = _package_for(Path(folder), variant, rows) if Path(folder).is_dir() else None
     if path is None:
-        notes.append(f"{variant.recipe}: eager (no ahead-of-time package for {rows} rows on this Space)")
+        notes.append(f"{variant.recipe}: no ahead-of-time package for {rows} rows in {AOT_DIR_ENV}")
         return None
     key = (variant.source, variant.recipe, str(path))
     if key not in _LOADED:
@@ -151,6 +165,54 @@ def ahead_of_time(variant: Variant, sampling: SamplingRequest, notes: list[str])
         except DemoError as exc:
             notes.append(f"{variant.recipe}: eager ({exc})")
             return None
+    return _LOADED[key]
+
+
+def aot_folder(environ: Mapping[str, str] | None = None) -> str:
+    """The AOT package folder the Space owner named (`DIT_DEMO_AOT_DIR`), or ""."""
+    return (os.environ if environ is None else environ).get(AOT_DIR_ENV, "").strip()
+
+
+def shipped_compile_cache(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The compile cache this Space ships: `DIT_DEMO_COMPILE_CACHE`, else the first `compile-cache/*.bin` beside
+    app.py (where `dit-demo deploy-space --compile-cache` puts it); None when there is none."""
+    from dit_demo.app.config import ROOT
+
+    value = (os.environ if environ is None else environ).get(COMPILE_CACHE_ENV, "").strip()
+    if value:
+        return Path(value)
+    from dit_demo.engine.fast.compile_cache import SHIPPED_DIR
+
+    found = sorted((ROOT / SHIPPED_DIR).glob("*.bin"))
+    return found[0] if found else None
+
+
+def compiled_from_cache(variant: Variant, notes: list[str]) -> Variant | None:
+    """The variant compiled as `compile_variant(..., "reduce-overhead")` after this worker loaded the shipped compile
+    cache (once), or None (run eagerly, with a note saying why). Compilation itself happens in the first request,
+    from the cache: seconds instead of the 26–57 s of a cold compile on an H200 (bench/h200-aot run 3)."""
+    path = shipped_compile_cache()
+    if path is None:
+        notes.append(f"{variant.recipe}: eager (this Space ships no compile cache; a cold torch.compile would take "
+                     "26–57 s of the call on an H200, bench/h200-aot)")  # fmt: skip
+        return None
+    key = (variant.source, variant.recipe, "compile", str(path))
+    if key in _LOADED:
+        return _LOADED[key]
+    if str(path) not in _CACHES:
+        from dit_demo.engine.fast.compile_cache import load_compile_cache
+
+        try:
+            load_compile_cache(path)
+            _CACHES[str(path)] = None
+        except DemoError as exc:
+            _CACHES[str(path)] = str(exc)
+    if _CACHES[str(path)] is not None:
+        notes.append(f"{variant.recipe}: eager ({_CACHES[str(path)]})")
+        return None
+    from dit_demo.engine.fast.compile import compile_variant
+
+    _LOADED[key] = compile_variant(variant, "reduce-overhead", inplace=False)
     return _LOADED[key]
 
 
@@ -183,9 +245,15 @@ def _on_gpu(call: GpuRequest, seconds: float | None = None) -> GpuOutcome:
         target = torch.device("cuda")
         outcome = GpuOutcome(comparison=None, worker_pid=os.getpid())  # type: ignore[arg-type]
         variants = _variants(service, request, target, outcome.built_s)
-        if request.compile:
+        if request.compile:  # an AOT package where the Space ships one that loads, else the shipped compile cache
             for recipe, variant in list(variants.items()):
-                variants[recipe] = ahead_of_time(variant, request.sampling, outcome.notes) or variant
+                fast = ahead_of_time(variant, request.sampling, outcome.notes)
+                variants[recipe] = fast or compiled_from_cache(variant, outcome.notes) or variant
+                if variants[recipe] is not variant and variants[recipe].pipe not in service.warm:
+                    start = time.perf_counter()  # compiles (from the cache) or captures: timed apart from sampling
+                    warm_up(variants[recipe], request.sampling)
+                    outcome.compiled_s[recipe] = time.perf_counter() - start
+                    service.warm.add(variants[recipe].pipe)
         cold = [v for v in variants.values() if v.pipe not in service.warm]
         reference = REFERENCE_RECIPE if REFERENCE_RECIPE in variants else next(iter(variants))
         outcome.comparison = run_comparison(
@@ -219,6 +287,8 @@ def compare(service, request: Request, notify: Callable[[str], None] | None = No
         ) from exc
     for recipe, seconds in outcome.built_s.items():
         service.record_build(request.model, recipe, seconds)
+    for recipe, seconds in outcome.compiled_s.items():
+        zerogpu.STATE.compile_seconds[(request.model, recipe)] = seconds
     for note in outcome.notes:
         if notify:
             notify(note)

@@ -41,7 +41,8 @@ RUN_DTYPE = torch.bfloat16  # what the ZeroGPU slice (an H200 MIG) runs; built i
 
 # What the GPU function needs, reachable from every forked worker (set before launch, read inside the GPU call);
 # `resident`: the (model, recipe) pairs built before launch, which every worker has without building them.
-STATE = SimpleNamespace(service=None, resident=set(), problems=[])
+# `compile_seconds`: (model, recipe) -> the last first-compiled-request time a worker measured (duration estimates).
+STATE = SimpleNamespace(service=None, resident=set(), problems=[], compile_seconds={})
 
 
 def _spaces():

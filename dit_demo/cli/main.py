@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gallery": ("gallery", "comparison gallery: grid, difference tiles, metrics table, index.html"),
     "bench": ("bench", "GPU benchmark of recipes and compile modes: latency, memory, quality"),
     "cpu-bench": ("cpu_bench", "CPU benchmark: every recipe against fp32, interleaved rounds with spread"),
+    "compile-cache": (
+        "compile_cache",
+        "compile a Space's variants once on a GPU; save torch.compile's caches to ship",
+    ),
     "linears": ("linears", "per-layer timings of the linear layers of one real forward (CUDA)"),
     "evaluate": ("evaluate", "digit accuracy and FID of the embedded digits model per recipe"),
     "layer-errors": ("layer_errors", "which layers and timesteps carry a recipe's quantization error (SNR)"),

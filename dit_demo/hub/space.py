@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 from huggingface_hub import SpaceCard, SpaceCardData
 
+from dit_demo.engine.fast.compile_cache import SHIPPED_DIR as COMPILE_CACHE_DIR
 from dit_demo.engine.model.folder_format import METADATA_NAME, PIPELINE_PARTS
 from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
 from dit_demo.errors import DemoError
@@ -71,6 +72,13 @@ Default model: **`{{ model }}`**{% if model_link %} ([model card]({{ model_link 
 (a pipeline folder shipped in this Space){% endif %}. Any other source
 (a Hub id such as `facebook/DiT-XL-2-256`, `embedded`, `tiny-random`) can be chosen in the app.
 
+{% if zero_gpu %}On ZeroGPU, "compile (GPU)" {% if compile_cache %}compiles each recipe once per GPU worker from the
+torch.compile cache shipped in `{{ compile_cache }}`{% else %}is not offered: this Space ships no compile cache
+(`dit-demo compile-cache`, then `deploy-space --compile-cache`){% endif %}. On one full H200 (torch 2.11, DiT-XL/2
+256², batch 1) a fresh process's first compiled request took 9.0–11.6 s from a shipped cache against 25.9–57.2 s
+cold; AOTInductor packages did not load on that torch 2.11 + CUDA 13.0 image (bench/h200-aot, run 3).
+{% endif %}
+
 Deployed by `dit-demo deploy-space` (`hub/deploy_space.py`) of the dit_demo project. To change the default without a
 new commit, set the Space variable `{{ env }}` in Settings → Variables; the app reads it at start-up.
 """
@@ -93,7 +101,9 @@ def read_front_matter(readme: Path) -> tuple[dict, str]:
     return data, body
 
 
-def space_card(front: dict, model: str, kind: str, model_env: str, hardware: str = DEFAULT_HARDWARE) -> SpaceCard:
+def space_card(
+    front: dict, model: str, kind: str, model_env: str, hardware: str = DEFAULT_HARDWARE, compile_cache: str = ""
+) -> SpaceCard:
     """The project's Space front matter, pointed at space_app.py and the default model."""
     is_hub_model = kind == "hub"
     meta = dict(front)
@@ -116,6 +126,8 @@ def space_card(front: dict, model: str, kind: str, model_env: str, hardware: str
         model_link=f"https://huggingface.co/{model}" if is_hub_model else None,
         shipped=kind == "folder",
         env=model_env,
+        zero_gpu=hardware.startswith("zero-"),
+        compile_cache=compile_cache,
     )
 
 
@@ -163,11 +175,18 @@ def stage_space(
     *,
     hardware: str = DEFAULT_HARDWARE,
     static: tuple[str, ...] = (),
+    compile_cache: Path | None = None,
 ) -> None:
-    """Write the Space folder atomically (complete or not at all). `static`: folders of `root` the app's tabs read."""
+    """Write the Space folder atomically (complete or not at all). `static`: folders of `root` the app's tabs read;
+    `compile_cache`: a `dit-demo compile-cache` file shipped as compile-cache/NAME.bin (+ NAME.json), which the
+    ZeroGPU worker loads before it compiles."""
     missing = [name for name in (*REQUIRED_FILES, "dit_demo") if not (root / name).exists()]
     if missing:
         raise DemoError(f"{root} lacks {', '.join(missing)}: run this from the project checkout.")
+    cache_files = () if compile_cache is None else (compile_cache, compile_cache.with_suffix(".json"))
+    absent = [str(path) for path in cache_files if not path.is_file()]
+    if absent:
+        raise DemoError(f"--compile-cache: {', '.join(absent)} not found (`dit-demo compile-cache` writes both)")
     info = resolve_source(model)  # refuses a source string the app could not load (a resolved one passes as is)
     front, _ = read_front_matter(root / "README.md")
     code, local_model = default_model_code(info)
@@ -183,9 +202,14 @@ def stage_space(
                 shutil.copytree(root / name, folder / name, ignore=STATIC_IGNORE)
         if local_model is not None:
             copy_model(local_model, folder / MODELS_DIR / local_model.name)
+        if cache_files:
+            (folder / COMPILE_CACHE_DIR).mkdir()
+            for path in cache_files:
+                shutil.copy2(path, folder / COMPILE_CACHE_DIR / path.name)
         (folder / APP_FILE).write_text(SPACE_APP.format(env=model_env, model=code), encoding="utf-8")
         shown = f"{MODELS_DIR}/{local_model.name}" if local_model is not None else info.source
-        space_card(front, shown, info.kind, model_env, hardware).save(folder / "README.md")
+        shipped_cache = f"{COMPILE_CACHE_DIR}/{compile_cache.name}" if compile_cache is not None else ""
+        space_card(front, shown, info.kind, model_env, hardware, shipped_cache).save(folder / "README.md")
         SpaceCard.load(folder / "README.md")  # the Hub must be able to parse what we wrote
         if out.exists():
             shutil.rmtree(out)
@@ -202,6 +226,7 @@ def deploy_space(
     push: bool,
     hardware: str | None = None,
     static: tuple[str, ...] = (),
+    compile_cache: Path | None = None,
 ) -> str:
     """Stage the Space folder at `out`; with `push`, set the model variable (and hardware) and upload it as one
     commit. Returns the default model as the Space names it."""
@@ -209,7 +234,9 @@ def deploy_space(
     if push:
         print(f"authenticated as {check_write_access(target)}", flush=True)
     info = resolve_source(model)  # once: staging and the Space variable read the same source
-    stage_space(root, out, info, model_env, hardware=hardware or DEFAULT_HARDWARE, static=static)
+    stage_space(
+        root, out, info, model_env, hardware=hardware or DEFAULT_HARDWARE, static=static, compile_cache=compile_cache
+    )
     model = f"{MODELS_DIR}/{info.folder.name}" if info.local else info.source
     print(f"wrote {out} (default model {model})")
     shipped = info.local  # named relative to space_app.py: no variable (a relative path would depend on cwd)

@@ -138,9 +138,10 @@ def test_compile_on_zero_gpu_uses_a_package_when_one_matches_else_runs_eagerly(t
     sampling = SamplingRequest.create([1], seed=0, steps=2)  # guidance 4: 2 rows per forward
     notes: list[str] = []
     monkeypatch.delenv(gpu_call.AOT_DIR_ENV, raising=False)
-    assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None
-    assert notes == ["bf16: eager (no ahead-of-time package for 2 rows on this Space)"]
+    assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None and notes == []  # opt-in: no folder
     monkeypatch.setenv(gpu_call.AOT_DIR_ENV, str(tmp_path))
+    assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None
+    assert notes == [f"bf16: no ahead-of-time package for 2 rows in {gpu_call.AOT_DIR_ENV}"]
     (tmp_path / "stray.pt2").write_bytes(b"not a package")  # no description beside it: not considered
     assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None and len(notes) == 2
     package = tmp_path / "bf16.pt2"
@@ -151,6 +152,43 @@ def test_compile_on_zero_gpu_uses_a_package_when_one_matches_else_runs_eagerly(t
     aot.sidecar(package).write_text(json.dumps(info))
     assert gpu_call.ahead_of_time(tiny_reference, sampling, notes) is None  # found, refused by aot's own check
     assert notes[-1].startswith("bf16: eager (") and "bf16.pt2" in notes[-1] and "corrupt" in notes[-1]
+
+
+def test_compile_on_zero_gpu_uses_the_shipped_compile_cache_else_runs_eagerly(tiny_reference, tmp_path, monkeypatch):
+    from dit_demo.engine.fast.compile_cache import save_compile_cache
+
+    notes: list[str] = []
+    monkeypatch.setattr(gpu_call, "_CACHES", {})
+    monkeypatch.setattr(gpu_call, "_LOADED", {})
+    monkeypatch.setenv(gpu_call.COMPILE_CACHE_ENV, str(tmp_path / "none.bin"))
+    assert gpu_call.compiled_from_cache(tiny_reference, notes) is None  # named but missing: refused, said why
+    assert notes[-1].startswith("bf16: eager (") and "none.json: missing" in notes[-1]
+    broken = tmp_path / "broken.bin"
+    broken.write_bytes(b"garbage")
+    broken.with_suffix(".json").write_text('{"format": "dit-demo-compile-cache/1", "sha256": "0"}')
+    monkeypatch.setenv(gpu_call.COMPILE_CACHE_ENV, str(broken))
+    assert gpu_call.compiled_from_cache(tiny_reference, notes) is None
+    assert "broken.bin" in notes[-1] and "corrupt" in notes[-1]
+    torch.compile(lambda x: x * 2 + 1)(torch.ones(3))  # something compiled in this process: a real cache to ship
+    shipped = tmp_path / "dit.bin"
+    assert save_compile_cache(shipped) > 0
+    monkeypatch.setenv(gpu_call.COMPILE_CACHE_ENV, str(shipped))
+    compiled = gpu_call.compiled_from_cache(tiny_reference, notes)
+    assert compiled is not None and compiled is not tiny_reference and compiled.compile_mode.startswith("reduce")
+    assert gpu_call.compiled_from_cache(tiny_reference, notes) is compiled  # once per worker
+    assert tiny_reference.compile_mode == "none"  # the cached eager variant is left as it was
+
+
+def test_zero_gpu_duration_counts_a_compile_per_recipe_until_one_is_measured(monkeypatch):
+    service = DemoService("tiny-random", device="cpu", limits=Limits(hosted=True, max_seconds=300.0))
+    service._seconds_per_image_step.update({("tiny-random", r): 0.01 for r in ("bf16", "int8")})
+    monkeypatch.setattr(zerogpu.STATE, "compile_seconds", {})
+    eager = gpu_call.request_seconds(service, request(["int8"], steps=4))
+    compiled = gpu_call.request_seconds(service, request(["int8"], steps=4, compile_gpu=True))
+    assert compiled >= eager + 2 * gpu_call.COMPILE_FALLBACK_SECONDS  # bf16 and int8, not measured yet
+    zerogpu.STATE.compile_seconds.update({("tiny-random", "bf16"): 1.0, ("tiny-random", "int8"): 1.0})
+    measured = gpu_call.request_seconds(service, request(["int8"], steps=4, compile_gpu=True))
+    assert eager <= measured < compiled
 
 
 # ---------------------------------------------------------------------------------------------------------------

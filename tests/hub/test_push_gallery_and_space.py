@@ -141,6 +141,28 @@ def test_space_requirements_keep_the_cuda_build_off_a_cpu_space(tmp_path):
     assert deploy_space.main([*argv, "--out", str(tmp_path / "x"), "--hardware", "a-toaster"]) == 2
 
 
+def test_a_compile_cache_is_shipped_where_the_zero_gpu_worker_finds_it(tmp_path, capsys, monkeypatch):
+    from dit_demo.app import gpu_call
+    from dit_demo.engine.fast.compile_cache import SHIPPED_DIR
+
+    cache = tmp_path / "built" / "dit.bin"
+    cache.parent.mkdir()
+    cache.write_bytes(b"artifacts")
+    argv = ["--repo-id", "alice/zero", "--model", "embedded", "--hardware", "zero-a10g", "--compile-cache", str(cache)]
+    assert deploy_space.main([*argv, "--out", str(tmp_path / "no-json")]) == 2  # its description is missing
+    assert "--compile-cache" in capsys.readouterr().err and not (tmp_path / "no-json").exists()
+    cache.with_suffix(".json").write_text("{}")
+    out = tmp_path / "space"
+    assert deploy_space.main([*argv, "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / SHIPPED_DIR).iterdir()) == ["dit.bin", "dit.json"]
+    assert f"shipped in `{SHIPPED_DIR}/dit.bin`" in SpaceCard.load(out / "README.md").text
+    assert deploy_space.main([*argv[:6], "--out", str(tmp_path / "bare")]) == 0  # ZeroGPU without a cache
+    assert "is not offered: this Space ships no compile cache" in SpaceCard.load(tmp_path / "bare" / "README.md").text
+    monkeypatch.delenv(gpu_call.COMPILE_CACHE_ENV, raising=False)
+    monkeypatch.setattr("dit_demo.app.config.ROOT", out)  # the Space folder's app.py sits there
+    assert gpu_call.shipped_compile_cache() == out / SHIPPED_DIR / "dit.bin"
+
+
 def test_a_local_model_folder_is_shipped_inside_the_space(tmp_path):
     from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 

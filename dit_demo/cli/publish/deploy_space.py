@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         "suggested_hardware and the Space's torch wheel; with --push also requested for the Space",
     )
     parser.add_argument(
+        "--compile-cache",
+        help="a `dit-demo compile-cache` file (NAME.bin, NAME.json beside it) to ship: on ZeroGPU the first compiled "
+        "request loads it instead of compiling from nothing",
+    )
+    parser.add_argument(
         "--project-root", default=None, help="the checkout to deploy (default: the one dit_demo runs from, or .)"
     )
     return parser
@@ -63,7 +68,15 @@ def run(args: argparse.Namespace) -> int:
         raise DemoError(f"Unknown Space hardware {args.hardware!r}: choose one of {', '.join(known)}.")
     static = tuple(p.relative_to(config.ROOT).as_posix() for p in (config.GALLERY_DIR, config.BENCH_DIR))  # the tabs
     deploy_space(
-        root, out, target, args.model, model_env=MODEL_ENV, push=args.push, hardware=args.hardware, static=static
+        root,
+        out,
+        target,
+        args.model,
+        model_env=MODEL_ENV,
+        push=args.push,
+        hardware=args.hardware,
+        static=static,
+        compile_cache=Path(args.compile_cache) if args.compile_cache else None,
     )
     return 0
 
