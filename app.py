@@ -108,9 +108,12 @@ def _result_views() -> SimpleNamespace:
     """Summary with verdicts, captioned tiles, differences, table, chart, raw numbers (the right column)."""
     import gradio as gr
 
+    from dit_demo.app.page import slider
+
     r = SimpleNamespace()
     r.summary = gr.Markdown(elem_id="summary")
     r.tiles = gr.HTML(elem_id="tiles", padding=False)
+    r.slider = slider.components()  # reference vs one recipe, drag to compare
     # The API's image output (image + caption per recipe and class); the page shows the captioned tiles above.
     r.gallery = gr.Gallery(label="Images", format="png", visible=False, elem_id="gallery")
     r.diff = gr.HTML(elem_id="diff", padding=False)
@@ -166,11 +169,12 @@ def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -
     validator runs before the request is queued, so bad input, an unknown model included, is refused at once.
     """
     from dit_demo.app.offered import on_model_change
+    from dit_demo.app.page import slider
     from dit_demo.app.page.html import page_views
 
     c.model.change(on_model_change, c.model, [c.classes, c.model_note], api_visibility="private")
     inputs = [c.model, c.classes, c.seed, c.randomize, c.steps, c.guidance, c.scheduler, c.recipes, c.compile_gpu]
-    c.run.click(
+    views = c.run.click(
         service.generate,
         inputs=inputs,
         outputs=[r.gallery, r.numbers, r.summary, c.download, state],
@@ -179,6 +183,7 @@ def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -
         preprocess=False,
         validator=service.validate,
     ).success(page_views, state, [r.tiles, r.diff, r.table, r.chart], api_visibility="private")
+    slider.wire(views, state, r.slider)
     return inputs
 
 
@@ -217,7 +222,7 @@ def build_demo(
     """The whole app for one default model; cheap (no weights are loaded until the first request)."""
     import gradio as gr
 
-    from dit_demo.app.page import tabs
+    from dit_demo.app.page import blind_tab, tabs
     from dit_demo.app.service import DemoService
 
     service = service or DemoService(default_model)
@@ -227,6 +232,7 @@ def build_demo(
         state = gr.State()
         with gr.Tab("Compare", elem_id="tab-compare"):
             controls, results = _compare_tab(service.default_model, service.limits, service.device)
+        demo.blind = blind_tab.build(service).game  # "Spot the quantized": its votes, tally and store
         _static_tabs()
         demo.strict_inputs = tuple(_wire(service, controls, results, state))
         demo.load(service.startup_note, None, startup, api_visibility="private")  # read again on every page load

@@ -231,6 +231,20 @@ class DemoService:
         self._record_latency(request.model, comparison)
         return comparison
 
+    def sample(self, request: Request) -> dict[str, list[Image.Image]]:
+        """Each variant's images, sampled once without timing repeats or scores: the blind test's cheap rounds
+        (`dit_demo.app.blind`). On ZeroGPU the one GPU path (`compare`) samples them."""
+        if zerogpu.active():
+            return {r: res.images for r, res in self.compare(request).results.items()}
+        from dit_demo.engine.generate import generate
+
+        with self._run_lock:
+            _, variants = self.variants(request)
+            with thread_budget(list(variants.values())):
+                images = {r: generate(v, request.sampling).images for r, v in variants.items()}
+            self.warm.update(v.pipe for v in variants.values())
+            return images
+
     def _record_latency(self, model: str, comparison: Comparison) -> None:
         for recipe, result in comparison.results.items():
             image_steps = max(1, result.steps * len(result.images))
