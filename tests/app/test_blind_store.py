@@ -134,8 +134,10 @@ def test_mirror_without_a_token_keeps_votes_local(tmp_path: Path, monkeypatch, c
 
 
 def test_mirror_offline_keeps_votes_local(tmp_path: Path, monkeypatch, caplog) -> None:
+    from huggingface_hub import constants
+
+    assert constants.HF_HUB_OFFLINE  # every test runs offline (tests/conftest.py)
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: the Hub is unreachable
     store = VoteStore(tmp_path / "votes.sqlite3")
     with caplog.at_level(logging.WARNING, logger="dit_demo.app"):
         assert mirror.start(store, environ={mirror.DATASET_ENV: "someone/votes"}) is None
