@@ -86,7 +86,7 @@ def start(store: VoteStore, environ: Mapping[str, str] | None = None) -> HubMirr
             allow_patterns=["*.jsonl"],
         )
     except Exception as exc:  # offline, refused, bad repo id: the app serves on with local votes
-        log.warning("Votes: the Hub dataset %s is not reachable (%s: %s): %s.", repo_id, type(exc).__name__, exc, local)
+        log.warning("Votes: the Hub dataset %s cannot be used (%s: %s): %s.", repo_id, type(exc).__name__, exc, local)
         return None
     try:
         restored = restore(store, repo_id, token)

@@ -98,7 +98,7 @@ def build(service) -> SimpleNamespace:
             t.pick_b = gr.Button("B is quantized", elem_id="blind-pick-b", interactive=False, min_width=140)
         t.answer = gr.Markdown(elem_id="blind-answer")
         t.tally = gr.HTML(elem_id="blind-tally", padding=False)
-    _wire(game, t)
+        _wire(game, t)  # inside the tab: anything rendered between two tabs would split the tab bar in two
     return t
 
 
