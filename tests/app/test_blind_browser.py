@@ -36,6 +36,16 @@ LEFT = "const r = document.querySelector(arguments[0]).getBoundingClientRect(); 
 PAGE_VOTES = """const cell = document.querySelector('#blind-tally-table td[data-label="votes"]');
 return cell ? parseInt(cell.textContent) : 0"""
 
+# Gradio draws buttons at 600, whose bundled face lacks capitals such as A and B: ours are drawn at 700.
+BUTTON_WEIGHTS = """return Object.fromEntries([...document.querySelectorAll('#tab-blind button')]
+  .filter(b => b.getClientRects().length && b.textContent.trim())
+  .map(b => [b.textContent.trim(), getComputedStyle(b).fontWeight]))"""
+# Each image of a round drawn whole: its box inside its frame, its natural aspect kept.
+IMAGES_FIT = """return [...document.querySelectorAll('#blind-a img, #blind-b img')].filter(i => {
+  const r = i.getBoundingClientRect(), c = i.closest('.image-container').getBoundingClientRect();
+  return r.left < c.left - 1 || r.right > c.right + 1 || r.bottom > c.bottom + 1
+    || Math.abs(r.width / r.height - i.naturalWidth / i.naturalHeight) > 0.02; }).map(i => i.alt || i.src.slice(-20))"""
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Iterator[Path]:
@@ -106,6 +116,9 @@ def vote_on_the_page(browser, wait, width: int) -> None:
     assert "which one is quantized?" in browser.find_element(By.CSS_SELECTOR, "#blind-prompt").text
     assert "int8" not in browser.find_element(By.CSS_SELECTOR, "#tab-blind").text.split("Guessing")[-1]  # no answer yet
     screenshot(browser, f"app-blind-round-{width}.png")
+    weights = browser.execute_script(BUTTON_WEIGHTS)
+    assert set(weights.values()) == {"700"}, f"buttons not in the complete bold face: {weights}"
+    assert browser.execute_script(IMAGES_FIT) == [], "a round's image is cut off"
     browser.find_element(By.CSS_SELECTOR, "#blind-pick-a").click()
     wait.until(lambda d: "was quantized" in d.find_element(By.CSS_SELECTOR, "#blind-answer").text)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#blind-tally-table"))

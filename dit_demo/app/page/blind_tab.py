@@ -63,7 +63,7 @@ def tally_html(rows: list[dict]) -> str:
 def answer_markdown(outcome: Outcome) -> str:
     r = outcome.round
     p = r.pair
-    verdict = "✅ Right" if outcome.correct else "❌ Not this time"
+    verdict = "Right" if outcome.correct else "Not this time"
     row = next((t for t in outcome.tally if t["recipe"] == p.recipe), None)
     text = (
         f"**{verdict}:** **{r.quantized}** was quantized (**{p.recipe}**, {RECIPES[p.recipe].label}); the other was "
@@ -71,8 +71,9 @@ def answer_markdown(outcome: Outcome) -> str:
         f"{p.guidance:g}."
     )
     if row:
-        text += f"\n\nFor {p.recipe}: {row['told_apart']} of {row['votes']} votes ({100 * row['share']:.0f} %) "
-        text += "picked the quantized image."
+        votes = f"{row['votes']} vote" + ("s" if row["votes"] != 1 else "")
+        text += f"\n\nFor {p.recipe}: {row['told_apart']} of {votes} ({100 * row['share']:.0f} %) picked the "
+        text += "quantized image."
     return text
 
 
@@ -86,7 +87,10 @@ def build(service) -> SimpleNamespace:
     t = SimpleNamespace(game=game)
     with gr.Tab("Spot the quantized", elem_id="tab-blind") as t.tab:
         gr.Markdown(INTRO + (f"\n\n⚠️ {game.unavailable}" if game.unavailable else ""), elem_id="blind-intro")
-        t.start = gr.Button("New round", variant="primary", elem_id="blind-new", interactive=not game.unavailable)
+        bold = ["dq-bold"]  # Gradio's semibold face lacks capitals such as A and B (see style.py)
+        t.start = gr.Button(
+            "New round", variant="primary", elem_id="blind-new", elem_classes=bold, interactive=not game.unavailable
+        )
         t.prompt = gr.Markdown(elem_id="blind-prompt")
         t.round_id = gr.Textbox(visible=False, label="round_id", elem_id="blind-round")
         with gr.Row(equal_height=True):
@@ -94,8 +98,9 @@ def build(service) -> SimpleNamespace:
             t.a = gr.Image(label="A", elem_id="blind-a", **common)
             t.b = gr.Image(label="B", elem_id="blind-b", **common)
         with gr.Row():
-            t.pick_a = gr.Button("A is quantized", elem_id="blind-pick-a", interactive=False, min_width=140)
-            t.pick_b = gr.Button("B is quantized", elem_id="blind-pick-b", interactive=False, min_width=140)
+            pick = {"interactive": False, "min_width": 140, "elem_classes": bold}
+            t.pick_a = gr.Button("A is quantized", elem_id="blind-pick-a", **pick)
+            t.pick_b = gr.Button("B is quantized", elem_id="blind-pick-b", **pick)
         t.answer = gr.Markdown(elem_id="blind-answer")
         t.tally = gr.HTML(elem_id="blind-tally", padding=False)
         _wire(game, t)  # inside the tab: anything rendered between two tabs would split the tab bar in two

@@ -10,6 +10,7 @@ CSS = """
 @font-face { font-family: 'Source Sans Pro'; font-weight: 700; font-style: normal;
   src: url('static/fonts/SourceSansPro/SourceSansPro-Bold.woff2') format('woff2'); }
 .prose :is(h1, h2, h3, h4, h5, thead th, b, strong, summary) { font-weight: 700 !important; }
+.dq-bold { font-weight: 700 !important; }  /* buttons whose labels have such capitals ("A is quantized") */
 .dq-rows { display: flex; flex-direction: column; gap: 14px; }
 .dq-row h4 { margin: 0 0 6px; font-size: 0.95rem; }
 .dq-strip { display: flex; flex-wrap: wrap; gap: 10px; }
