@@ -6,9 +6,15 @@ upscaled pixel-exact, whose file names are content hashes. A visitor votes once 
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html import escape
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -37,8 +43,36 @@ def _messages() -> Iterator[None]:
         raise gr.Error(str(exc), print_exception=False) from exc
 
 
-def _shown(image: Image.Image) -> Image.Image:
-    return tile_image(image, IMAGE_SIDE)
+class ImageFiles:
+    """A round's images as PNG files named by their content, written once, atomically.
+
+    Gradio saves a returned PIL image by rewriting its cache file in place, so two visitors shown the same (cached)
+    pair at once could download a half-written file; a file path is copied into the cache under a temporary name
+    and renamed, which is safe. The newest `keep` files are kept."""
+
+    def __init__(self, folder: Path, keep: int = 1024):
+        self.folder, self.keep = folder, keep
+        self._lock = threading.Lock()
+
+    def path(self, image: Image.Image) -> str:
+        shown = tile_image(image, IMAGE_SIDE)
+        buffer = io.BytesIO()
+        shown.save(buffer, format="PNG")
+        data = buffer.getvalue()
+        target = self.folder / hashlib.sha256(data).hexdigest() / "image.png"  # the name tells nothing
+        with self._lock:
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staging = target.with_suffix(f".{uuid.uuid4().hex}.tmp")
+                staging.write_bytes(data)
+                os.replace(staging, target)
+                self._prune()
+        return str(target)
+
+    def _prune(self) -> None:
+        files = sorted(self.folder.glob("*/image.png"), key=lambda p: p.stat().st_mtime)
+        for old in files[: max(0, len(files) - self.keep)]:
+            old.unlink(missing_ok=True)
 
 
 def tally_html(rows: list[dict]) -> str:
@@ -84,7 +118,7 @@ def build(service) -> SimpleNamespace:
     except DemoError as exc:  # a bad DIT_DEMO_BLIND_RECIPES: the tab says it, the rest of the app serves
         game = BlindGame(model=service.default_model, sample=lambda pair: (None, None), recipes=[])
         game.unavailable = str(exc)
-    t = SimpleNamespace(game=game)
+    t = SimpleNamespace(game=game, files=ImageFiles(Path(service.output_dir) / "blind"))
     with gr.Tab("Spot the quantized", elem_id="tab-blind") as t.tab:
         gr.Markdown(INTRO + (f"\n\n⚠️ {game.unavailable}" if game.unavailable else ""), elem_id="blind-intro")
         bold = ["dq-bold"]  # Gradio's semibold face lacks capitals such as A and B (see style.py)
@@ -113,7 +147,7 @@ def _wire(game: BlindGame, t: SimpleNamespace) -> None:
         with _messages():
             shown = game.new_round(request.session_hash if request else None)
         prompt = f"**{shown.class_name}**, seed {shown.pair.seed}: which one is quantized?"
-        return _shown(shown.images[0]), _shown(shown.images[1]), shown.id, prompt
+        return t.files.path(shown.images[0]), t.files.path(shown.images[1]), shown.id, prompt
 
     def ready():
         pick = gr.update(interactive=True)
