@@ -64,7 +64,8 @@ def fast_compile_available() -> bool:
     """Show the "compile (GPU)" checkbox only where it can work: a CUDA GPU in this process, or ZeroGPU when the
     Space ships a compile cache or AOT packages (a cold compile inside a call would take most of its window)."""
     if zerogpu.active():
-        return gpu_call.shipped_compile_cache() is not None or bool(gpu_call.aot_folder())
+        cache = gpu_call.shipped_compile_cache()
+        return (cache is not None and cache.is_file()) or bool(gpu_call.aot_folder())
     return fast_module() is not None and torch.cuda.is_available()
 
 
