@@ -21,6 +21,7 @@ from dit_demo.engine.device import free_memory
 from dit_demo.engine.generate import GenerationResult, Variant, build_reference, build_variant, generate
 from dit_demo.engine.metrics import finite_or_none, mean_value, psnr_values, ssim_values
 from dit_demo.engine.model.resolver import ResolvedSource
+from dit_demo.engine.model.shipped import default_source
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest
@@ -220,7 +221,7 @@ class VariantCache:
 
     def key(self, source: str | ResolvedSource | None, recipe: str, keep: Sequence[str] = ()) -> tuple:
         source = source.source if isinstance(source, ResolvedSource) else source
-        return (source or "embedded", recipe, tuple(sorted(keep)))
+        return (source or default_source(), recipe, tuple(sorted(keep)))
 
     def get(
         self,

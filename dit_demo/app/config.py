@@ -67,13 +67,16 @@ def embedded_available() -> bool:
 
 
 def default_model(model: str | None = None, environ: Mapping[str, str] | None = None) -> str:
-    """`--model`, then `DIT_DEMO_MODEL`, then the embedded digits model (or `tiny-random` until it exists)."""
+    """`--model`, then `DIT_DEMO_MODEL`, then the embedded model (MNIST when present, else the digits model; or
+    `tiny-random` until one exists)."""
     if model and model.strip():
         return model.strip()
     from_env = _environ(environ).get(MODEL_ENV, "").strip()
     if from_env:
         return from_env
-    return "embedded" if embedded_available() else FALLBACK_MODEL
+    from dit_demo.engine.model.shipped import default_source
+
+    return default_source() if embedded_available() else FALLBACK_MODEL
 
 
 def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool | None:

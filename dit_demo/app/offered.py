@@ -11,6 +11,7 @@ from dit_demo.app.config import embedded_available
 from dit_demo.embedded.classifier import DIGIT_NAMES
 from dit_demo.engine.model.labels import choices, display_name, imagenet_id2label
 from dit_demo.engine.model.resolver import KNOWN_HUB_MODELS, ResolvedSource, resolve_source
+from dit_demo.engine.model.shipped import mnist_available
 from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES, REFERENCE_RECIPE, recipes_for
 from dit_demo.engine.request import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from dit_demo.errors import DemoError
@@ -36,7 +37,7 @@ def model_choices(current: str) -> list[str]:
     """What the model picker offers; any other folder or Hub id can be typed in."""
     options = [current]
     if embedded_available():
-        options.append("embedded")
+        options += [*(["mnist"] if mnist_available() else []), "embedded"]
     options += [*KNOWN_HUB_MODELS, "dit-xl-2-256-random", "tiny-random"]
     return list(dict.fromkeys(options))
 

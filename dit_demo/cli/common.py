@@ -16,7 +16,10 @@ from dit_demo.engine.quant.recipes import KEEP_GROUPS, RECIPES
 from dit_demo.errors import DemoError
 
 SCHEDULER_NAMES = ("dpm", "ddim", "euler")
-MODEL_HELP = "embedded (default) | Hub id | folder | dit-xl-2-256-random | dit-xl-2-512-random | tiny-random"
+MODEL_HELP = (
+    "mnist (default when its weights are present) | embedded (the 16x16 digits model) | Hub id | folder | "
+    "dit-xl-2-256-random | dit-xl-2-512-random | tiny-random"
+)
 
 EXIT_BAD_INPUT = 2
 

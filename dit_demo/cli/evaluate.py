@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dit_demo.cli.common import comma_list, guarded
+from dit_demo.engine.model.shipped import default_source
 
 
 def comma_floats(text: str) -> list[float]:
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--source", default="embedded")
+    parser.add_argument("--source", default=default_source(), help="mnist (default when present) | embedded | folder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (fp32 reference; TF32 off on CUDA)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the real-digit baseline (needs sklearn)")

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from dit_demo.app.config import GALLERY_DIR
 from dit_demo.cli.common import MODEL_HELP, SCHEDULER_NAMES, comma_ints, comma_list, guarded
+from dit_demo.engine.model.shipped import default_source
 from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.errors import InvalidRequestError
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dit-demo gallery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="embedded", help=MODEL_HELP)
+    parser.add_argument("--model", default=default_source(), help=MODEL_HELP)
     parser.add_argument(
         "--recipes",
         type=comma_list,

@@ -21,7 +21,7 @@ import math
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ from dit_demo.embedded import quality
 from dit_demo.engine.fast.compile import compile_variant
 from dit_demo.engine.generate import Variant, build_reference, build_variant, generate
 from dit_demo.engine.machine import machine_description
+from dit_demo.engine.model.shipped import default_source
 from dit_demo.engine.quant.quantize import module_weight_bytes
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.request import SamplingRequest
@@ -51,7 +52,7 @@ class EvaluateConfig:
     steps: int = 25
     batch: int = 50
     seed: int = 0
-    source: str = "embedded"
+    source: str = field(default_factory=default_source)  # the MNIST model when present, else the digits model
     threads: int = 2
     baseline: bool = True  # also score real train-split digits (needs scikit-learn)
     device: str = "cpu"  # "cuda" for 10,000-sample rows; full precision there means fp32 with TF32 off
@@ -113,8 +114,9 @@ def real_digit_baseline(n: int, seed: int, size: int = 16) -> dict:
     }
 
 
-def check_targets(rows: Sequence[Mapping]) -> list[dict]:
-    """The stated targets, each with its measured value, margin and pass/miss."""
+def check_targets(rows: Sequence[Mapping], image_size: int = 16) -> list[dict]:
+    """The stated targets, each with its measured value, margin and pass/miss; the 28x28 MNIST model (issue 26) also
+    has to reach 95 % at guidance 2."""
     rows = [canonical(r) for r in rows]
 
     def find(recipe: str, guidance: float) -> dict | None:
@@ -137,6 +139,8 @@ def check_targets(rows: Sequence[Mapping]) -> list[dict]:
     ref4, ref2 = find(REFERENCE_RECIPE, 4.0), find(REFERENCE_RECIPE, 2.0)
     add("full precision accuracy @ g=4 >= 97 %", ref4 and ref4["digit_accuracy"] * 100, 97.0, "%")
     add("full precision accuracy @ g=2 >= 90 %", ref2 and ref2["digit_accuracy"] * 100, 90.0, "%")
+    if image_size == 28:
+        add("MNIST: full precision accuracy @ g=2 >= 95 %", ref2 and ref2["digit_accuracy"] * 100, 95.0, "%")
     for guidance in sorted({r["guidance"] for r in rows}):
         ref = find(REFERENCE_RECIPE, guidance)
         if ref is None:
@@ -309,7 +313,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         "meta": meta,
         "rows": rows,
         "real_baseline": real_digit_baseline(config.samples, config.seed, size) if config.baseline else None,
-        "targets": check_targets(rows),
+        "targets": check_targets(rows, size),
     }
     report["meta"]["wall_s"] = round(time.perf_counter() - started, 1)
     clean = json.loads(json.dumps(report, default=str), parse_constant=lambda _: None)  # JSON has no NaN/inf

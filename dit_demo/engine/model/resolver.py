@@ -17,12 +17,11 @@ from pathlib import Path
 
 from dit_demo.engine.model import folder_format as fmt
 from dit_demo.engine.model.labels import imagenet_id2label
+from dit_demo.engine.model.shipped import EMBEDDED_MODEL_DIR, MNIST_MODEL_DIR, default_source
 from dit_demo.engine.model.sources import RANDOM_SOURCES
 from dit_demo.errors import InvalidRequestError, ModelLoadError
 
-EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent / "data" / "digits"
 EMBEDDED_ALIASES = ("embedded", "digits", "embedded-digits")
-MNIST_MODEL_DIR = Path(__file__).resolve().parent / "data" / "mnist"  # the shipped 28x28 MNIST DiT
 MNIST_ALIASES = ("mnist", "embedded-mnist")
 KNOWN_HUB_MODELS = ("facebook/DiT-XL-2-256", "facebook/DiT-XL-2-512")
 MAX_SOURCE_CHARS = 1024  # a Hub id is at most 96 + 1 + 96; a longer path than this is not a model anyone has
@@ -144,7 +143,7 @@ def resolve_source(
         return source.fetched() if fetch else source
     if source is not None and not isinstance(source, str):
         raise InvalidRequestError(f"A model source is text, got {type(source).__name__}.")
-    source = (source or "embedded").strip() or "embedded"
+    source = (source or "").strip() or default_source()
     if len(source) > MAX_SOURCE_CHARS:
         raise InvalidRequestError(
             f"{shown(source, 40)} is too long ({len(source):,} characters; at most {MAX_SOURCE_CHARS:,})."

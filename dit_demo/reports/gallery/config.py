@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 from PIL import Image
 
+from dit_demo.engine.model.shipped import default_source
+
 DEFAULT_RECIPES = ("bf16", "int8", "int8-a8")
 
 
@@ -13,7 +15,7 @@ DEFAULT_RECIPES = ("bf16", "int8", "int8-a8")
 class GalleryConfig:
     """What to generate; everything a rerun needs (it is written to results.json verbatim)."""
 
-    source: str = "embedded"
+    source: str = field(default_factory=default_source)  # the MNIST model when present, else the digits model
     recipes: list[str] = field(default_factory=lambda: list(DEFAULT_RECIPES))
     labels: list[str | int] | str | None = None  # None: all classes of a ≤ 10-class model, else 4 spread ids; "all"
     seeds: list[int] = field(default_factory=lambda: [0, 1])
