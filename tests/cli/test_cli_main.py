@@ -15,7 +15,14 @@ from dit_demo.cli.main import COMMANDS, command_module, main
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = {"torch", "diffusers", "optimum", "gradio", "numpy", "PIL", "huggingface_hub", "accelerate", "transformers"}
-LIGHT_ENGINE = {"dit_demo.engine", "dit_demo.engine.quant", "dit_demo.engine.quant.recipes"}  # standard library only
+# standard library only (engine.model.shipped: which shipped model is the default, for argparse defaults)
+LIGHT_ENGINE = {
+    "dit_demo.engine",
+    "dit_demo.engine.quant",
+    "dit_demo.engine.quant.recipes",
+    "dit_demo.engine.model",
+    "dit_demo.engine.model.shipped",
+}
 
 
 def loaded_after(code: str) -> set[str]:

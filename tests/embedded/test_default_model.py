@@ -50,3 +50,11 @@ def test_mnist_reports_carry_the_95_percent_target():
     mnist = {c["target"]: c for c in check_targets(rows, image_size=28)}
     assert mnist["MNIST: full precision accuracy @ g=2 >= 95 %"]["passed"] is False
     assert not any(t.startswith("MNIST") for t in (c["target"] for c in check_targets(rows)))
+
+
+def test_a_card_of_the_mnist_model_carries_mnists_license():
+    from dit_demo.hub.card import base_model_info
+
+    info = base_model_info("mnist", "embedded")
+    assert info.license == "cc-by-sa-3.0" and "CC BY-SA 3.0" in info.description
+    assert base_model_info("embedded", "embedded").license != "cc-by-sa-3.0"

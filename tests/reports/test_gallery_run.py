@@ -231,8 +231,8 @@ def test_digits_model_gets_accuracy_and_fid_per_recipe(tmp_path, monkeypatch):
         lambda images: (np.array([_fake_digit(i) for i in images]), np.full(len(images), 0.5, dtype=np.float32)),
     )
     monkeypatch.setattr(quality, "fid", lambda images: calls.append(len(images)) or 12.5 + len(calls))
-    monkeypatch.setattr(quality, "heldout_digits", lambda: (None, list(range(360))))
-    monkeypatch.setattr(quality, "get_classifier", lambda: SimpleNamespace(feature_dim=64))
+    monkeypatch.setattr(quality, "heldout_digits", lambda size=16: (None, list(range(360))))
+    monkeypatch.setattr(quality, "get_classifier", lambda path=None: SimpleNamespace(feature_dim=64))
     reference = build_reference("tiny-random", device="cpu")
     reference.pipe.register_to_config(id2label={str(i): name for i, name in enumerate(DIGIT_NAMES)})
     config = GalleryConfig(

@@ -17,12 +17,11 @@ from pathlib import Path
 
 from dit_demo.engine.model import folder_format as fmt
 from dit_demo.engine.model.labels import imagenet_id2label
-from dit_demo.engine.model.shipped import EMBEDDED_MODEL_DIR, MNIST_MODEL_DIR, default_source
+from dit_demo.engine.model.shipped import EMBEDDED_MODEL_DIR, MNIST_ALIASES, MNIST_MODEL_DIR, default_source
 from dit_demo.engine.model.sources import RANDOM_SOURCES
 from dit_demo.errors import InvalidRequestError, ModelLoadError
 
 EMBEDDED_ALIASES = ("embedded", "digits", "embedded-digits")
-MNIST_ALIASES = ("mnist", "embedded-mnist")
 KNOWN_HUB_MODELS = ("facebook/DiT-XL-2-256", "facebook/DiT-XL-2-512")
 MAX_SOURCE_CHARS = 1024  # a Hub id is at most 96 + 1 + 96; a longer path than this is not a model anyone has
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")

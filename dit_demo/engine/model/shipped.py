@@ -7,6 +7,7 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 EMBEDDED_MODEL_DIR = DATA_DIR / "digits"  # the 16x16 digits DiT: small, the model of the tests
+MNIST_ALIASES = ("mnist", "embedded-mnist")
 MNIST_MODEL_DIR = DATA_DIR / "mnist"  # the 28x28 MNIST DiT (trained on a GPU by `dit-demo train --dataset mnist`)
 
 
