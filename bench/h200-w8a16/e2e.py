@@ -44,12 +44,12 @@ VARIANTS = {
     "int8-cast": ("int8", "torch", 50),
     "fp8-a8": ("fp8-a8", "auto", 60),
 }
-CATEGORIES = (  # kernel-name patterns → category, first match wins
+CATEGORIES = (  # kernel-name patterns → category, first match wins (attention before GEMM: cuDNN's names say sm90)
     ("W8A16 Triton", r"_int8_weight_kernel"),
     ("int8 GEMV Triton", r"_int8_weight_gemv"),
-    ("cuBLAS GEMM", r"nvjet|gemm|xmma|cutlass|sm90_|sm80_|cublas"),
-    ("attention", r"flash|fmha|attention|cudnn"),
-    ("weight casts", r"_to_copy"),
+    ("attention (cuDNN flash)", r"flash|fmha|sdpa_sm|cudnn_generated"),
+    ("GEMM (cuBLAS)", r"nvjet|gemm|xmma|cutlass|cublas"),
+    ("weight casts (int8 → bf16)", r"^triton_poi_fused__to_copy_\d+$"),
 )
 
 
@@ -57,7 +57,7 @@ def category(name: str) -> str:
     for label, pattern in CATEGORIES:
         if re.search(pattern, name, re.IGNORECASE):
             return label
-    return "other (norm, modulate, GELU, quantize, sampler)"
+    return "other (Inductor: norm, modulate, GELU, scale/bias, quantize, attention prep; sampler)"
 
 
 def profile_step(variant, batch: int, guidance: float, steps: int, runs: int = 3) -> dict:

@@ -5,7 +5,8 @@ tensor-core loop (no bf16 copy of the weight each step), cuBLAS has the faster m
 on the GPU and on the layer's (rows, out, in) shape, so the choice is a table measured on the GPU by
 `bench/h200-w8a16/gemm.py` (both timed in CUDA graphs, per DiT-XL/2 shape) and looked up when `compile_variant`
 sets a layer's kernel (`kernel="auto"` on CUDA). A layer shape the table has not measured takes the measured entry
-of the same (out, in) with the nearest row count; a GPU it does not know keeps the cast + cuBLAS path.
+of the same (out, in) with the nearest row count, up to 2× away; anything else, and a GPU the table does not know,
+keeps the cast + cuBLAS path.
 
 Tables: `DIT_DEMO_KERNEL_TABLE` (a JSON file written by gemm.py: how a device call uses a table it measured a minute
 earlier), else the tables committed in `MEASURED` (device name → entries), each with the run it came from.
@@ -23,9 +24,31 @@ from dit_demo.errors import InvalidRequestError
 
 TABLE_ENV = "DIT_DEMO_KERNEL_TABLE"
 KERNELS = ("triton", "torch")
+MAX_LOG2_DISTANCE = 1.0  # a measured row count stands for row counts up to 2× away from it, no further
 
 # device name (torch.cuda.get_device_name) → [(rows M, out N, in K, faster kernel)], measured in CUDA graphs.
-MEASURED: Mapping[str, tuple[tuple[int, int, int, str], ...]] = {}
+# NVIDIA H200: bench/h200-w8a16/run1/gemm (torch 2.11, Triton 3.6, 2026-12-03; tests check it equals that run's
+# kernel_table.json). Rows where the autotuner picked a tile that computed wrong results count as "torch" there.
+MEASURED: Mapping[str, tuple[tuple[int, int, int, str], ...]] = {
+    "NVIDIA H200": (
+        (512, 3456, 1152, "triton"),
+        (512, 1152, 1152, "triton"),
+        (512, 4608, 1152, "torch"),
+        (512, 1152, 4608, "torch"),
+        (2048, 3456, 1152, "torch"),
+        (2048, 1152, 1152, "torch"),
+        (2048, 4608, 1152, "torch"),
+        (2048, 1152, 4608, "torch"),
+        (4096, 3456, 1152, "torch"),
+        (4096, 1152, 1152, "triton"),
+        (4096, 4608, 1152, "torch"),
+        (4096, 1152, 4608, "torch"),
+        (16384, 3456, 1152, "torch"),
+        (16384, 1152, 1152, "torch"),
+        (16384, 4608, 1152, "torch"),
+        (16384, 1152, 4608, "torch"),
+    ),
+}
 
 
 def _entries(raw: Sequence, source: str) -> tuple[tuple[int, int, int, str], ...]:
@@ -72,9 +95,10 @@ def rows_choice(
 
 
 def use_triton(choice: Sequence[tuple[int, bool]], rows: int) -> bool:
-    """The measured winner at the nearest row count (log scale; ties to the smaller); no entries: cast + cuBLAS.
-    Plain Python on ints, so torch.compile resolves it while tracing (shapes are static)."""
+    """The measured winner at the nearest row count (log scale; ties to the smaller), if that count is within 2× of
+    `rows`; otherwise (or no entries) cast + cuBLAS. Plain Python on ints, so torch.compile resolves it while tracing
+    (shapes are static)."""
     if not choice or rows < 1:
         return False
-    best = min(choice, key=lambda entry: (abs(math.log2(entry[0]) - math.log2(rows)), entry[0]))
-    return best[1]
+    distance, _rows, faster = min((abs(math.log2(m) - math.log2(rows)), m, faster) for m, faster in choice)
+    return faster and distance <= MAX_LOG2_DISTANCE

@@ -85,16 +85,16 @@ class Int8Linear(torch.nn.Module):
         return y.reshape(*shape[:-1], self.out_features)
 
     def _wants_triton(self, rows: int) -> bool:
-        """ "triton": always; "mixed": the ≤ 16-row GEMV only; "shape": weight-only layers where the measured table
-        (`kernel_choice`) says the fused W8A16 kernel beats cast + cuBLAS at this row count, and the GEMV for ≤ 16
-        rows (static-activation layers keep the plain `_int_mm` path)."""
+        """ "triton": always; "mixed": the ≤ 16-row GEMV only; "shape": weight-only layers of more than 16 rows
+        where the measured table (`kernel_choice`) says the fused W8A16 kernel beats cast + cuBLAS at this row count
+        (static-activation layers keep the plain `_int_mm` path; the GEMV was not part of that measurement)."""
         few_rows = rows <= kernels.FEW_ROWS
         if self.kernel == "triton":
             return True
         if self.kernel == "mixed":
             return few_rows
         if self.kernel == "shape":
-            return self.input_scale is None and (few_rows or use_triton(self.rows_choice, rows))
+            return self.input_scale is None and not few_rows and use_triton(self.rows_choice, rows)
         return False
 
     def _triton_forward(self, x2d: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 says for its own shape and row count (the fused QKV layer included)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from dit_demo.engine.fast.compile import assign_rows_choice, resolve_kernel
 from dit_demo.engine.fast.layers import Int8Linear
 from dit_demo.errors import InvalidRequestError
 
+ROOT = Path(__file__).resolve().parents[3]
 TABLE = {
     "device": "NVIDIA H200",
     "choices": [
@@ -55,15 +57,27 @@ def test_unreadable_table_names_the_variable(tmp_path, monkeypatch):
         kernel_choice.table_for("NVIDIA H200")
 
 
-def test_nearest_measured_row_count_decides():
+def test_nearest_measured_row_count_decides_within_2x():
     choice = kernel_choice.rows_choice(kernel_choice._entries(TABLE["choices"], "t"), 3456, 1152)
     assert choice == ((512, True), (2048, False))
     assert kernel_choice.use_triton(choice, 512)
     assert kernel_choice.use_triton(choice, 700)  # nearer 512 than 2048 on a log scale
     assert not kernel_choice.use_triton(choice, 1600)
-    assert not kernel_choice.use_triton(choice, 16384)
     assert kernel_choice.use_triton(choice, 1024)  # equidistant: the smaller measured count
+    assert kernel_choice.use_triton(choice, 256)  # 2× below the measured 512
+    assert not kernel_choice.use_triton(choice, 200)  # further: not measured, cast + cuBLAS
     assert not kernel_choice.use_triton((), 512)  # an unmeasured shape keeps cast + cuBLAS
+
+
+def test_committed_h200_table_is_the_measured_run():
+    """The table `kernel="auto"` uses on an H200 is exactly what bench/h200-w8a16/run1 measured and chose."""
+    run = ROOT / "bench" / "h200-w8a16" / "run1" / "gemm"
+    name, entries = kernel_choice.load_table(run / "kernel_table.json")
+    assert kernel_choice.MEASURED[name] == entries
+    rows = json.loads((run / "gemm.json").read_text(encoding="utf-8"))["rows"]
+    for row in rows:  # triton only where its output was right and it beat cast + cuBLAS
+        chosen = (row["m"], row["n"], row["k"], "triton") in entries
+        assert chosen == (row["ok"] and row["w8a16_us"] < row["cast_mm_us"])
 
 
 def _layer(out_features: int, in_features: int, activations: bool = False) -> Int8Linear:
@@ -83,7 +97,7 @@ def test_each_layer_gets_its_own_shape_and_static_layers_stay_on_plain_ops():
     assert fc1.rows_choice == ()
     assert qkv._wants_triton(512) and not qkv._wants_triton(2048)
     assert not fc2._wants_triton(512) and not fc1._wants_triton(512)
-    assert fc1._wants_triton(2)  # ≤ 16 rows: the GEMV, whatever the table
+    assert not fc1._wants_triton(2) and not qkv._wants_triton(2)  # ≤ 16 rows: the GEMV was not measured
     assert not static._wants_triton(512) and not static._wants_triton(2)  # static int8: `_int_mm` / plain ops
 
 
