@@ -23,7 +23,6 @@ from PIL import Image
 from dit_demo.app.blind import mirror
 from dit_demo.app.blind.store import DoubleVoteError, Pair, Vote, VoteStore, voter_key
 from dit_demo.engine.model.labels import display_name
-from dit_demo.engine.model.resolver import resolve_source
 from dit_demo.engine.quant.recipes import RECIPES, REFERENCE_RECIPE, recipes_for
 from dit_demo.engine.request import DEFAULT_GUIDANCE
 from dit_demo.errors import DemoError, InvalidRequestError
@@ -117,6 +116,8 @@ class BlindGame:
         self._lock = threading.Lock()  # rounds, pairs and opening the store
         self.id2label: dict[int, str] = {}
         self.unavailable: str | None = None  # why there are no rounds (the tab says it; votes and tally still work)
+        from dit_demo.engine.model.resolver import resolve_source  # here: the resolver imports torch
+
         try:
             resolved = resolve_source(model)
         except DemoError as exc:
