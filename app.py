@@ -258,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"{config.SPACE_ENV} is set, i.e. on a Space), {config.ALLOWED_MODELS_ENV}, {config.MAX_IMAGES_ENV} "
         f"({config.HOSTED_MAX_IMAGES}), {config.MAX_STEP_IMAGES_ENV} ({config.HOSTED_MAX_STEP_IMAGES}), "
         f"{config.MAX_SECONDS_ENV} ({config.HOSTED_MAX_SECONDS:g}); GRADIO_SERVER_NAME / GRADIO_SERVER_PORT when "
-        "--host / --port are not given.",
+        "--host / --port are not given. Spot the quantized: DIT_DEMO_DATA_DIR (where votes are kept; default "
+        "/data/dit-demo on a Space with persistent storage, else ~/.local/share/dit-demo), DIT_DEMO_VOTES_DATASET "
+        "(owner/name: also commit votes to that Hub dataset), DIT_DEMO_VOTES_EVERY (5 min), DIT_DEMO_BLIND_RECIPES, "
+        "DIT_DEMO_BLIND_STEPS (12), DIT_DEMO_BLIND_SEEDS (100).",
     )
     parser.add_argument(
         "--model",

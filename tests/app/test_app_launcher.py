@@ -36,6 +36,7 @@ def test_help_prints_usage_and_exits_0() -> None:
     assert result.returncode == 0, result.stderr
     for flag in ("--model", "--host", "--port", "--share", "--queue-size", "--max-variants", "DIT_DEMO_MODEL"):
         assert flag in result.stdout
+    assert "DIT_DEMO_DATA_DIR" in result.stdout and "DIT_DEMO_VOTES_DATASET" in result.stdout  # the blind test's
 
 
 def test_help_imports_nothing_heavy() -> None:
