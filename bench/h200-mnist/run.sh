@@ -8,8 +8,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 start=$(date +%s)
-timeout "${TRAIN_LIMIT_S:-250}" python3 -m dit_demo.cli.train --dataset mnist --device cuda --out "$OUT" \
-  --max-dit-seconds "${MAX_DIT_S:-150}" > "$OUT/train.log" 2>&1
+# DEVICE / TRAIN_ARGS / EVAL_SAMPLES: only for a rehearsal of this script on a CPU (a few steps, few samples)
+timeout "${TRAIN_LIMIT_S:-250}" python3 -m dit_demo.cli.train --dataset mnist --device "${DEVICE:-cuda}" \
+  --out "$OUT" --max-dit-seconds "${MAX_DIT_S:-150}" ${TRAIN_ARGS:-} > "$OUT/train.log" 2>&1
 echo "train rc=$? in $(( $(date +%s) - start ))s" | tee -a "$OUT/train.log"
 tail -5 "$OUT/train.log"
 # the CUDA cross-check reads the model and its judge from their shipped places, as the CPU run will
@@ -19,7 +20,8 @@ if [ -f "$OUT/mnist/model_index.json" ]; then
   cp -r "$OUT/mnist_classifier" dit_demo/embedded/mnist_classifier
   left=$(( ${TOTAL_S:-330} - ($(date +%s) - start) - 15 ))
   echo "evaluate: ${left}s left"
-  timeout "$left" python3 -m dit_demo.cli.evaluate --source mnist --device cuda --samples 500 --guidance 1,2,4 \
+  timeout "$left" python3 -m dit_demo.cli.evaluate --source mnist --device "${DEVICE:-cuda}" \
+    --samples "${EVAL_SAMPLES:-500}" --batch "${EVAL_BATCH:-50}" --guidance 1,2,4 \
     --recipes "${RECIPES:-bf16,int8,int8-a8,fp8-a8,int4,int8-a8-smooth,fp8}" --out "$OUT/eval_cuda" \
     > "$OUT/eval.log" 2>&1
   echo "evaluate rc=$?" | tee -a "$OUT/eval.log"

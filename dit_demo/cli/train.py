@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda | cuda:N")
     mnist.add_argument("--batch", type=int, default=256)
     mnist.add_argument("--max-dit-seconds", type=float, default=None, help="stop the DiT at this wall time")
+    mnist.add_argument(
+        "--latent-copies", type=int, default=8, help="the train split + N-1 jittered copies, encoded once for the DiT"
+    )
     return parser
 
 
@@ -67,6 +70,7 @@ def config_from_args(args: argparse.Namespace):
         from dit_demo.embedded.train_mnist import MnistConfig
 
         extra = dict(data=args.data, device=args.device, batch=args.batch, max_dit_seconds=args.max_dit_seconds)
+        extra.update(latent_copies=args.latent_copies)
         return MnistConfig(**common, **extra)
     from dit_demo.embedded.train import TrainConfig
 
