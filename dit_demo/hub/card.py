@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from dit_demo.hub.card_text import (
 from dit_demo.metrics import METRICS
 from dit_demo.reports.tables import markdown_table
 from dit_demo.units import mebibytes
+
+CPU_ALTERNATIVE = "int8-dynamic"  # measured beside an int8 repo on a CPU (hub/model_repo.py: cpu_alternative)
 
 CARD_SCHEMA_VERSION = 1
 PIPELINE_TAG = "unconditional-image-generation"  # what the Hub lists facebook/DiT-XL-2-* under
@@ -158,14 +161,28 @@ def smoothing_text(report: dict) -> str:
     )
 
 
-def quality_rows(ref: dict, quant: dict, digits: bool) -> list[str]:
+def cpu_text(alternative: dict | None) -> str:
+    """The card's line on the CPU alternative (`int8-dynamic` from this repo's int8 weights), worded from its
+    interleaved runs like the main claim; empty where it was not measured (not a CPU, or not an int8 repo)."""
+    if alternative is None:
+        return ""
+    return (
+        f"On this CPU, `{CPU_ALTERNATIVE}` (this project's recipe: PyTorch's dynamic int8 GEMMs, rebuilt at load time "
+        f"from this repo's int8 weights, CPU only) is {speed_text(alternative)}."
+    )
+
+
+def quality_rows(ref: dict, quant: dict, digits: bool, extra: Sequence[dict] = ()) -> list[str]:
     """The card's speed/memory/quality table, as Markdown lines: headers from the metric vocabulary, cells exact
-    (bytes as bytes and MiB, seconds to 0.1 ms) so the card's test can read every number back."""
+    (bytes as bytes and MiB, seconds to 0.1 ms) so the card's test can read every number back. `extra`: rows
+    measured beside the recipe (the CPU alternative), labelled as such."""
     exact = {"latency_s": fmt_seconds, "per_step_s": fmt_seconds, "peak_memory_bytes": fmt_bytes, "psnr_db": fmt_db}
     keys = ["latency_s", "per_step_s", "peak_memory_bytes", "psnr_db", "ssim"] + (["digit_accuracy"] if digits else [])
     records = []
-    for row in (ref, quant):
+    for row in (ref, quant, *extra):
         record = {"variant": f"reference ({row['dtype']} on {row['device']})" if row is ref else row["recipe"]}
+        if row is not ref and row is not quant:
+            record["variant"] += f" (from this repo's weights, {row['device']} only)"
         for key in keys:
             record[key] = exact[key](row.get(key)) if key in exact else METRICS[key].text(row.get(key))
         records.append(record)
@@ -211,7 +228,8 @@ def build_card(measurements: dict) -> ModelCard:
             else "none (weight-only recipe: activations stay in full precision)"
         )
     )
-    quality_table = quality_rows(ref, quant, digits)
+    alternative = rows_by_recipe.get(CPU_ALTERNATIVE) if recipe != CPU_ALTERNATIVE else None
+    quality_table = quality_rows(ref, quant, digits, [alternative] if alternative else [])
     sizes = m["sizes"]
     request = m["request"]
     stock = m["stock"]
@@ -266,6 +284,7 @@ def build_card(measurements: dict) -> ModelCard:
         warmup_text=" and one warm-up run" if quant.get("warmup_s") is not None else "",
         quality_table=quality_table,
         speed_text=speed_text(quant),
+        cpu_text=cpu_text(alternative),
         ratios={
             "latency": fmt_ratio(quant["latency_ratio"]),
             "peak_memory": fmt_ratio(quant["peak_memory_ratio"]),

@@ -96,11 +96,12 @@ Base checkpoint size measured from {{ size.base_how }}. MiB = 2^20 bytes.
 {% for line in quality_table -%}
 {{ line }}
 {% endfor %}
-Peak memory is that of the whole process while both variants are loaded (they run one after the other in one
-process), so it is not the footprint of one variant alone; the transformer weight bytes above are.
+Peak memory is that of the whole process while every variant in the table is loaded (they run one after the other
+in one process), so it is not the footprint of one variant alone; the transformer weight bytes above are.
 Ratios {{ recipe }} / reference: latency {{ ratios.latency }}, peak memory {{ ratios.peak_memory }},
 transformer weights {{ ratios.weight_bytes }}. Speed: {{ recipe }} is {{ speed_text }}.
-
+{% if cpu_text %}{{ cpu_text }}
+{% endif %}
 ### Samples
 
 Top row: the {{ reference_dtype }} reference; bottom row: {{ recipe }}; same class and seed per column.

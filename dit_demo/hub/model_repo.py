@@ -34,7 +34,14 @@ from dit_demo.engine.quant.recipes import REFERENCE_RECIPE, get_recipe
 from dit_demo.engine.request import SamplingRequest, seeds_for
 from dit_demo.engine.threads import use_threads
 from dit_demo.errors import DemoError
-from dit_demo.hub.card import CardError, base_model_info, build_card, card_identity, validate_card
+from dit_demo.hub.card import (
+    CPU_ALTERNATIVE,
+    CardError,
+    base_model_info,
+    build_card,
+    card_identity,
+    validate_card,
+)
 from dit_demo.hub.card_text import SOURCE_PLACEHOLDER
 from dit_demo.hub.io import (
     EXIT_CONFLICT,
@@ -160,9 +167,22 @@ def measure(spec: ModelRepoSpec) -> Measured:
     )
     # torch's default thread count, not the engine's small-model policy: the card's stock-diffusers snippet runs with
     # the default and promises the same pixels (CPU float sums depend on how the work is split across threads)
+    variants = {REFERENCE_RECIPE: reference, spec.recipe: variant}
+    alternative = cpu_alternative(variant)
+    if alternative is not None:
+        print(f"also timing {alternative.recipe}, rebuilt from these int8 weights (it runs here) …", flush=True)
+        variants[alternative.recipe] = alternative
     with use_threads(torch.get_num_threads()):
-        comparison = compare({REFERENCE_RECIPE: reference, spec.recipe: variant}, request, rounds=spec.timing_rounds)
+        comparison = compare(variants, request, rounds=spec.timing_rounds)
     return Measured(reference.resolved, reference, variant, comparison, labels, seeds)
+
+
+def cpu_alternative(variant: Variant) -> Variant | None:
+    """`int8-dynamic` rebuilt from a weight-only int8 repo's own weights, where it runs (a CPU): what a CPU user of
+    this repo can pick instead, measured beside it (interleaved) so the card can say whether it pays."""
+    if variant.recipe != "int8" or not get_recipe(CPU_ALTERNATIVE).runs_here(variant.device):
+        return None
+    return build_variant(variant, CPU_ALTERNATIVE)
 
 
 def pipeline_bytes(folder: Path) -> int:

@@ -120,3 +120,23 @@ def test_card_tags_are_the_registry_tags(recipe):
     tags = build_card(measured).data.tags
     assert set(RECIPES[recipe].tags) <= set(tags) and "quanto" in tags
     assert recipe != "fp8-a8" or "w8a8" in tags  # the tag the card's own table used to miss
+
+
+def test_an_int8_repo_measured_on_a_cpu_shows_its_int8_dynamic_row_and_verdict(tmp_path):
+    from dataclasses import asdict
+
+    from dit_demo.engine.timing import Spread, speed_verdict
+
+    measured = measured_record()
+    verdict = speed_verdict(Spread((1.0, 1.1, 0.9)), Spread((0.5, 0.55, 0.45)))
+    dynamic = {**measured["rows"][1], "recipe": "int8-dynamic", "psnr_db": 43.57, "ssim": 0.9957}
+    dynamic.update(latency_s=0.2468, speed_verdict=asdict(verdict), latency_ratio=round(verdict.ratio, 4))
+    measured["rows"].append(dynamic)
+    build_card(measured).save(tmp_path / "README.md")
+    card = validate_card(tmp_path / "README.md", measured).text
+    row = next(line for line in card.splitlines() if line.startswith("| int8-dynamic"))
+    assert "from this repo's weights, cpu only" in row and "43.57 dB" in row and "0.2468 s" in row
+    assert "`int8-dynamic` (this project's recipe" in card and verdict.phrase("the reference") in card
+    assert "faster than the reference" in card
+    plain = build_card(measured_record()).text  # not measured (a GPU, or not an int8 repo): no row, no line
+    assert "int8-dynamic" not in plain

@@ -133,7 +133,11 @@ def test_card_numbers_are_the_measured_ones(built, measured):
     assert number(rows["transformer weights in memory"][0]) == by_recipe["int8"]["weight_bytes"]
     assert number(rows["transformer weights in memory"][1]) == by_recipe["bf16"]["weight_bytes"]
     reference = next(k for k in rows if k.startswith("reference (float32 on cpu"))  # its real dtype, not "bf16"
-    for label, recipe in ((reference, "bf16"), ("int8", "int8")):
+    dynamic = next(k for k in rows if k.startswith("int8-dynamic (from this repo's weights"))  # measured on a CPU
+    assert (
+        set(by_recipe) == {"bf16", "int8", "int8-dynamic"} and by_recipe["int8-dynamic"]["speed_verdict"]["runs"] == 3
+    )
+    for label, recipe in ((reference, "bf16"), ("int8", "int8"), (dynamic, "int8-dynamic")):
         latency, per_step, peak, psnr_cell, ssim_cell = rows[label][:5]
         row = by_recipe[recipe]
         assert abs(number(latency) - row["latency_s"]) <= 5e-5 and abs(number(per_step) - row["per_step_s"]) <= 5e-5

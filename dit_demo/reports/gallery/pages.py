@@ -75,6 +75,12 @@ def notes(gallery: Gallery) -> list[str]:
         f"Peak memory: {ref_row['memory_kind']} (on CPU the whole process, all loaded variants included).",
         "Checkpoint: measured bytes of the saved transformer folder (safetensors + config + quanto map).",
     ]
+    unsaved = [r for r, row in gallery.recipe_rows.items() if row.get("checkpoint_bytes") is None]
+    if unsaved:
+        out.append(
+            f"No checkpoint for {', '.join(unsaved)}: never saved (its packed int8 weights have no safetensors form); "
+            "it is rebuilt in seconds at load time from the full-precision model or a saved int8 folder."
+        )
     disturbed = [r for r, row in gallery.recipe_rows.items() if row["latency_s"] > 1.5 * row["latency_median_s"] > 0]
     if disturbed:
         out.append(
