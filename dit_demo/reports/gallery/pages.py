@@ -59,6 +59,9 @@ def summary(gallery: Gallery) -> tuple[str, str]:
         f"torch {env['torch']}, diffusers {env['diffusers']}, optimum-quanto {env['optimum_quanto']}, "
         f"accelerate {env['accelerate']}; {env['date']}"
     )
+    load = env.get("load_average")
+    if load and None not in load:
+        where += f"; load average {load[0]:g} → {load[1]:g} (1 min, {env.get('cpu_count')} cores) while timing"
     return what, where
 
 

@@ -21,6 +21,7 @@ from dit_demo.engine.model.labels import resolve_labels
 from dit_demo.engine.model.sources import SCHEDULERS
 from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.request import MAX_BATCH, SamplingRequest
+from dit_demo.engine.timing import machine_load
 from dit_demo.errors import InvalidRequestError
 from dit_demo.reports.gallery.assembling import assemble
 from dit_demo.reports.gallery.config import Gallery, GalleryConfig
@@ -170,10 +171,12 @@ def run_gallery(
     jobs = plan_jobs(class_ids, config.seeds)
     calibration = CalibrationConfig(steps=config.calibration_steps, guidance_scale=max(config.guidance_scale, 1.0))
     variants = build_variants(reference, recipes, calibration)
+    load_before = machine_load()  # the 1-minute load average: a shared machine is visible next to its timings
     with state.split_between_processes(plan_batches(jobs, config.batch_size)) as share:
         mine = list(share)
     records, timings = gather(state, *generate_share(variants, mine, config, state.process_index, progress))
     if not state.is_main_process:
         return None
     env = environment(reference.device, state.num_processes, config.machine)
+    env["load_average"] = [load_before, machine_load()]  # before and after the timed batches
     return assemble(config, variants, jobs, records, timings, env)
