@@ -29,9 +29,18 @@ def pinned(names: list[str], requirements: Path = ROOT / "requirements.txt") -> 
 
 
 def make_venv(path: Path, requirements: list[str] | Path, *, timeout: int = 1200) -> Path:
-    """A new venv at `path` with exactly `requirements` (a list of specs or a requirements file); returns its python."""
+    """A new venv at `path` with exactly `requirements` (a list of specs or a requirements file); returns its python.
+
+    Bytecode is compiled at install, as pip does by default: with PYTHONDONTWRITEBYTECODE set (it is on this
+    machine) a `--no-compile` venv recompiles torch and gradio from source at every interpreter start."""
     venv.EnvBuilder(with_pip=True, clear=True).create(path)
     python = path / "bin" / "python"
+    pip_install(python, requirements, timeout=timeout)
+    return python
+
+
+def pip_install(python: Path, requirements: list[str] | Path, *, timeout: int = 1200) -> None:
+    """`pip install` into that venv (a list of specs or a requirements file, resolved from its folder)."""
     args = ["-r", str(requirements)] if isinstance(requirements, Path) else list(requirements)
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
@@ -39,6 +48,26 @@ def make_venv(path: Path, requirements: list[str] | Path, *, timeout: int = 1200
         timeout=timeout,
         cwd=requirements.parent if isinstance(requirements, Path) else None,
     )
+
+
+def site_packages(python: Path) -> Path:
+    """That venv's own site-packages folder."""
+    out = subprocess.run(
+        [str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return Path(out.stdout.strip())
+
+
+def make_layered_venv(path: Path, base: Path, requirements: list[str], *, timeout: int = 1200) -> Path:
+    """A new venv at `path` that sees the venv of python `base` underneath it (a `.pth` adds base's site-packages
+    after its own) and installs `requirements` into its own layer only: an image's preinstalled package on top of
+    the same install, without installing everything twice. `base` is not changed."""
+    venv.EnvBuilder(with_pip=True, clear=True).create(path)
+    python = path / "bin" / "python"
+    lower = site_packages(base)
+    (site_packages(python) / "_base_venv.pth").write_text(f"import site; site.addsitedir({str(lower)!r})\n")
+    pip_install(python, requirements, timeout=timeout)
     return python
 
 
@@ -61,4 +90,4 @@ def run_python(python: Path, code: str, *, cwd: Path | None = None, timeout: int
     )
 
 
-__all__ = ["installed", "make_venv", "pinned", "run_python", "sys"]
+__all__ = ["installed", "make_layered_venv", "make_venv", "pinned", "pip_install", "run_python", "site_packages", "sys"]

@@ -20,6 +20,7 @@ QUEUE_SIZE_ENV = "DIT_DEMO_QUEUE_SIZE"  # requests waiting in Gradio's queue at 
 MAX_VARIANTS_ENV = "DIT_DEMO_MAX_VARIANTS"  # built variants kept in memory at most
 CPU_THREADS_ENV = "DIT_DEMO_CPU_THREADS"  # CPU threads (default: see dit_demo.engine.threads, which reads it)
 TIMING_ROUNDS_ENV = "DIT_DEMO_TIMING_ROUNDS"  # timed runs per recipe behind each speed verdict (first run included)
+CALIBRATION_STEPS_ENV = "DIT_DEMO_CALIBRATION_STEPS"  # sampling steps of each calibration run (int8-a8 recipes)
 HOSTED_ENV = "DIT_DEMO_HOSTED"  # 1 / 0: hosted mode on / off (default: on when SPACE_ID is set, i.e. on a Space)
 SPACE_ENV = "SPACE_ID"  # set by Hugging Face Spaces
 ALLOWED_MODELS_ENV = "DIT_DEMO_ALLOWED_MODELS"  # hosted mode: comma list of the models a visitor may pick
@@ -153,3 +154,12 @@ def limits(
 def timing_rounds(environ: Mapping[str, str] | None = None) -> int:
     """Timed runs per recipe (interleaved, the first included) behind each speed verdict: at least 1."""
     return max(1, env_int(TIMING_ROUNDS_ENV, DEFAULT_TIMING_ROUNDS, environ) or 1)
+
+
+def calibration_steps(environ: Mapping[str, str] | None = None) -> int | None:
+    """Sampling steps of the runs that calibrate int8 activations (None: the engine's default); a slow host trades
+    range accuracy for build time with it."""
+    steps = env_int(CALIBRATION_STEPS_ENV, None, environ)
+    if steps is not None and steps < 1:
+        raise ValueError(f"{CALIBRATION_STEPS_ENV} must be a whole number of at least 1, not {steps}")
+    return steps

@@ -30,6 +30,7 @@ from dit_demo.compare import Comparison, VariantCache
 from dit_demo.engine.device import default_device
 from dit_demo.engine.generate import Variant
 from dit_demo.engine.model.resolver import ResolvedSource, resolve_source
+from dit_demo.engine.quant.quantize import CalibrationConfig
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.request import DEFAULT_GUIDANCE, MAX_BATCH, SamplingRequest
 from dit_demo.engine.threads import thread_policy
@@ -107,6 +108,8 @@ class DemoService:
         self.limits = limits or config.limits(self.default_model, hosted_mode=hosted, allowed_models=allowed_models)
         self.device = torch.device(device) if device is not None else (zerogpu.device() or default_device())
         max_variants = config.max_variants() if max_variants is None else max_variants
+        if calibration is None and (steps := config.calibration_steps()) is not None:
+            calibration = CalibrationConfig(steps=steps)
         self.cache = VariantCache(
             max_variants=max_variants, device=self.device, calibration=calibration, on_evict=self._evicted
         )

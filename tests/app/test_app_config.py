@@ -58,3 +58,18 @@ def test_hosted_requests_are_checked_against_the_limits() -> None:
         Request.parse("tiny-random", ["1"] * 3, 0, False, 2, 4.0, "dpm", [], False, limits=limits)
     with pytest.raises(InvalidRequestError, match=r"steps × images = 6 × 2 = 12 is over this server's budget of 10"):
         Request.parse("tiny-random", ["1", "2"], 0, False, 6, 4.0, "dpm", [], False, limits=limits)
+
+
+def test_calibration_steps_come_from_the_environment_and_reach_the_variant_cache(monkeypatch) -> None:
+    from dit_demo.app.service import DemoService
+    from dit_demo.engine.quant.quantize import CalibrationConfig
+
+    assert config.calibration_steps({}) is None
+    assert config.calibration_steps({config.CALIBRATION_STEPS_ENV: "3"}) == 3
+    with pytest.raises(ValueError, match="DIT_DEMO_CALIBRATION_STEPS must be a whole number of at least 1, not 0"):
+        config.calibration_steps({config.CALIBRATION_STEPS_ENV: "0"})
+    assert DemoService("tiny-random", device="cpu").cache.calibration is None  # the engine's default (25 steps)
+    monkeypatch.setenv(config.CALIBRATION_STEPS_ENV, "3")
+    assert DemoService("tiny-random", device="cpu").cache.calibration == CalibrationConfig(steps=3)
+    passed = CalibrationConfig(steps=7)
+    assert DemoService("tiny-random", device="cpu", calibration=passed).cache.calibration is passed  # callers win

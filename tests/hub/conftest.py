@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_hub import FakeHub  # noqa: E402
 from stand_in_env import TOKENS, point_client_at  # noqa: E402
 
-from tests.venvs import installed, make_venv, pinned  # noqa: E402
+from tests.venvs import installed, make_layered_venv, make_venv, pinned  # noqa: E402
 
 STOCK_PACKAGES = ["torch", "diffusers", "optimum-quanto", "accelerate"]  # what a model card's install line names
 
@@ -46,3 +46,25 @@ def stock_python(tmp_path_factory) -> Path:
     names = installed(python)
     assert "dit-quanto-demo" not in names and "gradio" not in names and "torchmetrics" not in names
     return python
+
+
+@pytest.fixture(scope="session")
+def space_venvs(tmp_path_factory):
+    """`venv_for(requirements_file, preinstalled=())` → python of a fresh venv holding exactly that file's
+    requirements, built once per session for each distinct file text (every Space folder deploy-space writes for GPU
+    hardware carries the same file, so the Space tests share one install); `preinstalled` (what a Space image ships,
+    e.g. `spaces` on ZeroGPU) goes into a layer of its own on top, leaving the shared venv as the file made it."""
+    root = tmp_path_factory.mktemp("space-venvs")
+    built: dict[tuple[str, tuple[str, ...]], Path] = {}
+
+    def venv_for(requirements: Path, preinstalled: tuple[str, ...] = ()) -> Path:
+        text = requirements.read_text()
+        if (text, ()) not in built:
+            built[text, ()] = make_venv(root / f"venv-{len(built)}", requirements)  # resolved from its folder
+        if preinstalled and (text, preinstalled) not in built:
+            built[text, preinstalled] = make_layered_venv(
+                root / f"venv-{len(built)}", built[text, ()], list(preinstalled)
+            )
+        return built[text, preinstalled]
+
+    return venv_for

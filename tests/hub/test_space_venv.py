@@ -32,7 +32,7 @@ from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from dit_demo.engine.model.serialization import save_pipeline
 from dit_demo.hub.io import Target, publish_folder
 from tests.helpers import free_port, wait_until_serving
-from tests.venvs import installed, make_venv
+from tests.venvs import installed
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,7 +44,7 @@ START_TIMEOUT = 240
 
 
 @pytest.fixture(scope="module")
-def space(tmp_path_factory, fake_hub) -> tuple[Path, Path]:
+def space(tmp_path_factory, fake_hub, space_venvs) -> tuple[Path, Path]:
     """(the Space folder, its venv's python); a pre-quantized digits folder is its default and is on the stand-in."""
     root = tmp_path_factory.mktemp("space")
     reference = build_reference("embedded", device="cpu")
@@ -58,9 +58,10 @@ def space(tmp_path_factory, fake_hub) -> tuple[Path, Path]:
     out = root / "space"
     argv = ["--repo-id", "alice/demo", "--model", str(model), "--out", str(out), "--hardware", "t4-small"]
     assert deploy_space.main(argv) == 0
-    python = make_venv(root / "venv", out / "requirements.txt")
+    python = space_venvs(out / "requirements.txt")  # a fresh venv of the folder's requirements (shared per session)
     names = installed(python)
     assert "gradio" in names and "torch" in names and "dit-quanto-demo" not in names  # dit_demo: the folder's own
+    assert "spaces" not in names  # GPU hardware other than ZeroGPU: nothing preinstalled on top
     return out, python
 
 

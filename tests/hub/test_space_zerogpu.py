@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from dit_demo.app.offered import offered_recipes
 from dit_demo.cli.publish import deploy_space
 from dit_demo.engine.model.resolver import EMBEDDED_MODEL_DIR
 from tests.app.zerogpu_device_api import DeviceApi, read_report, started, zero_gpu_env
-from tests.venvs import ROOT, installed, make_venv, pinned
+from tests.venvs import ROOT, installed, pinned
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,15 +41,14 @@ def test_zero_gpu_hardware_names():
 
 
 @pytest.fixture(scope="module")
-def zero_space(tmp_path_factory) -> tuple[Path, Path]:
+def zero_space(tmp_path_factory, space_venvs) -> tuple[Path, Path]:
     """(the Space folder for ZeroGPU hardware, a fresh venv's python with its requirements and `spaces`)."""
     root = tmp_path_factory.mktemp("zero-space")
     out = root / "space"
     argv = ["--repo-id", "alice/zero", "--model", "embedded", "--out", str(out), "--hardware", ZERO_GPU_HARDWARE[0]]
     assert deploy_space.main(argv) == 0
-    python = make_venv(root / "venv", out / "requirements.txt")
     preinstalled = pinned(["spaces"], ROOT / "tests" / "requirements.txt")  # what a ZeroGPU Space's image has
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *preinstalled], check=True, timeout=600)
+    python = space_venvs(out / "requirements.txt", tuple(preinstalled))  # the folder's requirements + `spaces`
     names = installed(python)
     assert {"gradio", "torch", "spaces"} <= names and "dit-quanto-demo" not in names
     return out, python
@@ -68,6 +66,7 @@ def space_env(api: DeviceApi, tmp: Path) -> dict[str, str]:
         SPACE_ID="alice/zero",  # what a Space sets (hosted mode)
         HARNESS_REPORT=str(tmp / "report.jsonl"),
         HARNESS_HOST_DEVICE="1",
+        DIT_DEMO_CALIBRATION_STEPS="2",  # a Space setting: int8-a8(-smooth) still calibrate, in 2 steps, not 25
     )
     return env
 
