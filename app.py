@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from dit_demo.app.service import DemoService
+    from dit_demo.app.startup import StartingService
 
 
 def _model_controls(model: str, limits: config.Limits) -> SimpleNamespace:
@@ -29,7 +30,7 @@ def _model_controls(model: str, limits: config.Limits) -> SimpleNamespace:
     import gradio as gr
 
     from dit_demo.app import offered
-    from dit_demo.engine.model.sources import SCHEDULERS
+    from dit_demo.engine.model.names import SCHEDULER_NAMES
     from dit_demo.engine.request import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
     c = SimpleNamespace()
@@ -65,7 +66,7 @@ def _model_controls(model: str, limits: config.Limits) -> SimpleNamespace:
     c.guidance = gr.Slider(
         1, config.UI_MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale", elem_id="guidance"
     )
-    c.scheduler = gr.Dropdown(choices=list(SCHEDULERS), value="dpm", label="Scheduler", elem_id="scheduler")
+    c.scheduler = gr.Dropdown(choices=list(SCHEDULER_NAMES), value="dpm", label="Scheduler", elem_id="scheduler")
     if limits.hosted:
         c.budget = gr.Markdown(_budget_note(limits), elem_id="budget")
     return c
@@ -80,15 +81,15 @@ def _budget_note(limits: config.Limits) -> str:
     return "Per request on this server: " + ", ".join(parts) + "." if parts else ""
 
 
-def _recipe_controls(c: SimpleNamespace, device) -> None:
+def _recipe_controls(c: SimpleNamespace, service: DemoService | StartingService) -> None:
     """Recipes, the optional compile path, Generate and Download (end of the left column)."""
     import gradio as gr
 
     from dit_demo.app import offered
-    from dit_demo.app.service import compile_label, fast_compile_available
 
+    compile_label, compile_shown = service.compile_option()
     c.recipes = gr.CheckboxGroup(
-        choices=offered.offered_recipes(device),
+        choices=offered.offered_recipes(service.device),
         value=config.DEFAULT_RECIPES,
         label="Recipes to compare",
         info="the full-precision model is always the reference: fp32 on a CPU, bf16 on a GPU",
@@ -96,8 +97,8 @@ def _recipe_controls(c: SimpleNamespace, device) -> None:
     )
     c.compile_gpu = gr.Checkbox(
         value=False,
-        label=compile_label(),
-        visible=fast_compile_available(),
+        label=compile_label,
+        visible=compile_shown,
         elem_id="compile",
     )
     c.run = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -124,19 +125,19 @@ def _result_views() -> SimpleNamespace:
     return r
 
 
-def _compare_tab(model: str, limits: config.Limits, device) -> tuple[SimpleNamespace, SimpleNamespace]:
+def _compare_tab(service: DemoService | StartingService) -> tuple[SimpleNamespace, SimpleNamespace]:
     import gradio as gr
 
     from dit_demo.app.offered import example_label, example_rows
 
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            controls = _model_controls(model, limits)
-            _recipe_controls(controls, device)
+            controls = _model_controls(service.default_model, service.limits)
+            _recipe_controls(controls, service)
         with gr.Column(scale=2, min_width=300):
             results = _result_views()
     c = controls
-    examples = example_rows(model)
+    examples = example_rows(service.default_model)
     gr.Examples(
         examples=examples,
         inputs=[c.classes, c.seed, c.steps, c.guidance, c.recipes],
@@ -161,7 +162,7 @@ def _static_tabs() -> None:
             gr.HTML(bench, elem_id="bench", padding=False)
 
 
-def _wire(service: DemoService, c: SimpleNamespace, r: SimpleNamespace, state) -> list:
+def _wire(service: DemoService | StartingService, c: SimpleNamespace, r: SimpleNamespace, state) -> list:
     """Model change → class list; Generate → `/generate` (the one public endpoint) → follow-up views.
 
     `/generate` takes its inputs raw (`preprocess=False`): the service checks every field itself, so a wrong type,
@@ -217,21 +218,30 @@ def _strict_blocks() -> type[gr.Blocks]:
 
 
 def build_demo(
-    default_model: str | None = None, service: DemoService | None = None, *, queue_size: int | None = None
+    default_model: str | None = None,
+    service: DemoService | StartingService | None = None,
+    *,
+    queue_size: int | None = None,
 ) -> gr.Blocks:
-    """The whole app for one default model; cheap (no weights are loaded until the first request)."""
+    """The whole app for one default model; cheap (no weights are loaded until the first request). With a
+    `StartingService` nothing here imports torch: the page can be served while the engine loads."""
     import gradio as gr
 
     from dit_demo.app.page import blind_tab, tabs
-    from dit_demo.app.service import DemoService
 
-    service = service or DemoService(default_model)
+    if service is None:
+        from dit_demo.app.service import DemoService
+
+        service = DemoService(default_model)
     with _strict_blocks()(title=tabs.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(tabs.INTRO)
-        startup = gr.Markdown(service.startup_note(), elem_id="startup")  # what start-up could not do
+        startup = gr.Markdown(service.startup_note(), elem_id="startup")  # loading, or what start-up could not do
+        if getattr(service, "starting", False):  # the status line follows the background start-up, then stops
+            timer = gr.Timer(1.0)
+            timer.tick(service.startup_status, None, [startup, timer], api_visibility="private", show_progress="hidden")
         state = gr.State()
         with gr.Tab("Compare", elem_id="tab-compare"):
-            controls, results = _compare_tab(service.default_model, service.limits, service.device)
+            controls, results = _compare_tab(service)
         demo.blind = blind_tab.build(service).game  # "Spot the quantized": its votes, tally and store
         _static_tabs()
         demo.strict_inputs = tuple(_wire(service, controls, results, state))
@@ -315,17 +325,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse the flags, build `demo` (kept as this module's global, which `gradio app.py` reloads) and serve it."""
     global demo
     args = build_parser().parse_args(argv)
+    from dit_demo.app import startup
     from dit_demo.app.page.views import launch_kwargs
-    from dit_demo.app.service import DemoService
 
     _log_to_stderr()
     allowed = [m.strip() for m in args.allowed_models.split(",") if m.strip()] if args.allowed_models else None
-    service = DemoService(args.model, max_variants=args.max_variants, hosted=args.hosted, allowed_models=allowed)
-    demo = build_demo(service=service, queue_size=args.queue_size)
-    if not args.no_preload and not os.environ.get("GRADIO_WATCH_DIRS"):  # not again on every hot reload
-        service.start_preload()
+    settings = dict(max_variants=args.max_variants, hosted=args.hosted, allowed_models=allowed)
+    preload = not args.no_preload and not os.environ.get("GRADIO_WATCH_DIRS")  # not again on every hot reload
     options = {"server_name": args.host, "server_port": args.port, "share": True if args.share else None}
-    demo.launch(**{k: v for k, v in options.items() if v is not None}, **launch_kwargs())
+    options = {k: v for k, v in options.items() if v is not None} | launch_kwargs()
+    if startup.serve_before_torch():  # a CPU host: serve first, import torch & co. in the background after
+        service = startup.StartingService(args.model, **settings)
+        demo = build_demo(service=service, queue_size=args.queue_size)
+        demo.launch(**options, prevent_thread_lock=True)
+        service.start(preload=preload)
+        demo.block_thread()
+        return
+    from dit_demo.app.service import DemoService
+
+    service = DemoService(args.model, **settings)
+    demo = build_demo(service=service, queue_size=args.queue_size)
+    if preload:
+        service.start_preload()
+    demo.launch(**options)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ DEFAULT_RECIPES = ["int8"]
 UI_MAX_STEPS = 100
 UI_MAX_GUIDANCE = 15.0
 COMPILE_MODE = "reduce-overhead"
+COMPILE_LABEL = "compile (GPU): torch.compile / CUDA graphs, warm-up reported separately"
 STRIP_TILE = 128  # smallest tile side in the downloadable PNG: 16-pixel digits are scaled up, pixel-exact
 
 

@@ -21,8 +21,8 @@ import numpy as np
 from dit_demo.app.config import UI_MAX_GUIDANCE, UI_MAX_STEPS, Limits
 from dit_demo.app.offered import COMPARE_RECIPES
 from dit_demo.engine.model.labels import parse_choice, resolve_labels
+from dit_demo.engine.model.names import SCHEDULER_NAMES
 from dit_demo.engine.model.resolver import ResolvedSource, resolve_source, shown
-from dit_demo.engine.model.sources import SCHEDULERS
 from dit_demo.engine.quant.recipes import RECIPES, REFERENCE_RECIPE
 from dit_demo.engine.request import MAX_BATCH, MAX_SEED, SamplingRequest
 from dit_demo.errors import DemoError, InvalidRequestError
@@ -146,8 +146,8 @@ def check_classes(model: ResolvedSource | None, labels: list[str | int]) -> None
 def check_scheduler(scheduler: object) -> str:
     if scheduler is None or scheduler == "":
         return DEFAULT_SCHEDULER
-    if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
-        names = ", ".join(SCHEDULERS)
+    if not isinstance(scheduler, str) or scheduler not in SCHEDULER_NAMES:
+        names = ", ".join(SCHEDULER_NAMES)
         raise InvalidRequestError(f"scheduler must be one of {names} (text), got {describe(scheduler)}.")
     return scheduler
 

@@ -8,8 +8,7 @@ source string the page sends or the `ResolvedSource` a caller already holds, and
 from __future__ import annotations
 
 from dit_demo.app.config import embedded_available
-from dit_demo.embedded.classifier import DIGIT_NAMES
-from dit_demo.engine.model.labels import choices, display_name, imagenet_id2label
+from dit_demo.engine.model.labels import DIGIT_NAMES, choices, display_name, imagenet_id2label
 from dit_demo.engine.model.resolver import KNOWN_HUB_MODELS, ResolvedSource, resolve_source
 from dit_demo.engine.model.shipped import mnist_available
 from dit_demo.engine.quant.recipes import QUANTIZED_RECIPES, REFERENCE_RECIPE, recipes_for

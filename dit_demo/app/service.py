@@ -73,7 +73,7 @@ def fast_compile_available() -> bool:
 def compile_label() -> str:
     if zerogpu.active():
         return "compile (GPU): from this Space's shipped compile cache (first call compiles, 9–12 s on an H200)"
-    return "compile (GPU): torch.compile / CUDA graphs, warm-up reported separately"
+    return config.COMPILE_LABEL
 
 
 @contextmanager
@@ -263,6 +263,10 @@ class DemoService:
 
     def build_estimate(self, model: str, recipe: str) -> float | None:
         return build_estimate(self, model, recipe)
+
+    def compile_option(self) -> tuple[str, bool]:
+        """The compile checkbox's label and whether the page shows it (`fast_compile_available`)."""
+        return compile_label(), fast_compile_available()
 
     def startup_note(self) -> str:
         """What failed at start-up, for the page (empty when nothing did)."""

@@ -1,9 +1,9 @@
 """What the commands share: the model options, comma-separated list types and the exit policy.
 
 Light on purpose (standard library only): `dit-demo <cmd> --help` imports this and nothing heavy. Recipes and keep
-groups come from the recipe registry (engine/quant/recipes.py, standard library only); the scheduler names are
-spelled here so `--help` need not import diffusers, and tests/cli/test_cli_main.py asserts they equal
-`engine.model.sources.SCHEDULERS`.
+groups come from the recipe registry (engine/quant/recipes.py, standard library only); the scheduler names come
+from `engine.model.names` so `--help` need not import diffusers (tests/cli/test_cli_main.py asserts they equal
+`engine.model.sources.SCHEDULERS`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from dit_demo.engine.model.names import SCHEDULER_NAMES
 from dit_demo.engine.quant.recipes import KEEP_GROUPS, RECIPES
 from dit_demo.errors import DemoError
 
-SCHEDULER_NAMES = ("dpm", "ddim", "euler")
 MODEL_HELP = (
     "mnist (default when its weights are present) | embedded (the 16x16 digits model) | Hub id | folder | "
     "dit-xl-2-256-random | dit-xl-2-512-random | tiny-random"

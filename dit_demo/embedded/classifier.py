@@ -15,9 +15,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from dit_demo.engine.model.labels import DIGIT_NAMES
+
 CLASSIFIER_DIR = Path(__file__).resolve().parent / "classifier"  # the 16x16 judge of the digits model
 MNIST_CLASSIFIER_DIR = Path(__file__).resolve().parent / "mnist_classifier"  # the 28x28 judge of the MNIST model
-DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 class DigitClassifier(nn.Module):

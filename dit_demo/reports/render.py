@@ -16,8 +16,6 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from dit_demo.engine.metrics import amplified_difference
-
 
 @lru_cache(maxsize=16)
 def font(size: int = 13) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -152,6 +150,8 @@ def with_difference(
 ) -> list[list[Image.Image | None]]:
     """Each row with one more tile: |row[a] − row[b]| × gain (`metrics.amplified_difference`), blank if either
     is missing. Images of one row must have the same size."""
+    from dit_demo.engine.metrics import amplified_difference  # torch: only when a difference is drawn
+
     out: list[list[Image.Image | None]] = []
     for row in cells:
         x, y = row[a], row[b]

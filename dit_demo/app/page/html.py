@@ -13,6 +13,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -25,11 +26,13 @@ from dit_demo.app.page.views import (
     recipe_label,
     table_record,
 )
-from dit_demo.compare import Comparison
 from dit_demo.metrics import METRICS
 from dit_demo.reports import render
 from dit_demo.reports.charts import scatter_svg
 from dit_demo.reports.tables import labelled_table, metric_rows
+
+if TYPE_CHECKING:  # the page is built before torch is imported (dit_demo.app.startup)
+    from dit_demo.compare import Comparison
 
 TILE_SIDE = 128  # smallest side of an on-page tile
 

@@ -19,14 +19,14 @@ import numpy as np
 from PIL import Image
 
 from dit_demo.app.config import STRIP_TILE
-from dit_demo.compare import Comparison
 from dit_demo.engine.quant.recipes import REFERENCE_RECIPE
 from dit_demo.engine.timing import SpeedVerdict
 from dit_demo.reports import render
 from dit_demo.units import format_bytes, format_seconds
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the page is built before torch is imported (dit_demo.app.startup)
     from dit_demo.app.inputs import Request
+    from dit_demo.compare import Comparison
 
 MAX_DIFF_GAIN = 64  # difference views: the largest error fills the scale, at most ×64
 DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}

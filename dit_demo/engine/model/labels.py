@@ -13,6 +13,8 @@ import numpy as np
 from dit_demo.errors import InvalidRequestError
 
 IMAGENET_LABELS_FILE = Path(__file__).parent / "data" / "imagenet_id2label.json"
+# the embedded digits model's classes (its model_index.json), named here so the page needs no torch to know them
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 @lru_cache(maxsize=1)

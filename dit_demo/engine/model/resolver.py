@@ -17,8 +17,8 @@ from pathlib import Path
 
 from dit_demo.engine.model import folder_format as fmt
 from dit_demo.engine.model.labels import imagenet_id2label
+from dit_demo.engine.model.names import RANDOM_SOURCES
 from dit_demo.engine.model.shipped import EMBEDDED_MODEL_DIR, MNIST_ALIASES, MNIST_MODEL_DIR, default_source
-from dit_demo.engine.model.sources import RANDOM_SOURCES
 from dit_demo.errors import InvalidRequestError, ModelLoadError
 
 EMBEDDED_ALIASES = ("embedded", "digits", "embedded-digits")

@@ -20,6 +20,7 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from dit_demo.engine.model.labels import imagenet_id2label
+from dit_demo.engine.model.names import RANDOM_SOURCES
 from dit_demo.errors import InvalidRequestError
 
 NULL_CLASS_ID = 1000  # DiTPipeline hard-codes the classifier-free-guidance null class to 1000
@@ -61,8 +62,6 @@ SD_VAE = dict(
     scaling_factor=0.18215,
 )
 DIT_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear")
-
-RANDOM_SOURCES = {"dit-xl-2-256-random": 256, "dit-xl-2-512-random": 512, "tiny-random": 16}
 
 
 def make_scheduler(name: str, config: dict | None = None) -> SchedulerMixin:

@@ -57,9 +57,9 @@ class Recipe:
     savable: bool = True  # a saved folder reproduces it (quanto's format); False: rebuilt from a saved model on load
 
     def runs_here(self, device) -> bool:
-        import torch
-
-        return not self.runs_on or torch.device(device).type in self.runs_on
+        """`device`: a torch.device or its name ("cpu", "cuda:0"); read without torch, so a page can ask first."""
+        kind = getattr(device, "type", None) or str(device).partition(":")[0]
+        return not self.runs_on or kind in self.runs_on
 
     @property
     def quantized(self) -> bool:
