@@ -15,13 +15,15 @@ from dit_demo.cli.main import COMMANDS, command_module, main
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = {"torch", "diffusers", "optimum", "gradio", "numpy", "PIL", "huggingface_hub", "accelerate", "transformers"}
-# standard library only (engine.model.shipped: which shipped model is the default, for argparse defaults)
+# standard library only (engine.model.shipped: which shipped model is the default, for argparse defaults; names: the
+# scheduler and random-source names)
 LIGHT_ENGINE = {
     "dit_demo.engine",
     "dit_demo.engine.quant",
     "dit_demo.engine.quant.recipes",
     "dit_demo.engine.model",
     "dit_demo.engine.model.shipped",
+    "dit_demo.engine.model.names",
 }
 
 
