@@ -88,10 +88,12 @@ class SpeedVerdict:
     ratio_high: float  # the least favourable (candidate max / reference min)
     direction: str  # "faster" | "slower" | "about as fast"
     runs: int
+    interleaved: bool = True  # False: each variant was timed alone (GPU benchmark runs), ranges from those runs
 
     def phrase(self, reference: str) -> str:
         """'1.35× slower than fp32 (1.21–1.52×, 5 runs)' or 'about as fast as fp32 (within this machine's noise…)'."""
-        spread = f"{self.ratio_low:.2f}–{self.ratio_high:.2f}× of its time, {self.runs} interleaved runs"
+        runs = f"{self.runs} interleaved runs" if self.interleaved else f"{self.runs} runs each, timed apart"
+        spread = f"{self.ratio_low:.2f}–{self.ratio_high:.2f}× of its time, {runs}"
         if self.direction == "faster":
             return f"{1 / self.ratio:.2f}× faster than {reference} ({spread})"
         if self.direction == "slower":
@@ -99,20 +101,36 @@ class SpeedVerdict:
         return f"about as fast as {reference} (within the noise of this machine: {spread})"
 
 
+def range_direction(reference: tuple[float, float], candidate: tuple[float, float]) -> str:
+    """THE verdict rule, on (min, max) ranges: 'faster'/'slower' only when the candidate's range lies wholly
+    below/above the reference's, else 'about as fast'."""
+    if candidate[1] < reference[0]:
+        return "faster"
+    if candidate[0] > reference[1]:
+        return "slower"
+    return "about as fast"
+
+
 def speed_verdict(reference: Spread, candidate: Spread) -> SpeedVerdict:
     """'faster'/'slower' only when the candidate's range lies wholly below/above the reference's."""
-    if candidate.high < reference.low:
-        direction = "faster"
-    elif candidate.low > reference.high:
-        direction = "slower"
-    else:
-        direction = "about as fast"
-    return SpeedVerdict(
-        ratio=candidate.median / reference.median,
-        ratio_low=candidate.low / reference.high,
-        ratio_high=candidate.high / reference.low,
-        direction=direction,
+    return verdict_from_ranges(
+        (reference.low, reference.median, reference.high),
+        (candidate.low, candidate.median, candidate.high),
         runs=min(reference.runs, candidate.runs),
+    )
+
+
+def verdict_from_ranges(
+    reference: tuple[float, float, float], candidate: tuple[float, float, float], *, runs: int, interleaved: bool = True
+) -> SpeedVerdict:
+    """The verdict from (min, median, max) seconds, for records that kept only those (the GPU benchmark's)."""
+    return SpeedVerdict(
+        ratio=candidate[1] / reference[1],
+        ratio_low=candidate[0] / reference[2],
+        ratio_high=candidate[2] / reference[0],
+        direction=range_direction((reference[0], reference[2]), (candidate[0], candidate[2])),
+        runs=runs,
+        interleaved=interleaved,
     )
 
 

@@ -77,8 +77,9 @@ def test_bench_tab_is_one_screen_per_gpu_newest_first(tmp_path: Path) -> None:
     assert_page_safe(page)
     assert page.index("<h3>GPU NEW</h3>") < page.index("<h3>GPU OLD</h3>")  # newest first
     new, old = page.split("<h3>GPU OLD</h3>")
-    assert "Memory wins" in new and "0.60×" in new and "Speed does not win" in new and "1.40×" in new
-    assert "Speed wins" in old and "int8 at 256² batch 1 (0.90×)" in old
+    assert "Memory wins" in new and "0.60×" in new and "Never faster" in new and "1.40×" in new
+    assert "Faster than bf16 compiled</b> where the timed runs' ranges do not overlap" in old
+    assert "int8 at 256² batch 1 (0.90×)" in old and "int8-a8 at 256² batch 1 (" not in old
     assert "About as fast as bf16 (the runs overlap): int8-a8 at 256² batch 1" in old
     assert page.count("<svg") == 2 and page.count("<details>") == 2 and page.count('class="dq-key"') == 2
     assert "slower than the bf16 step graphs + fused QKV on this GPU" in new  # the baseline's own name, not "bf16 QKV"
@@ -109,3 +110,21 @@ def test_benchmark_labels_tell_every_run_of_a_recipe_apart():
     ]
     labels = [bench_tab.bench_label(row) for row in rows]
     assert labels == ["bf16 eager", "bf16 compiled", "bf16 step graphs", "bf16 step graphs + fused QKV"]
+
+
+def test_shipped_headlines_and_run_verdicts_agree() -> None:
+    """A recipe the headline calls faster at a setting is called faster in that run's own verdict, and vice versa."""
+    records = bench_tab.bench_records()
+    if not records:
+        pytest.skip("no benchmark results in this copy")
+    by_gpu: dict[str, list] = {}
+    for name, record in records:
+        by_gpu.setdefault(record["environment"]["machine"], []).append((name, record))
+    for gpu, runs in by_gpu.items():
+        cells = bench_tab.gpu_cells(runs)
+        headline = bench_tab.headline(cells)
+        for cell in cells:
+            named = f"{cell['recipe']} at {cell['setting']} (" in headline.split("Slower")[0]
+            section = bench_tab.run_section(cell["run"], dict(runs)[cell["run"]])
+            line = next(li for li in section.split("<li>") if li.startswith(f"{bench_tab.bench_label(cell)}: "))
+            assert named == (bench_tab.speed_word(cell) == "faster") == (" faster than " in line), (gpu, cell["run"])

@@ -56,3 +56,16 @@ def test_spread_round_trips_and_refuses_empty():
         Spread(())
     with pytest.raises(InvalidRequestError):
         interleaved({"a": lambda: None}, rounds=0)
+
+
+def test_ranges_kept_without_samples_follow_the_same_rule():
+    """The GPU benchmark keeps (min, median, max) only, each variant timed apart: the same rule, said so."""
+    from dit_demo.engine.timing import verdict_from_ranges
+
+    apart = verdict_from_ranges((0.1448, 0.1474, 0.1479), (0.1402, 0.1412, 0.1425), runs=5, interleaved=False)
+    assert apart.direction == "faster" and "5 runs each, timed apart" in apart.phrase("bf16")
+    touching = verdict_from_ranges((0.1448, 0.1474, 0.1479), (0.1402, 0.1412, 0.1450), runs=5)
+    assert touching.direction == "about as fast" and "5 interleaved runs" in touching.phrase("bf16")
+    samples = Spread((1.0, 1.1, 1.2)), Spread((1.3, 1.4, 1.5))
+    ranges = verdict_from_ranges((1.0, 1.1, 1.2), (1.3, 1.4, 1.5), runs=3)
+    assert speed_verdict(*samples) == ranges

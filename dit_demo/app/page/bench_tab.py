@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
 from dit_demo.app.config import BENCH_DIR
 from dit_demo.app.page.tabs import read_record
 from dit_demo.app.page.views import verdict
+from dit_demo.engine.timing import SpeedVerdict, verdict_from_ranges
 from dit_demo.metrics import METRICS, canonical
 from dit_demo.reports.charts import scatter_svg
 from dit_demo.reports.tables import labelled_table, metric_table
@@ -102,19 +104,24 @@ def gpu_cells(records: list[tuple[str, dict]]) -> list[dict]:
                 "latency_vs_bf16_best_compiled": row["latency_s"] / base["latency_s"],
                 "peak_memory_vs_bf16_best_compiled": row["peak_memory_bytes"] / base["peak_memory_bytes"],
             }
-            cells.append({**row, **ratio, "setting": setting, "run": name, "base": base})
+            timed_runs = int(record["config"].get("runs", 1))
+            cells.append({**row, **ratio, "setting": setting, "run": name, "base": base, "timed_runs": timed_runs})
     return cells
+
+
+def bench_verdict(row: Mapping, base: Mapping, runs: int) -> SpeedVerdict:
+    """`engine.timing`'s rule on a benchmark cell and its bf16 baseline: "faster"/"slower" only when the timed runs'
+    ranges do not overlap (a row without a range is its median alone); the variants were timed apart."""
+
+    def spread(r: Mapping) -> tuple[float, float, float]:
+        return r.get("latency_min_s", r["latency_s"]), r["latency_s"], r.get("latency_max_s", r["latency_s"])
+
+    return verdict_from_ranges(spread(base), spread(row), runs=runs, interleaved=False)
 
 
 def speed_word(cell: Mapping) -> str:
     """ "faster" / "slower" only when the timed runs do not overlap (slowest vs fastest); else "about as fast"."""
-    base = cell["base"]
-    low, high = cell.get("latency_min_s", cell["latency_s"]), cell.get("latency_max_s", cell["latency_s"])
-    if high < base.get("latency_min_s", base["latency_s"]):
-        return "faster"
-    if low > base.get("latency_max_s", base["latency_s"]):
-        return "slower"
-    return "about as fast"
+    return bench_verdict(cell, cell["base"], cell.get("timed_runs", 1)).direction
 
 
 def _span(values: list[float]) -> str:
@@ -140,9 +147,12 @@ def headline(cells: list[dict]) -> str:
     even = [f"{c['recipe']} at {c['setting']}" for c, w in words if w == "about as fast"]
     slower = [c[RATIO] for c, w in words if w == "slower"]
     if faster:
-        lines.append(f"<li><b>Speed wins</b> where the runs do not overlap: {escape('; '.join(faster))}.</li>")
+        lines.append(
+            f"<li><b>Faster than bf16 compiled</b> where the timed runs' ranges do not overlap: "
+            f"{escape('; '.join(faster))}.</li>"
+        )
     else:
-        lines.append("<li><b>Speed does not win</b>: bf16 compiled was faster or as fast at every setting.</li>")
+        lines.append("<li><b>Never faster</b>: bf16 compiled was faster or as fast at every setting.</li>")
     if even:
         lines.append(f"<li>About as fast as bf16 (the runs overlap): {escape('; '.join(even))}.</li>")
     if slower:
@@ -206,9 +216,11 @@ def run_section(name: str, record: Mapping) -> str:
             continue
         same = [b for b in rows if b["recipe"] == REFERENCE and mode_label(b) == mode_label(r)]
         baseline = f"bf16 {mode_label(same[0])}" if same else "bf16"
+        speed = asdict(bench_verdict(r, same[0], int(config.get("runs", 1)))) if same else None
         line = {
             "label": bench_label(r),
             "recipe": r["recipe"],
+            "speed_verdict": speed,
             "latency_ratio": r.get("latency_vs_bf16_same_mode"),
             "peak_memory_ratio": r.get("peak_memory_vs_bf16_same_mode"),
             "weight_bytes_ratio": r.get("weight_bytes_vs_bf16"),
