@@ -102,18 +102,22 @@ def _recipe_controls(c: SimpleNamespace, service: DemoService | StartingService)
         elem_id="compile",
     )
     c.run = gr.Button("Generate", variant="primary", elem_id="generate")
-    c.download = gr.DownloadButton("Download comparison (PNG)", elem_id="download")
+    # disabled until a result exists; `generate` enables it with the file (a plain value would leave it disabled)
+    c.download = gr.DownloadButton("Download comparison (PNG)", elem_id="download", interactive=False)
 
 
-def _result_views() -> SimpleNamespace:
-    """Summary with verdicts, captioned tiles, differences, table, chart, raw numbers (the right column)."""
+def _result_views(model: str) -> SimpleNamespace:
+    """Summary with verdicts, captioned tiles, differences, table, chart, raw numbers (the right column); before the
+    first result, the shipped pre-computed example of the default request and a call to action."""
     import gradio as gr
 
+    from dit_demo.app import first_screen
     from dit_demo.app.page import slider
 
+    example = first_screen.load(model)
     r = SimpleNamespace()
-    r.summary = gr.Markdown(elem_id="summary")
-    r.tiles = gr.HTML(elem_id="tiles", padding=False)
+    r.summary = gr.Markdown(first_screen.summary(example), elem_id="summary")
+    r.tiles = gr.HTML(first_screen.figure_html(example), elem_id="tiles", padding=False)
     r.slider = slider.components()  # reference vs one recipe, drag to compare
     # The API's image output (image + caption per recipe and class); the page shows the captioned tiles above.
     r.gallery = gr.Gallery(label="Images", format="png", visible=False, elem_id="gallery")
@@ -135,7 +139,7 @@ def _compare_tab(service: DemoService | StartingService) -> tuple[SimpleNamespac
             controls = _model_controls(service.default_model, service.limits)
             _recipe_controls(controls, service)
         with gr.Column(scale=2, min_width=300):
-            results = _result_views()
+            results = _result_views(service.default_model)
     c = controls
     examples = example_rows(service.default_model)
     gr.Examples(

@@ -1,8 +1,10 @@
-"""The page itself in headless Chromium, on a 1400 px desktop and a 390 px phone: Generate, then every tile has a
-visible caption, no table header breaks onto a second line, every tab loads, and no request answers ≥ 400 (from
-the browser's network log). On every tab, with every disclosure opened, every table, chart, key, tile and text
-block is measured against its container: the test fails on any overflow (a box whose content is wider than the box,
-or an element whose edge passes its container's), and on any text drawn in the bundled font's broken semibold face.
+"""The page itself in headless Chromium, on a 1400 px desktop and a 390 px phone: the first screen shows the
+shipped pre-computed example, marked so, with the download button disabled; Generate, then the button is enabled,
+every tile has a visible caption, no table header breaks onto a second line, every tab loads, and no request
+answers ≥ 400 (from the browser's network log). On every tab, with every disclosure opened, every table, chart,
+key, tile and text block is measured against its container: the test fails on any overflow (a box whose content
+is wider than the box, or an element whose edge passes its container's), and on any text drawn in the bundled
+font's broken semibold face.
 
 Full-page screenshots go to test-artifacts/ (app-compare-1400.png, app-gallery-390.png, ...). Skipped only where
 chromium/chromedriver are not installed (CI installs Debian's `chromium` and `chromium-driver`).
@@ -173,6 +175,24 @@ def images_loaded(driver, selector: str) -> bool:
     return driver.execute_script(script, selector)
 
 
+def assert_first_screen(driver, wait, width: int) -> None:
+    """Before any request: the shipped example, marked as pre-computed, the call to action, download disabled."""
+    from selenium.webdriver.common.by import By
+
+    wait.until(lambda d: images_loaded(d, "#tiles .dq-example img"))
+    example = driver.find_element(By.CSS_SELECTOR, "#tiles figure.dq-example")
+    image = example.find_element(By.TAG_NAME, "img")
+    assert image.is_displayed() and image.size["width"] >= 200  # the comparison itself, not a broken icon
+    assert example.find_element(By.TAG_NAME, "figcaption").text.startswith("Pre-computed example, generated on ")
+    summary = driver.find_element(By.CSS_SELECTOR, "#summary").text
+    assert "Press Generate to run this comparison live" in summary and "Pre-computed example" in summary
+    assert "int8: " in summary and "on that machine" in summary  # its verdicts, not claimed for this server
+    download = driver.find_element(By.CSS_SELECTOR, "#download")
+    assert not download.is_enabled() and download.get_attribute("disabled") is not None
+    screenshot(driver, f"app-first-screen-{width}.png")
+    assert_nothing_overflows(driver, "#tab-compare", f"first screen at {width} px")
+
+
 @pytest.mark.parametrize("width, height, mobile", VIEWPORTS, ids=["desktop-1400", "phone-390"])
 def test_page_reads_at_a_glance(driver, url: str, width: int, height: int, mobile: bool) -> None:
     from selenium.webdriver.common.by import By
@@ -184,9 +204,11 @@ def test_page_reads_at_a_glance(driver, url: str, width: int, height: int, mobil
     driver.get(url)
     wait = WebDriverWait(driver, 120)
     button = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate")))
-    assert not driver.find_elements(By.CSS_SELECTOR, "#tiles figure")
+    assert_first_screen(driver, wait, width)
     button.click()
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#tiles figure")) >= 4)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#tiles figure:not(.dq-example)")) >= 4)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#download").is_enabled())  # enabled by the result
+    assert not driver.find_elements(By.CSS_SELECTOR, ".dq-example")  # the live result replaced the example
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#dq-table"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart svg"))
     wait.until(lambda d: images_loaded(d, "#tiles img, #diff img"))
@@ -244,5 +266,29 @@ def test_page_names_a_bad_field(driver, url: str) -> None:
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate"))).click()
     # refused before queueing: the message stands under the field it names
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#classes"), "Unknown class 'zzqx-not-a-class'"))
-    assert not driver.find_elements(By.CSS_SELECTOR, "#tiles figure")
+    assert not driver.find_elements(By.CSS_SELECTOR, "#tiles figure:not(.dq-example)")
+    assert not driver.find_element(By.CSS_SELECTOR, "#download").is_enabled()  # still nothing to download
     screenshot(driver, "app-error.png")
+
+
+def test_page_refuses_out_of_range_steps_with_the_api_message(driver, url: str) -> None:
+    """The number box keeps what was typed (no silent clamping) and the validator's message stands under it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    set_viewport(driver, 1400, 1000, False)
+    driver.get(url)
+    wait = WebDriverWait(driver, 60)
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate")))
+    for typed in ("150", "0"):
+        steps = driver.find_element(By.CSS_SELECTOR, "#steps input")
+        steps.send_keys(Keys.CONTROL, "a")
+        steps.send_keys(typed, Keys.TAB)
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#generate"))).click()
+        message = f"steps must be a whole number from 1 to 100, got {typed}"
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#steps"), message))
+        assert driver.find_element(By.CSS_SELECTOR, "#steps input").get_attribute("value") == typed
+    assert not driver.find_elements(By.CSS_SELECTOR, "#tiles figure:not(.dq-example)")
+    screenshot(driver, "app-steps-refused.png")

@@ -48,6 +48,9 @@ CSS = """
 .dq-images { display: flex; flex-wrap: wrap; gap: 12px; }
 .dq-images figure { margin: 0; max-width: 100%; }
 .dq-images img { max-width: 100%; height: auto; image-rendering: pixelated; }
+.dq-example { margin: 0; max-width: 100%; }
+.dq-example img { display: block; max-width: 100%; height: auto; border: 1px dashed var(--border-color-primary, #ccc); }
+.dq-example figcaption { font-size: 0.82rem; margin-top: 4px; overflow-wrap: anywhere; }
 @media (max-width: 640px) {
   .dq-tile { flex-basis: calc(50% - 5px); }
   .dq-table { font-size: 0.8rem; }
