@@ -102,7 +102,7 @@ def _recipe_controls(c: SimpleNamespace, service: DemoService | StartingService)
         elem_id="compile",
     )
     c.run = gr.Button("Generate", variant="primary", elem_id="generate")
-    # disabled until a result exists; `generate` enables it with the file (a plain value would leave it disabled)
+    # disabled until a result exists (`first_screen.download_ready` enables it once /generate has answered)
     c.download = gr.DownloadButton("Download comparison (PNG)", elem_id="download", interactive=False)
 
 
@@ -173,13 +173,14 @@ def _wire(service: DemoService | StartingService, c: SimpleNamespace, r: SimpleN
     NaN or an out-of-range value is named (field, type, range) instead of failing inside a component. The
     validator runs before the request is queued, so bad input, an unknown model included, is refused at once.
     """
+    from dit_demo.app.first_screen import download_ready
     from dit_demo.app.offered import on_model_change
     from dit_demo.app.page import slider
     from dit_demo.app.page.html import page_views
 
     c.model.change(on_model_change, c.model, [c.classes, c.model_note], api_visibility="private")
     inputs = [c.model, c.classes, c.seed, c.randomize, c.steps, c.guidance, c.scheduler, c.recipes, c.compile_gpu]
-    views = c.run.click(
+    result = c.run.click(
         service.generate,
         inputs=inputs,
         outputs=[r.gallery, r.numbers, r.summary, c.download, state],
@@ -187,8 +188,12 @@ def _wire(service: DemoService | StartingService, c: SimpleNamespace, r: SimpleN
         concurrency_limit=1,
         preprocess=False,
         validator=service.validate,
-    ).success(page_views, state, [r.tiles, r.diff, r.table, r.chart], api_visibility="private")
+    )
+    views = result.success(page_views, state, [r.tiles, r.diff, r.table, r.chart], api_visibility="private")
     slider.wire(views, state, r.slider)
+    # a returned value leaves a disabled button disabled: enable it in the page's own follow-up, so /generate's
+    # API answer stays the file (an update dict returned by /generate would reach gradio_client as a dict)
+    result.success(download_ready, None, c.download, api_visibility="private", show_progress="hidden")
     return inputs
 
 

@@ -80,6 +80,14 @@ def figure_html(example: Mapping | None) -> str:
     )
 
 
+def download_ready() -> dict:
+    """The Download button, enabled: it starts disabled (nothing to download), and a new value alone does not enable
+    it (Gradio changes a component's `interactive` only when an update names it)."""
+    import gradio as gr
+
+    return gr.update(interactive=True)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Building it (heavy: the app's service, torch)
 

@@ -324,9 +324,8 @@ class DemoService:
         recipes: list[str],
         compile_gpu: bool = False,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
-    ) -> tuple[list[tuple[Image.Image, str]], dict, str, dict, ComparisonState]:
-        """The `/generate` endpoint: gallery, numbers JSON, summary, the one-PNG download (an update that also
-        enables the button), and state for views."""
+    ) -> tuple[list[tuple[Image.Image, str]], dict, str, str, ComparisonState]:
+        """The `/generate` endpoint: gallery, numbers JSON, summary, the one-PNG download, and state for views."""
         with user_errors():
             request = Request.parse(
                 model,
@@ -354,8 +353,7 @@ class DemoService:
                 for recipe, result in comparison.results.items()
             ]
             strip_path = self._save(comparison_strip(comparison), f"comparison-seed{request.seed}")
-        download = gr.update(value=strip_path, interactive=True)  # the page's button starts disabled
-        return items, numbers, summary_markdown(numbers), download, ComparisonState(comparison, rows)
+        return items, numbers, summary_markdown(numbers), strip_path, ComparisonState(comparison, rows)
 
     def _save(self, image: Image.Image, stem: str) -> str:
         """A PNG in this service's output folder (older files pruned: the folder does not grow without bound)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,14 @@ def call(client: Client, *, steps=2, classes=None) -> tuple:
     return client.predict(MODEL, classes, 3, False, steps, 4.0, "dpm", ["int8"], False, api_name="/generate")
 
 
-def served_report(log: Path) -> dict:
-    for line in log.read_text().splitlines():
-        if line.startswith("SERVED "):
-            return json.loads(line.removeprefix("SERVED "))
+def served_report(log: Path, proc: subprocess.Popen, timeout: float = 120) -> dict:
+    """The probe's SERVED line (printed once its own fetch of the page is answered)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for line in log.read_text().splitlines():
+            if line.startswith("SERVED "):
+                return json.loads(line.removeprefix("SERVED "))
+        time.sleep(0.5)
     raise AssertionError(f"no SERVED line:\n{log.read_text()[-4000:]}")
 
 
@@ -76,7 +81,7 @@ def test_python_app_py_serves_before_importing_torch_then_answers(tmp_path: Path
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until_serving(url, proc, log, timeout=300)
-        report = served_report(log)
+        report = served_report(log, proc)
         assert report["status"] == 200
         assert report["heavy"] == [], f"imported before the page was served: {report['heavy']}"
         assert report["service"] == "StartingService"
