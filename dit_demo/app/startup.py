@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -78,6 +79,7 @@ class StartingService:
         self.default_model = config.default_model(default_model)
         self.limits = config.limits(self.default_model, hosted_mode=hosted, allowed_models=allowed_models)
         self.max_batch = MAX_BATCH
+        self.output_dir = Path(tempfile.mkdtemp(prefix="dit-demo-app-"))  # shared with the service it starts
         self._max_variants = max_variants
         self._ready = threading.Event()
         self.service: DemoService | None = None
@@ -97,7 +99,9 @@ class StartingService:
         try:
             from dit_demo.app.service import DemoService
 
-            self.service = DemoService(self.default_model, limits=self.limits, max_variants=self._max_variants)
+            self.service = DemoService(
+                self.default_model, limits=self.limits, max_variants=self._max_variants, output_dir=self.output_dir
+            )
             log.info("Engine imported in %.2f s (after the page was served)", time.perf_counter() - start)
         except Exception as exc:  # the page says so; Generate reports it
             log.exception("Start-up failed")
@@ -141,6 +145,10 @@ class StartingService:
             return self.service.validate(*values)
         _, errors = Request.check(*values, limits=self.limits, max_batch=self.max_batch)
         return [gr.validate(field not in errors, errors.get(field, "")) for field in FIELDS]
+
+    def sample(self, request: Request) -> dict:
+        """The blind test's rounds (`DemoService.sample`), once the engine is imported."""
+        return self.wait().sample(request)
 
     def generate(
         self,
