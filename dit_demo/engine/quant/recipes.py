@@ -57,9 +57,8 @@ class Recipe:
     savable: bool = True  # a saved folder reproduces it (quanto's format); False: rebuilt from a saved model on load
 
     def runs_here(self, device) -> bool:
-        """`device`: a torch.device or its name ("cpu", "cuda:0"); read without torch, so a page can ask first."""
-        kind = getattr(device, "type", None) or str(device).partition(":")[0]
-        return not self.runs_on or kind in self.runs_on
+        """`device`: a torch.device or its name ("cpu", "cuda:0")."""
+        return not self.runs_on or device_type(device) in self.runs_on
 
     @property
     def quantized(self) -> bool:
@@ -106,13 +105,19 @@ def _qtype(name: str | None):
     return qtypes[name]
 
 
+def device_type(device) -> str:
+    """A torch.device's type or a device name's ("cuda:0" → "cuda"), read without importing torch: the page asks
+    what runs here before torch is imported (dit_demo.app.startup)."""
+    return getattr(device, "type", None) or str(device).partition(":")[0]
+
+
 def device_kind(device) -> str:
     """ "cpu", "cuda", "cuda-fp8" (fp8 tensor cores) or another torch device type."""
+    if device_type(device) != "cuda":
+        return device_type(device)
     import torch
 
     device = torch.device(device)
-    if device.type != "cuda":
-        return device.type
     capable = torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= FP8_CAPABILITY
     return "cuda-fp8" if capable else "cuda"
 
