@@ -7,8 +7,8 @@ is spawned. The first answer is the request the page sends when Generate is pres
 classes, steps, recipes) and includes gradio_client's connection. The 1-minute load average is recorded before and
 after every run: other work on the machine shows in it.
 
-Run: `python bench/cpu-startup/run.py [--runs 5] [--root CHECKOUT] [--out results.json]`; `--root` measures another
-checkout of the app (e.g. the commit before the serve-first start-up) under the same conditions.
+Run: `python bench/cpu-startup/run.py [--runs 5] [--baseline OTHER_CHECKOUT] [--out results.json]`; `--baseline`
+measures another checkout of the app (e.g. the commit before the serve-first start-up) in the same rounds.
 `python bench/cpu-startup/run.py --render` rewrites README.md's table from results.json.
 """
 
@@ -97,7 +97,12 @@ def one_run(root: Path, request: list, *, importtime: bool) -> dict:
             client = Client(url, verbose=False, httpx_kwargs={"timeout": 600})  # a busy machine answers slowly
             result = client.predict(*request, api_name="/generate")
             record["first_answer_s"] = round(time.perf_counter() - start, 2)
+            rows = result[1]["recipes"].values()
             record["answer_recipes"] = list(result[1]["recipes"])
+            # the request's own timed sampling (every timed run of every recipe): part of the answer on any start
+            record["answer_timed_sampling_s"] = round(
+                sum(sum(r.get("latency_spread", {}).get("samples_s", [r["latency_s"]])) for r in rows), 2
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -145,35 +150,41 @@ def summarize(runs: list[dict]) -> dict:
     return {
         "first_200_s": spread([r["first_200_s"] for r in timed]),
         "first_answer_s": spread([r["first_answer_s"] for r in timed]),
+        "answer_timed_sampling_s": spread([r["answer_timed_sampling_s"] for r in timed]),
         "imports_s": dict(sorted(imports.items(), key=lambda kv: -kv[1]["median"])),
         "load": spread([r[k] for r in runs for k in ("load_before", "load_after")]),
     }
 
 
-def measure(root: Path, runs: int) -> dict:
-    request = first_request(root)
-    records = []
+def measure(roots: dict[str, Path], runs: int) -> dict[str, dict]:
+    """Every checkout once per round, in the same order (interleaved, so a busier minute hits all of them)."""
+    requests = {name: first_request(root) for name, root in roots.items()}
+    records: dict[str, list[dict]] = {name: [] for name in roots}
     for index in range(runs):
-        for importtime in (False, True):
-            records.append(one_run(root, request, importtime=importtime) | {"round": index})
-            print(json.dumps(records[-1]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        for name, root in roots.items():
+            for importtime in (False, True):
+                records[name].append(one_run(root, requests[name], importtime=importtime) | {"round": index})
+                print(name, json.dumps(records[name][-1]), flush=True)
     machine = {"cpu": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version()}
-    return {
-        "machine": machine,
-        "commit": commit.stdout.strip(),
-        "request": request,
-        "summary": summarize(records),
-        "runs": records,
-    }
+    results = {}
+    for name, root in roots.items():
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        results[name] = {
+            "machine": machine,
+            "commit": commit.stdout.strip(),
+            "request": requests[name],
+            "summary": summarize(records[name]),
+            "runs": records[name],
+        }
+    return results
 
 
 def table(results: dict) -> str:
     """The README table: one row per measured checkout."""
     lines = [
-        "| checkout | page first 200 (s) | first answer (s) | top imports, median s (under -X importtime) | "
-        "load avg (1 min) |",
-        "|---|---|---|---|---|",
+        "| checkout | page first 200 (s) | first answer (s) | of which the request's timed sampling (s) | "
+        "top imports, median s (under -X importtime) | load avg (1 min) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         s = result["summary"]
@@ -184,8 +195,8 @@ def table(results: dict) -> str:
 
         load_cell = f"{s['load']['min']:g}–{s['load']['max']:g}"
         lines.append(
-            f"| {name} ({result['commit']}) | {cell(s['first_200_s'])} | {cell(s['first_answer_s'])} | {imports} | "
-            f"{load_cell} |"
+            f"| {name} ({result['commit']}) | {cell(s['first_200_s'])} | {cell(s['first_answer_s'])} | "
+            f"{cell(s['answer_timed_sampling_s'])} | {imports} | {load_cell} |"
         )
     first = next(iter(results.values()))["machine"]
     lines.append("")
@@ -206,12 +217,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--root", type=Path, default=REPO, help="the checkout whose app.py is measured")
     parser.add_argument("--name", default="serve first", help="this checkout's row in results.json")
+    parser.add_argument("--baseline", type=Path, help="another checkout measured in the same rounds (interleaved)")
+    parser.add_argument("--baseline-name", default="before (imports first)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--render", action="store_true", help="only rewrite README.md's table from --out")
     args = parser.parse_args()
     if not args.render:
         results = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
-        results[args.name] = measure(args.root.resolve(), args.runs)
+        roots = {args.name: args.root.resolve()}
+        if args.baseline:
+            roots[args.baseline_name] = args.baseline.resolve()
+        results.update(measure(roots, args.runs))
         args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     render(args.out, HERE / "README.md")
 
