@@ -86,7 +86,9 @@ def test_python_app_py_serves_before_importing_torch_then_answers(tmp_path: Path
         assert report["heavy"] == [], f"imported before the page was served: {report['heavy']}"
         assert report["service"] == "StartingService"
         assert report["note"] == startup.LOADING_NOTE
-        gallery, numbers, summary, download = call(Client(url, verbose=False))  # waits for the engine, then runs
+        # the server answers slowly while the engine imports beside it (one interpreter): a patient client
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": 300})
+        gallery, numbers, summary, download = call(client)  # waits for the engine, then runs
         assert set(numbers["recipes"]) >= {"int8"} and len(gallery) == 2 and Path(download).is_file()
         assert "Engine imported" in log.read_text()
     finally:
