@@ -190,8 +190,9 @@ def measure(roots: dict[str, Path], runs: int) -> dict[str, dict]:
     return results
 
 
-def table(results: dict) -> str:
-    """The README table: one row per measured checkout."""
+def table(data: dict) -> str:
+    """The README table from results.json ({"checkouts": {name: result}}): one row per measured checkout."""
+    results = data["checkouts"]
     lines = [
         "| checkout | page first 200 (s) | first answer (s) | app CPU time to first 200 (s) | app CPU time to first "
         "answer (s) | the request's own timed sampling (s) | top imports, median s (under -X importtime) | "
@@ -236,12 +237,12 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="only rewrite README.md's table from --out")
     args = parser.parse_args()
     if not args.render:
-        results = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+        data = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {"checkouts": {}}
         roots = {args.name: args.root.resolve()}
         if args.baseline:
             roots[args.baseline_name] = args.baseline.resolve()
-        results.update(measure(roots, args.runs))
-        args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        data["checkouts"].update(measure(roots, args.runs))
+        args.out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     render(args.out, HERE / "README.md")
 
 

@@ -112,8 +112,8 @@ def bench_records() -> list:
     paths = sorted((ROOT / "bench").rglob("results.json"))
     # `dit-demo cpu-bench` records hold `cells` (tests/reports/test_cpu_bench.py checks those), the interleaved
     # bench/h200-w8a16 e2e records `settings` (tests/reports/test_w8a16_run.py); bench/h200-aot's table keeps its
-    # `records` (dit_demo.reports.bench_aot_table)
-    skip = {"images", "cells", "settings", "records"}
+    # `records` (dit_demo.reports.bench_aot_table); bench/cpu-startup's app start-up runs their `checkouts`
+    skip = {"images", "cells", "settings", "records", "checkouts"}
     return [p for p in paths if not skip & set(json.loads(p.read_text(encoding="utf-8")))]
 
 
