@@ -36,7 +36,7 @@ log = logging.getLogger("dit_demo.app")
 ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # = dit_demo.app.zerogpu.ZERO_GPU_ENV (which imports torch; a test keeps them equal)
 NVIDIA_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")  # present wherever an NVIDIA driver is loaded
 LOADING_NOTE = (
-    "⏳ Loading the model (first start): torch, diffusers and optimum-quanto are being imported in the background. "
+    "Loading the model (first start): torch, diffusers and optimum-quanto are being imported in the background. "
     "The page works meanwhile; Generate waits until they are ready."
 )
 LOADING_PROGRESS = "Loading the model (first start): importing torch, diffusers and optimum-quanto…"
