@@ -25,6 +25,7 @@ from dit_demo.embedded.train import (
     NULL_CLASS,
     TRAIN_TIMESTEPS,
     make_transformer,
+    make_vae,
     random_shift,
     to_model_space,
 )
@@ -60,21 +61,6 @@ class LoopResult:
     seconds: float
     final_loss: float
     losses: list[tuple[int, float]]
-
-
-def make_vae(image_size: int = 28) -> AutoencoderKL:
-    """2-block AutoencoderKL: 3x28x28 images <-> 4x14x14 latents (as many numbers as pixels: nearly lossless)."""
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=image_size,
-    )
 
 
 def _run(steps: int, settings: LoopSettings, name: str, step_fn: Callable[[], torch.Tensor]) -> tuple:

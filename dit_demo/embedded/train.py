@@ -97,8 +97,9 @@ def random_shift(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def make_vae() -> AutoencoderKL:
-    """2-block AutoencoderKL: 3x16x16 images <-> 4x8x8 latents."""
+def make_vae(image_size: int = IMAGE_SIZE) -> AutoencoderKL:
+    """2-block AutoencoderKL: 3xNxN images <-> 4x(N/2)x(N/2) latents (16 -> 8 for the digits, 28 -> 14 for MNIST: as
+    many numbers as pixels, nearly lossless)."""
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -108,7 +109,7 @@ def make_vae() -> AutoencoderKL:
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=32,
-        sample_size=IMAGE_SIZE,
+        sample_size=image_size,
     )
 
 
