@@ -18,6 +18,9 @@ if [ -f "$OUT/mnist/model_index.json" ]; then
   rm -rf dit_demo/engine/model/data/mnist dit_demo/embedded/mnist_classifier
   cp -r "$OUT/mnist" dit_demo/engine/model/data/mnist
   cp -r "$OUT/mnist_classifier" dit_demo/embedded/mnist_classifier
+  # at most 8 files come back from a call: the two folders travel as one tar (untar into the repo root)
+  tar -cf "$OUT/weights.tar" dit_demo/engine/model/data/mnist dit_demo/embedded/mnist_classifier
+  rm -rf "$OUT/mnist" "$OUT/mnist_classifier"
   left=$(( ${TOTAL_S:-330} - ($(date +%s) - start) - 15 ))
   echo "evaluate: ${left}s left"
   timeout "$left" python3 -m dit_demo.cli.evaluate --source mnist --device "${DEVICE:-cuda}" \
