@@ -23,6 +23,7 @@ if [ -f "$OUT/mnist/model_index.json" ]; then
   rm -rf "$OUT/mnist" "$OUT/mnist_classifier"
   left=$(( ${TOTAL_S:-330} - ($(date +%s) - start) - 15 ))
   echo "evaluate: ${left}s left"
+  [ "$left" -lt 30 ] && { echo "evaluate skipped (under 30 s left)"; exit 0; }
   timeout "$left" python3 -m dit_demo.cli.evaluate --source mnist --device "${DEVICE:-cuda}" \
     --samples "${EVAL_SAMPLES:-500}" --batch "${EVAL_BATCH:-50}" --guidance 1,2,4 \
     --recipes "${RECIPES:-bf16,int8,int8-a8,fp8-a8,int4,int8-a8-smooth,fp8}" --out "$OUT/eval_cuda" \

@@ -5,7 +5,7 @@
 #   2. gemm.py: correctness vs fp32 and GEMM µs per XL/2 shape (bf16 cuBLAS / cast+mm / W8A16), CUDA graphs;
 #      its kernel_table.json is the per-shape choice the end-to-end run's int8 uses (DIT_DEMO_KERNEL_TABLE)
 #   3. e2e.py: bf16 vs int8 (per-shape W8A16) vs int8 (cast + cuBLAS) vs fp8-a8, compiled + step graphs + fused
-#      QKV, interleaved rounds, 256² b1 then 512² b1, each with a deadline inside the call's limit
+#      QKV, interleaved rounds, 256² b1 then 512² b1, each with a deadline inside the call's limit (E2E=0 skips it)
 # CPU dry run of step 3's plumbing: PYTHONPATH=$PWD TORCH_COMPILE_DISABLE=1 .venv/bin/python bench/h200-w8a16/e2e.py \
 #   --out /tmp/x --setting tiny-random:1:100 --rounds 2 --device cpu
 set -u -o pipefail
@@ -30,6 +30,7 @@ mkdir -p "$OUT/gemm"
 timeout 110 python3 bench/h200-w8a16/gemm.py --out "$OUT/gemm" 2>&1 | tee "$OUT/gemm/gemm.log" | tail -n 24
 [ -s "$OUT/gemm/kernel_table.json" ] && export DIT_DEMO_KERNEL_TABLE="$OUT/gemm/kernel_table.json"
 
+[ "${E2E:-1}" = 0 ] && { el "done (E2E=0: GEMM table only)"; exit 0; }
 REMAIN=$(left)
 el "end to end (${REMAIN} s left)"
 mkdir -p "$OUT/e2e"

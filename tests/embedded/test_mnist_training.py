@@ -110,3 +110,15 @@ def test_ema_forgets_the_random_initial_weights():
     initial_share = 1.0 - ema.module.weight.mean().item()
     assert abs(initial_share) < 1e-3 < 0.9995 ** (steps - 1)  # the fixed decay would keep 16 %
     assert 0.9975 < ema.multi_avg_fn.current_decay() <= 0.9995  # the decay has grown towards its cap
+
+
+def test_learning_rate_warms_up_then_decays_to_its_floor():
+    from dit_demo.embedded.fit import WarmupCosine
+
+    factor = WarmupCosine(warmup=10, steps=100, max_seconds=None, floor=0.1)
+    assert factor(0) == pytest.approx(0.1 * (0.1 + 0.9 * 1.0), rel=1e-3)  # first warm-up step
+    assert factor(9) > factor(50) > factor(99) >= 0.1
+    assert factor(100) == pytest.approx(0.1)
+    timed = WarmupCosine(warmup=1, steps=10**9, max_seconds=1e-9, floor=0.2)  # the deadline ends the decay
+    timed(0)
+    assert timed(5) == pytest.approx(0.2)
