@@ -27,10 +27,14 @@ def digits_folder(tmp_path: Path) -> Path:
 
 
 def test_default_model_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dit_demo.engine.model import shipped
+
+    assert shipped.mnist_available() and config.default_model(None, {}) == "mnist"  # the shipped default
+    monkeypatch.setattr(shipped, "MNIST_MODEL_DIR", tmp_path / "no-mnist")
     monkeypatch.setattr(resolver, "EMBEDDED_MODEL_DIR", tmp_path)
     assert config.default_model(None, {}) == config.FALLBACK_MODEL  # no embedded model yet
     (tmp_path / "model_index.json").write_text("{}")
-    assert config.default_model(None, {}) == "embedded"
+    assert config.default_model(None, {}) == "embedded"  # without MNIST weights: the digits model
     assert config.default_model(None, {config.MODEL_ENV: "facebook/DiT-XL-2-512"}) == "facebook/DiT-XL-2-512"
     assert config.default_model("my/quantized-dit", {config.MODEL_ENV: "facebook/DiT-XL-2-512"}) == "my/quantized-dit"
     assert offered.model_choices("my/quantized-dit")[:2] == ["my/quantized-dit", "embedded"]
