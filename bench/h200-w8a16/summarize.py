@@ -1,10 +1,12 @@
 """The README tables of a bench/h200-w8a16 run, from its gemm.json and e2e/results.json (nothing typed by hand).
 
-    python bench/h200-w8a16/summarize.py bench/h200-w8a16/run1
+    python bench/h200-w8a16/summarize.py bench/h200-w8a16/run2
 
-Prints three markdown tables: GEMM µs per shape (a W8A16 time whose output was wrong is shown as such, not as a
-time), end-to-end latency with ratios to bf16 compiled and their interleaved ranges, and device µs per captured
-step by kernel category (the top 15 kernels, categorized by e2e.py's rules, plus the rest).
+Prints four markdown tables: GEMM µs per shape (a W8A16 time whose output was wrong is shown as such, not as a
+time), the four token GEMMs of one block summed per row count (bf16 / cast path / per-shape choice, TFLOP/s),
+end-to-end latency with ratios to bf16 compiled and their interleaved ranges, and device µs per captured step by
+kernel category (the top 15 kernels, categorized by e2e.py's rules, plus the rest). A GEMM-only run
+(`E2E=0 bash bench/h200-w8a16/run.sh`, no e2e/ folder) prints the GEMM table and says the end-to-end part was not run.
 """
 
 from __future__ import annotations
@@ -27,17 +29,43 @@ def _e2e_module():
 
 def gemm_table(gemm: dict) -> str:
     lines = [
-        "| layer | M | N | K | bf16 cuBLAS µs | int8 cast + cuBLAS µs | W8A16 Triton µs | W8A16 ÷ cast+mm | chosen |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| layer | M | N | K | bf16 cuBLAS µs | int8 cast + cuBLAS µs | W8A16 Triton µs | W8A16 ÷ cast+mm "
+        "| W8A16 ÷ bf16 | chosen |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in gemm["rows"]:
         if r["ok"]:
-            w8, ratio = f"{r['w8a16_us']:.1f}", f"{r['w8a16_us'] / r['cast_mm_us']:.2f}"
+            w8 = f"{r['w8a16_us']:.1f}"
+            ratios = f"{r['w8a16_us'] / r['cast_mm_us']:.2f} | {r['w8a16_us'] / r['bf16_us']:.2f}"
         else:
-            w8, ratio = f"wrong output ({r['w8a16_max_err_rel']:.0%} max error)", "—"
+            w8, ratios = f"wrong output ({r['w8a16_max_err_rel']:.0%} max error)", "— | —"
         lines.append(
             f"| {NAMES.get((r['n'], r['k']), '')} | {r['m']} | {r['n']} | {r['k']} | {r['bf16_us']:.1f} | "
-            f"{r['cast_mm_us']:.1f} | {w8} | {ratio} | {'**W8A16**' if r['faster'] == 'triton' else 'cast+mm'} |"
+            f"{r['cast_mm_us']:.1f} | {w8} | {ratios} | {'**W8A16**' if r['faster'] == 'triton' else 'cast+mm'} |"
+        )
+    return "\n".join(lines)
+
+
+def block_table(gemm: dict) -> str:
+    """Per row count, the four token GEMMs of one DiT block summed (a sum of the micro-benchmark's medians, not an
+    end-to-end time): bf16, the cast path, the per-shape choice, and W8A16 throughput vs cuBLAS's (TFLOP/s, correct
+    W8A16 outputs only) — the main-loop speed that decides whether int8 weight-only can reach bf16."""
+    lines = [
+        "| M | bf16 µs | int8 cast + cuBLAS µs | int8 per-shape choice µs | choice ÷ bf16 | W8A16 shapes "
+        "| bf16 cuBLAS TFLOP/s | W8A16 TFLOP/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in sorted({r["m"] for r in gemm["rows"]}):
+        rows = [r for r in gemm["rows"] if r["m"] == m and "bf16_us" in r]
+        bf16, cast = sum(r["bf16_us"] for r in rows), sum(r["cast_mm_us"] for r in rows)
+        chosen = sum(r["w8a16_us"] if r["faster"] == "triton" else r["cast_mm_us"] for r in rows)
+        flop = [2 * r["m"] * r["n"] * r["k"] for r in rows]
+        right = [(f, r) for f, r in zip(flop, rows, strict=True) if r["ok"]]
+        w8_tflops = f"{sum(f for f, _ in right) / sum(r['w8a16_us'] for _, r in right) / 1e6:.0f}" if right else "—"
+        picked = ", ".join(NAMES.get((r["n"], r["k"]), "?") for r in rows if r["faster"] == "triton") or "none"
+        lines.append(
+            f"| {m} | {bf16:.1f} | {cast:.1f} | {chosen:.1f} | {chosen / bf16:.2f} | {picked} | "
+            f"{sum(flop) / bf16 / 1e6:.0f} | {w8_tflops} |"
         )
     return "\n".join(lines)
 
@@ -94,14 +122,23 @@ def category_table(record: dict, category) -> str:
 
 def main(run: str) -> int:
     folder = Path(run)
-    gemm = json.loads((folder / "gemm" / "gemm.json").read_text(encoding="utf-8"))
-    record = json.loads((folder / "e2e" / "results.json").read_text(encoding="utf-8"))
+    gemm_json = folder / "gemm" / "gemm.json"
+    if not gemm_json.is_file():
+        print(f"{gemm_json}: no GEMM results (is {folder} a bench/h200-w8a16 run folder?)", file=sys.stderr)
+        return 2
+    gemm = json.loads(gemm_json.read_text(encoding="utf-8"))
     print(f"GEMM ({gemm['device']}, torch {gemm['torch']}, triton {gemm['triton']})\n")
     print(gemm_table(gemm), "\n")
+    print(block_table(gemm), "\n")
+    results = folder / "e2e" / "results.json"
+    if not results.is_file():
+        print(f"End to end: not run in this call ({results.relative_to(folder)} absent; run.sh with E2E=0).")
+        return 0
+    record = json.loads(results.read_text(encoding="utf-8"))
     print(e2e_table(record), "\n")
     print(category_table(record, _e2e_module().category))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else str(HERE / "run1")))
+    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else str(HERE / "run2")))
