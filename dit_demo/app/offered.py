@@ -25,6 +25,7 @@ def offered_recipes(device) -> list[str]:
 
 SOURCE_KINDS = {
     "embedded": "the shipped digits DiT (16×16, trained on scikit-learn digits)",
+    "mnist": "the shipped MNIST DiT (28×28, trained on 4,500 MNIST digits; CC BY-SA 3.0)",
     "random": "seeded random weights (draws noise: for speed/memory only)",
     "folder": "a local pipeline folder",
     "prequantized": "a local pipeline folder saved quantized",
@@ -105,7 +106,8 @@ def model_note(source: str | ResolvedSource) -> str:
         resolved = resolve_source(source)
     except DemoError as exc:  # a corrupt metadata file is a CheckpointError: said here, not raised
         return f"⚠️ {exc}"
-    note = f"**{resolved.name}**: {SOURCE_KINDS[resolved.kind]}; {len(resolved.id2label)} classes."
+    kind = "mnist" if resolved.kind == "embedded" and resolved.name == "mnist" else resolved.kind
+    note = f"**{resolved.name}**: {SOURCE_KINDS[kind]}; {len(resolved.id2label)} classes."
     if resolved.recipe:
         note += f" Pre-quantized ({resolved.recipe}): shown alone, no {REFERENCE_RECIPE} reference to compare against."
     if resolved.kind == "random" and not embedded_available():

@@ -23,7 +23,7 @@ import pytest
 from helpers import serving
 
 from app import build_demo
-from dit_demo.app.config import embedded_available
+from dit_demo.app.config import default_model, embedded_available
 from dit_demo.app.service import DemoService
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-MODEL = "embedded" if embedded_available() else "tiny-random"
+# what a visitor gets: the shipped default (MNIST), whose pre-computed example the first screen shows
+MODEL = default_model(None, {}) if embedded_available() else "tiny-random"
 VIEWPORTS = [(1400, 1800, False), (390, 844, True)]
 
 # Height of each visible header cell's text in lines, and whether its text overflows the cell.

@@ -84,3 +84,8 @@ def test_corrupt_metadata_is_a_note_not_a_crash(digits_folder: Path) -> None:
     with pytest.raises(CheckpointError):
         offered.prequantized_recipe(str(digits_folder))
     assert offered.model_note(str(digits_folder)).startswith("⚠️")
+
+
+def test_each_shipped_model_is_described_as_itself() -> None:
+    assert "28×28" in offered.model_note("mnist") and "MNIST" in offered.model_note("mnist")
+    assert "16×16" in offered.model_note("embedded") and "MNIST" not in offered.model_note("embedded")
