@@ -42,7 +42,7 @@ def _model_controls(model: str, limits: config.Limits) -> SimpleNamespace:
         label="Model",
         info="the models this server offers"
         if hosted
-        else "mnist or embedded (shipped digits models), a Hub id (facebook/DiT-XL-2-256, a pre-quantized repo) or a folder",
+        else "mnist or embedded (the shipped digit models), a Hub id (facebook/DiT-XL-2-256) or a folder",
         elem_id="model",
     )
     c.model_note = gr.Markdown(offered.model_note(model))
