@@ -6,6 +6,7 @@ requirements.txt, so "the venv a model card's install line makes" is exactly wha
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -59,16 +60,57 @@ def site_packages(python: Path) -> Path:
     return Path(out.stdout.strip())
 
 
-def make_layered_venv(path: Path, base: Path, requirements: list[str], *, timeout: int = 1200) -> Path:
+def make_layered_venv(path: Path, base: Path, requirements: list[str] | Path, *, timeout: int = 1200) -> Path:
     """A new venv at `path` that sees the venv of python `base` underneath it (a `.pth` adds base's site-packages
-    after its own) and installs `requirements` into its own layer only: an image's preinstalled package on top of
-    the same install, without installing everything twice. `base` is not changed."""
+    after its own) and installs `requirements` (specs or a requirements file) into its own layer only: an image's
+    preinstalled package on top of the same install, without installing everything twice. `base` is not changed
+    (pip leaves a lower layer's distributions alone: they lie outside this venv)."""
     venv.EnvBuilder(with_pip=True, clear=True).create(path)
     python = path / "bin" / "python"
     lower = site_packages(base)
     (site_packages(python) / "_base_venv.pth").write_text(f"import site; site.addsitedir({str(lower)!r})\n")
     pip_install(python, requirements, timeout=timeout)
     return python
+
+
+CLOSURE = """
+import importlib.metadata as md, json, re, sys
+from pip._vendor.packaging.requirements import Requirement
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+seen = {}  # the first distribution of each name on sys.path: the one imports find
+for dist in md.distributions():
+    seen.setdefault(canonical(dist.metadata["Name"]), dist)
+lines = [line.split("#")[0].strip() for line in open(sys.argv[1])]
+todo = [(Requirement(line), "") for line in lines if line and not line.startswith("-")]
+needed, problems = set(), []
+while todo:
+    requirement, extra = todo.pop()
+    if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
+        continue
+    name = canonical(requirement.name)
+    dist = seen.get(name)
+    if dist is None or not requirement.specifier.contains(dist.version, prereleases=True):
+        problems.append(f"{requirement} (found {dist and dist.version})")
+        continue
+    for wanted in ("", *sorted(requirement.extras)):
+        if (name, wanted) not in needed:
+            needed.add((name, wanted))
+            todo += [(Requirement(r), wanted) for r in dist.requires or []]
+print(json.dumps({"seen": sorted(seen), "needed": sorted({n for n, _ in needed}), "problems": problems}))
+"""
+
+
+def requirement_closure(python: Path, requirements: Path) -> dict[str, list[str]]:
+    """What that venv's interpreter sees against what `requirements` needs: {"seen": every distribution visible
+    (a layered venv: every layer), "needed": the file's requirements and their dependencies, transitively, as found,
+    "problems": requirements missing or at a version the file's specifier refuses}."""
+    out = subprocess.run(
+        [str(python), "-I", "-c", CLOSURE, str(requirements)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
 
 
 def installed(python: Path) -> set[str]:
@@ -90,4 +132,14 @@ def run_python(python: Path, code: str, *, cwd: Path | None = None, timeout: int
     )
 
 
-__all__ = ["installed", "make_layered_venv", "make_venv", "pinned", "pip_install", "run_python", "site_packages", "sys"]
+__all__ = [
+    "installed",
+    "make_layered_venv",
+    "make_venv",
+    "pinned",
+    "pip_install",
+    "requirement_closure",
+    "run_python",
+    "site_packages",
+    "sys",
+]

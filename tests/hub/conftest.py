@@ -18,9 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_hub import FakeHub  # noqa: E402
 from stand_in_env import TOKENS, point_client_at  # noqa: E402
 
-from tests.venvs import installed, make_layered_venv, make_venv, pinned  # noqa: E402
+from tests.venvs import installed, make_layered_venv, make_venv, pinned, requirement_closure  # noqa: E402
 
 STOCK_PACKAGES = ["torch", "diffusers", "optimum-quanto", "accelerate"]  # what a model card's install line names
+VENV_SEEDS = {"pip", "setuptools"}  # what `python -m venv` itself puts into every venv
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +50,27 @@ def stock_python(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def space_venvs(tmp_path_factory):
+def space_venvs(tmp_path_factory, stock_python):
     """`venv_for(requirements_file, preinstalled=())` → python of a fresh venv holding exactly that file's
     requirements, built once per session for each distinct file text (every Space folder deploy-space writes for GPU
     hardware carries the same file, so the Space tests share one install); `preinstalled` (what a Space image ships,
-    e.g. `spaces` on ZeroGPU) goes into a layer of its own on top, leaving the shared venv as the file made it."""
+    e.g. `spaces` on ZeroGPU) goes into a layer of its own on top, leaving the shared venv as the file made it.
+
+    The file's venv is itself a layer over the stock venv (the Space pins torch, diffusers, optimum-quanto and
+    accelerate at the stock venv's versions), so torch is unpacked once per session, not twice. It must hold what a
+    fresh venv of the file holds: every requirement at a version the file allows, and no distribution that the file's
+    requirements do not need (transitively)."""
     root = tmp_path_factory.mktemp("space-venvs")
     built: dict[tuple[str, tuple[str, ...]], Path] = {}
 
     def venv_for(requirements: Path, preinstalled: tuple[str, ...] = ()) -> Path:
         text = requirements.read_text()
         if (text, ()) not in built:
-            built[text, ()] = make_venv(root / f"venv-{len(built)}", requirements)  # resolved from its folder
+            python = make_layered_venv(root / f"venv-{len(built)}", stock_python, requirements)
+            found = requirement_closure(python, requirements)  # nothing the file does not bring, nothing missing
+            extra = set(found["seen"]) - set(found["needed"]) - VENV_SEEDS
+            assert not extra and not found["problems"], f"unlike a fresh venv of the file: {extra} {found['problems']}"
+            built[text, ()] = python
         if preinstalled and (text, preinstalled) not in built:
             built[text, preinstalled] = make_layered_venv(
                 root / f"venv-{len(built)}", built[text, ()], list(preinstalled)

@@ -48,12 +48,15 @@ INTERPRETER_CHECK = textwrap.dedent(
 
     torch.manual_seed(0)
     dtype = torch.float16  # the interpreter has no bfloat16 arithmetic
-    failures = []
-    for few_rows in (True, False):
+    failures, tiles = [], set()  # the interpreter runs no warps or pipeline stages: a tile is its block sizes, and
+    for few_rows in (True, False):  # candidates differing only in num_warps/num_stages run the same, once
         weight_configs = [] if few_rows else K._weight_configs()  # the fused W8A16 kernel's own candidates
         for config in weight_configs + K._configs(True, few_rows):
             meta = dict(config.kwargs)
             int8_dot = config not in weight_configs
+            if (tile := (int8_dot, few_rows, *sorted(meta.items()))) in tiles:
+                continue
+            tiles.add(tile)
             for M, N, Kd in ((2, 100, 72), (17, 130, 300)) if few_rows else ((40, 130, 256), (300, 72, 64)):
                 x = torch.randn(M, Kd, dtype=dtype)
                 w = torch.randint(-127, 128, (N, Kd), dtype=torch.int8)
@@ -92,6 +95,9 @@ INTERPRETER_CHECK = textwrap.dedent(
     for block_m in K._GEMV_BLOCK_M:
         for config in K._gemv_configs(block_m):
             meta = dict(config.kwargs)
+            if (tile := ("gemv", block_m, *sorted(meta.items()))) in tiles:
+                continue
+            tiles.add(tile)
             for M, N, Kd in ((max(1, block_m - 1), 100, 300), (block_m, 37, 1100)):
                 x = torch.randn(M, Kd, dtype=dtype)
                 w = torch.randint(-127, 128, (N, Kd), dtype=torch.int8)
@@ -106,7 +112,7 @@ INTERPRETER_CHECK = textwrap.dedent(
                 err = ((y.float() - ref).abs() / (ref.abs() + 1.0)).max().item()
                 if err > 2e-3:
                     failures.append(("gemv", block_m, meta, M, N, Kd, err))
-    print("FAILURES", failures)
+    print("TILES", len(tiles), "FAILURES", failures)
     sys.exit(1 if failures else 0)
     """
 )
@@ -114,7 +120,7 @@ INTERPRETER_CHECK = textwrap.dedent(
 
 @pytest.mark.skipif(_interpreter_unusable() is not None, reason=str(_interpreter_unusable()))
 def test_every_tile_configuration_under_the_triton_interpreter():
-    """Masks, grouped ordering, strides and epilogues of both kernels, for each autotuning candidate."""
+    """Masks, grouped ordering, strides and epilogues of both kernels, for each autotuning candidate's tile."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, "-c", INTERPRETER_CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
