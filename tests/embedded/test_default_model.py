@@ -50,6 +50,7 @@ def test_mnist_reports_carry_the_95_percent_target():
     mnist = {c["target"]: c for c in check_targets(rows, image_size=28)}
     assert mnist["MNIST: full precision accuracy @ g=2 >= 95 %"]["passed"] is False
     assert not any(t.startswith("MNIST") for t in (c["target"] for c in check_targets(rows)))
+    assert not any("g=4" in t for t in mnist)  # guidance 4 was not evaluated: no row, not a miss
 
 
 def test_a_card_of_the_mnist_model_carries_mnists_license():
