@@ -48,9 +48,9 @@ DEFAULT_RECIPES_HELP = "bf16,int8,int8-a8"  # GalleryConfig's default (tests/rep
 SHIPPED_DIR = GALLERY_DIR  # gallery/embedded: what the app's Gallery tab shows
 # The settings of the shipped gallery (its results.json `config` records them).
 SHIPPED_ARGS = [
-    "--model", "embedded", "--recipes", "bf16,int8,int8-a8,int8-a8-smooth,fp8,int4",
-    "--seeds", "0,1,2,3,4,5,6,7,8,9", "--steps", "25", "--guidance", "4", "--batch-size", "10",
-    "--calibration-steps", "25", "--max-rows-shown", "20", "--threads", "2",
+    "--model", "mnist", "--recipes", "bf16,int8,int8-dynamic,int8-a8,fp8,int4",
+    "--seeds", "0,1,2", "--steps", "25", "--guidance", "4", "--batch-size", "10",
+    "--calibration-steps", "25", "--max-rows-shown", "20", "--threads", "1",
 ]  # fmt: skip
 
 
