@@ -59,7 +59,8 @@ def test_dataset_card_of_the_shipped_gallery_counts_the_folder(tmp_path):
     run_rows = len(json.loads((out / "results.json").read_text())["images"])
     if run_rows > max(per_recipe.values()):  # the shipped gallery keeps the first rows of a bigger run: say so
         assert f"The run made {run_rows} images per recipe; {max(per_recipe.values())} per recipe are shipped" in text
-    assert [line for line in text.splitlines() if line.startswith("# ")] == ["# DiT quantization gallery: embedded"]
+    source = json.loads((ROOT / "gallery" / "embedded" / "results.json").read_text())["config"]["source"]
+    assert [line for line in text.splitlines() if line.startswith("# ")] == [f"# DiT quantization gallery: {source}"]
     files = text.split("## Files", 1)[1].strip().splitlines()
     assert len([line for line in files if line.startswith("- ")]) < 15  # a summary, not one line per file
     diffs = [r["diff_file_name"] for r in rows if r["diff_file_name"]]
