@@ -1,4 +1,4 @@
-"""End to end, interleaved: compiled bf16 vs int8 (per-shape W8A16 choice) vs int8 (cast + cuBLAS) vs fp8-a8.
+"""End to end, interleaved: compiled bf16 vs int8 (per-shape W8A16) vs int8-a8 vs fp8-a8, and diagnostic variants.
 
 All variants of one setting live in one process at once (built through the project's own `build_variant`,
 `compile_variant` — step graphs, fused QKV — and warmed up), then `engine.timing.interleaved` times them in the
@@ -8,8 +8,10 @@ images of the same seeds, and a kernel profile of the captured step grouped by c
 
 A variant is skipped, and said so, when its estimated warm-up would pass the setting's deadline
 (`--deadline-s`, seconds from the start of the process), so a device call's time limit never loses the timings.
-Peak memory is not reported here: with all variants resident, the per-variant peak is not its own
-(`dit-demo bench` measures that, one variant at a time).
+With all variants resident, `max_memory_allocated` is not a variant's own peak; each variant's is estimated as
+what it left allocated after build + warm-up (weights, step graphs' pools) plus the transient of one request
+(`memory_kind` says so). Besides results.json, each setting's recipes (not the diagnostic variants) are written
+as a `dit-demo bench`-format record, `<model>-b<batch>/results.json`, which the app's benchmark tab reads.
 
     python bench/h200-w8a16/e2e.py --out OUT --setting dit-xl-2-256-random:1:250 \
         --setting dit-xl-2-512-random:1:420:bf16,int8,fp8-a8,int8-cast
@@ -36,14 +38,18 @@ from dit_demo.engine.timing import interleaved, speed_verdict
 from dit_demo.reports.bench import BenchConfig, batch_request, build_fresh
 from dit_demo.reports.bench_timing import captured_replayer, time_transformer_forward
 
-# name → (recipe, int8 kernel, seconds of build + compile + capture to expect; the H200 cells of bench/h200-b256 and
-# h200-b512 took 23–47 s of warm-up plus ~1 s (int8) to ~9 s (fp8-a8, calibration) of build)
+# name → (recipe, int8 kernel, fp8 epilogue (None = the default), seconds of build + compile + capture to expect;
+# the H200 cells of bench/h200-b256 and h200-b512 took 23–47 s of warm-up plus ~1 s (int8) to ~9 s (fp8-a8,
+# calibration) of build). The recipes' own rows: bf16, int8, int8-a8, fp8-a8; the rest are diagnostics.
 VARIANTS = {
-    "bf16": ("bf16", "auto", 40),
-    "int8": ("int8", "auto", 60),
-    "int8-cast": ("int8", "torch", 50),
-    "fp8-a8": ("fp8-a8", "auto", 60),
+    "bf16": ("bf16", "auto", None, 40),
+    "int8": ("int8", "auto", None, 60),
+    "int8-a8": ("int8-a8", "auto", None, 65),
+    "fp8-a8": ("fp8-a8", "auto", None, 60),
+    "int8-cast": ("int8", "torch", None, 50),
+    "fp8-a8-tensorwise": ("fp8-a8", "auto", "tensorwise", 60),
 }
+RECIPE_ROWS = ("bf16", "int8", "int8-a8", "fp8-a8")
 CATEGORIES = (  # kernel-name patterns → category, first match wins (attention before GEMM: cuDNN's names say sm90)
     ("W8A16 Triton", r"_int8_weight_kernel"),
     ("int8 GEMV Triton", r"_int8_weight_gemv"),
@@ -99,6 +105,21 @@ def int8_kernels(variant) -> dict:
     }
 
 
+def fp8_epilogues(variant, epilogue: str | None) -> list[str]:
+    """Put every fp8 tensor-core layer on `epilogue` (None: leave the default); the epilogues now in use."""
+    from dit_demo.engine.fast.fp8 import Fp8Linear
+
+    layers = [m for m in variant.pipe.transformer.modules() if isinstance(m, Fp8Linear) and m.scaled_mm]
+    if epilogue is not None:
+        for layer in layers:
+            layer.enable_scaled_mm(epilogue=epilogue)
+    return sorted({str(layer.epilogue) for layer in layers})
+
+
+def allocated(device: str) -> int:
+    return int(torch.cuda.memory_allocated()) if device == "cuda" else 0
+
+
 def run_setting(
     model: str, batch: int, names: list[str], deadline: float, start: float, rounds: int, profile: bool, device: str
 ) -> dict:
@@ -108,22 +129,24 @@ def run_setting(
     setting: dict = {"model": model, "batch": batch, "steps": config.steps, "guidance": config.guidance, "cells": {}}
     variants, reference_images = {}, None
     for name in names:
-        recipe, kernel, estimate = VARIANTS[name]
+        recipe, kernel, epilogue, estimate = VARIANTS[name]
         cell: dict = {"recipe": recipe, "kernel": kernel}
         setting["cells"][name] = cell
         if variants and time.perf_counter() - start + estimate > deadline:
             cell["skipped"] = f"its ~{estimate} s warm-up would pass this setting's deadline ({deadline:.0f} s)"
             continue
         try:
-            t0 = time.perf_counter()
+            t0, before = time.perf_counter(), allocated(device)
             variant = build_fresh(model, recipe, device, calibration)
             cell["build_s"] = round(time.perf_counter() - t0, 1)
             if reference_images is None:  # bf16 first: its eager images are every PSNR's reference
                 reference_images = generate(variant, request).images
             compile_variant(variant, "reduce-overhead", kernel=kernel, fuse=True)
             cell["compile_mode"] = variant.compile_mode
+            cell["fp8_epilogue"] = fp8_epilogues(variant, epilogue)  # before the first call compiles
             cell["warmup_s"] = round(warm_up(variant, lambda v=variant: generate(v, request), runs=1), 1)
             cell["int8_linears"] = int8_kernels(variant)
+            cell["resident_bytes"] = allocated(device) - before
             variants[name] = variant
         except Exception as exc:  # one failing variant must not lose the others
             cell["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -147,6 +170,9 @@ def run_setting(
         cell["path"] = getattr(variant.pipe, "last_path", "pipeline")
         cell["forward_s"] = time_transformer_forward(variant, batch, config.guidance, runs=20, steps=config.steps)
         cell["per_step_s"] = result.per_step_s
+        cell["weight_bytes"] = result.weight_bytes
+        cell["transient_bytes"] = result.peak_memory_bytes - result.memory_before_bytes
+        cell["peak_memory_bytes"] = cell["resident_bytes"] + cell["transient_bytes"]
         cell.update(image_quality(reference_images, result.images))
         if profile and device == "cuda":
             cell["profile"] = profile_step(variant, batch, config.guidance, config.steps)
@@ -155,6 +181,60 @@ def run_setting(
     torch._dynamo.reset()
     free_memory()
     return setting
+
+
+def bench_record(setting: dict, environment: dict, rounds: int) -> dict:
+    """The setting's recipe cells as a `dit-demo bench` record (the benchmark tab's format): latency = median of the
+    interleaved rounds with their range, ratios to this process's compiled bf16, peak = resident + transient."""
+    cells = {n: c for n, c in setting["cells"].items() if n in RECIPE_ROWS and "latency" in c}
+    base = cells.get("bf16")
+    rows = []
+    for c in cells.values():
+        row = {
+            "recipe": c["recipe"],
+            "compile": "reduce-overhead",
+            "batch": setting["batch"],
+            "model": setting["model"],
+            "kernel": c["kernel"],
+            "capture": "step",
+            "fuse": True,
+            "compile_mode": c.get("compile_mode"),
+            "warmup_s": c.get("warmup_s"),
+            "latency_s": c["latency"]["median_s"],
+            "latency_min_s": c["latency"]["min_s"],
+            "latency_max_s": c["latency"]["max_s"],
+            "per_step_s": c.get("per_step_s"),
+            "forward_s": c.get("forward_s"),
+            "peak_memory_bytes": c["peak_memory_bytes"],
+            "memory_kind": "cuda_resident_after_warmup_plus_request_transient",
+            "weight_bytes": c["weight_bytes"],
+            "path": c.get("path"),
+            "psnr_db": c.get("psnr_db"),
+            "ssim": c.get("ssim"),
+            "ok": True,
+        }
+        if base is not None:
+            for key, value, reference in (
+                ("latency", "latency_s", base["latency"]["median_s"]),
+                ("peak_memory", "peak_memory_bytes", base["peak_memory_bytes"]),
+            ):
+                ratio = round(row[value] / reference, 4) if reference else None  # no CUDA allocator: no memory
+                row[f"{key}_vs_bf16_same_mode"] = row[f"{key}_vs_bf16_best_compiled"] = ratio
+            row["weight_bytes_vs_bf16"] = round(row["weight_bytes"] / base["weight_bytes"], 4)
+        rows.append(row)
+    config = {
+        "model": setting["model"],
+        "recipes": [r["recipe"] for r in rows],
+        "batches": [setting["batch"]],
+        "compile_modes": ["reduce-overhead"],
+        "steps": setting["steps"],
+        "guidance": setting["guidance"],
+        "runs": rounds,
+        "warmup_runs": 1,
+        "interleaved": True,
+        "tool": "bench/h200-w8a16/e2e.py",
+    }
+    return {"environment": environment, "config": config, "rows": rows}
 
 
 def main() -> int:
@@ -188,6 +268,12 @@ def main() -> int:
             record["settings"].append({"model": model, "batch": int(batch), "error": f"{type(exc).__name__}: {exc}"})
             traceback.print_exc()
         (out / "results.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        setting = record["settings"][-1]
+        if "cells" in setting:
+            folder = out / f"{setting['model']}-b{setting['batch']}"
+            folder.mkdir(exist_ok=True)
+            table = bench_record(setting, record["environment"], args.rounds)
+            (folder / "results.json").write_text(json.dumps(table, indent=2, default=str), encoding="utf-8")
         print(json.dumps(record["settings"][-1], indent=1, default=str)[:6000], flush=True)
     return 0
 

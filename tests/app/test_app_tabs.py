@@ -128,3 +128,22 @@ def test_shipped_headlines_and_run_verdicts_agree() -> None:
             section = bench_tab.run_section(cell["run"], dict(runs)[cell["run"]])
             line = next(li for li in section.split("<li>") if li.startswith(f"{bench_tab.bench_label(cell)}: "))
             assert named == (bench_tab.speed_word(cell) == "faster") == (" faster than " in line), (gpu, cell["run"])
+
+
+def test_an_interleaved_run_is_read_as_interleaved() -> None:
+    """bench/h200-w8a16/e2e.py times every variant once per round; the tab's verdicts and note say so (the
+    `dit-demo bench` runs, timed one variant after another, stay marked as timed apart)."""
+    row = {"recipe": "bf16", "compile": "reduce-overhead", "capture": "step", "fuse": True, "batch": 1}
+    rows = [
+        {**row, "latency_s": 1.0, "latency_min_s": 0.99, "latency_max_s": 1.01, "peak_memory_bytes": 100},
+        {**row, "recipe": "fp8-a8", "latency_s": 0.9, "latency_min_s": 0.89, "latency_max_s": 0.91,
+         "peak_memory_bytes": 60, "psnr_db": 45.0},
+    ]  # fmt: skip
+    env = {"machine": "NVIDIA H200", "torch": "2.11", "diffusers": "0.42.1", "optimum_quanto": "0.2.7", "date": "2026"}
+    config = {"model": "dit-xl-2-512-random", "steps": 25, "guidance": 4.0, "runs": 7, "warmup_runs": 1}
+    for interleaved in (True, False):
+        record = {"environment": env, "config": {**config, "interleaved": interleaved}, "rows": rows}
+        (cell,) = bench_tab.gpu_cells([("run", record)])
+        verdict = bench_tab.bench_verdict(cell, cell["base"], cell["timed_runs"], cell["interleaved"])
+        assert verdict.direction == "faster" and verdict.interleaved is interleaved
+        assert ("interleaved rounds" in bench_tab.run_section("run", record)) is interleaved

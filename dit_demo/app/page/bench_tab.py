@@ -104,24 +104,29 @@ def gpu_cells(records: list[tuple[str, dict]]) -> list[dict]:
                 "latency_vs_bf16_best_compiled": row["latency_s"] / base["latency_s"],
                 "peak_memory_vs_bf16_best_compiled": row["peak_memory_bytes"] / base["peak_memory_bytes"],
             }
-            timed_runs = int(record["config"].get("runs", 1))
-            cells.append({**row, **ratio, "setting": setting, "run": name, "base": base, "timed_runs": timed_runs})
+            timed = {"timed_runs": int(record["config"].get("runs", 1)), "interleaved": interleaved_run(record)}
+            cells.append({**row, **ratio, "setting": setting, "run": name, "base": base, **timed})
     return cells
 
 
-def bench_verdict(row: Mapping, base: Mapping, runs: int) -> SpeedVerdict:
+def interleaved_run(record: Mapping) -> bool:
+    """Whether the run timed its variants round by round (bench/h200-w8a16/e2e.py) rather than one after another."""
+    return bool(record["config"].get("interleaved", False))
+
+
+def bench_verdict(row: Mapping, base: Mapping, runs: int, interleaved: bool = False) -> SpeedVerdict:
     """`engine.timing`'s rule on a benchmark cell and its bf16 baseline: "faster"/"slower" only when the timed runs'
-    ranges do not overlap (a row without a range is its median alone); the variants were timed apart."""
+    ranges do not overlap (a row without a range is its median alone); `interleaved` says how they were timed."""
 
     def spread(r: Mapping) -> tuple[float, float, float]:
         return r.get("latency_min_s", r["latency_s"]), r["latency_s"], r.get("latency_max_s", r["latency_s"])
 
-    return verdict_from_ranges(spread(base), spread(row), runs=runs, interleaved=False)
+    return verdict_from_ranges(spread(base), spread(row), runs=runs, interleaved=interleaved)
 
 
 def speed_word(cell: Mapping) -> str:
     """ "faster" / "slower" only when the timed runs do not overlap (slowest vs fastest); else "about as fast"."""
-    return bench_verdict(cell, cell["base"], cell.get("timed_runs", 1)).direction
+    return bench_verdict(cell, cell["base"], cell.get("timed_runs", 1), cell.get("interleaved", False)).direction
 
 
 def _span(values: list[float]) -> str:
@@ -206,7 +211,9 @@ def run_section(name: str, record: Mapping) -> str:
         f"<h4>{escape(str(config['model']))}, {escape(setting_label(record, rows[0]))} ({escape(name)})</h4>"
         f"<p class='dq-note'>torch {escape(env['torch'])}, diffusers {escape(env['diffusers'])}, optimum-quanto "
         f"{escape(env['optimum_quanto'])}, {escape(str(env['date'])[:10])}. {config['steps']} DPM-Solver steps, "
-        f"guidance {config['guidance']:g}, median of {config['runs']} runs after {config['warmup_runs']} warm-up runs"
+        f"guidance {config['guidance']:g}, median of {config['runs']} "
+        + ("interleaved rounds (every variant once per round)" if interleaved_run(record) else "runs")
+        + f" after {config['warmup_runs']} warm-up runs"
         + ("; random weights with the exact DiT-XL/2 architecture" if random_weights else "")
         + ". Ratios compare with bf16 in the same mode; PSNR with bf16 eager.</p>"
     )
@@ -216,7 +223,8 @@ def run_section(name: str, record: Mapping) -> str:
             continue
         same = [b for b in rows if b["recipe"] == REFERENCE and mode_label(b) == mode_label(r)]
         baseline = f"bf16 {mode_label(same[0])}" if same else "bf16"
-        speed = asdict(bench_verdict(r, same[0], int(config.get("runs", 1)))) if same else None
+        runs, timed_together = int(config.get("runs", 1)), interleaved_run(record)
+        speed = asdict(bench_verdict(r, same[0], runs, timed_together)) if same else None
         line = {
             "label": bench_label(r),
             "recipe": r["recipe"],

@@ -55,7 +55,7 @@ def _fuse_quantized(layers: list) -> torch.nn.Module:
     # the kernel choice the three had (compile_variant sets it before fusing): an fp8 layer on the tensor cores must
     # stay there (H200 run of 2026-11-29: a fused QKV left emulated cost ~0.3 ms per 256² step)
     if isinstance(fused, Fp8Linear) and all(layer.scaled_mm for layer in layers):
-        fused.enable_scaled_mm()
+        fused.enable_scaled_mm(epilogue=layers[0].epilogue)
     if isinstance(fused, Int8Linear):
         fused.kernel = layers[0].kernel
     return fused

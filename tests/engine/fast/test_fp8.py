@@ -100,27 +100,57 @@ def test_fp8_linear_rejects_other_weights_and_stays_emulated_on_cpu(fp8_pair):
     _, variant = fp8_pair
     layer = Fp8Linear.from_qlinear(variant.pipe.transformer.transformer_blocks[0].ff.net[2])
     assert layer.enable_scaled_mm() is False and "scaled_mm=False" in repr(layer)
+    assert layer.epilogue is None and layer.column_scale is None
+    with pytest.raises(ValueError, match="epilogue"):
+        layer.enable_scaled_mm(epilogue="columnwise")
+
+
+def _random_fp8_layer(rows: int, device) -> tuple[Fp8Linear, torch.Tensor]:
+    generator = torch.Generator(device=device).manual_seed(rows)
+    weight = (torch.randn(4608, 1152, device=device, generator=generator) / 8).to(FP8)
+    scale = torch.rand(4608, 1, device=device, generator=generator).to(torch.bfloat16) / 100 + 1e-3
+    bias = torch.randn(4608, device=device, generator=generator).to(torch.bfloat16)
+    s_in, s_out = torch.tensor(0.01, device=device), torch.tensor(0.05, device=device)
+    layer = Fp8Linear(weight, scale, bias, s_in.to(torch.bfloat16), s_out.to(torch.bfloat16))
+    x = torch.randn(rows, 1152, device=device, generator=generator).to(torch.bfloat16)
+    return layer, x
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("rows", [2, 512, 2048])
-def test_scaled_mm_path_matches_the_emulated_path(rows, cuda_device):
+def test_tensorwise_scaled_mm_matches_the_emulated_path(rows, cuda_device):
     if not fp8_matmul_available(cuda_device):
         pytest.skip("needs fp8 tensor cores (compute capability >= 8.9)")
-    generator = torch.Generator(device=cuda_device).manual_seed(rows)
-    weight = (torch.randn(4608, 1152, device=cuda_device, generator=generator) / 8).to(FP8)
-    scale = torch.rand(4608, 1, device=cuda_device, generator=generator).to(torch.bfloat16) / 100 + 1e-3
-    bias = torch.randn(4608, device=cuda_device, generator=generator).to(torch.bfloat16)
-    s_in, s_out = torch.tensor(0.01, device=cuda_device), torch.tensor(0.05, device=cuda_device)
-    layer = Fp8Linear(weight, scale, bias, s_in.to(torch.bfloat16), s_out.to(torch.bfloat16))
-    x = torch.randn(rows, 1152, device=cuda_device, generator=generator).to(torch.bfloat16)
+    layer, x = _random_fp8_layer(rows, cuda_device)
     emulated = layer(x)
-    assert layer.enable_scaled_mm()
+    assert layer.enable_scaled_mm(epilogue="tensorwise") and layer.epilogue == "tensorwise"
     fast = layer(x)
     # fp8 output rounding: a few values land one e4m3 step (1/8 relative) apart; the bulk agrees
     assert (fast - emulated).abs().float().mean() <= 0.02 * emulated.abs().float().mean()
     compiled = torch.compile(layer, dynamic=False)
     assert torch.allclose(compiled(x).float(), fast.float(), rtol=0.15, atol=0.05)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("rows", [2, 512, 2048, 40000])
+def test_rowwise_scaled_mm_is_the_fp8_product_without_output_rounding(rows, cuda_device):
+    """The default epilogue: quantized input × fp8 weights, s_in · s_w and the bias applied in fp32, bf16 out — the
+    fp32 reference of exactly that, with no fp8 rounding of the output (40,000 rows: past the shared unit column)."""
+    if not fp8_matmul_available(cuda_device):
+        pytest.skip("needs fp8 tensor cores (compute capability >= 8.9)")
+    layer, x = _random_fp8_layer(rows, cuda_device)
+    assert layer.enable_scaled_mm() and layer.epilogue == "rowwise", "this torch has no row-wise _scaled_mm"
+    xq = quantize_fp8(x, layer.input_scale).float()
+    s_w = layer.scale.float().reshape(1, -1)
+    reference = (xq @ layer.weight.float().t()) * (layer.input_scale.float() * s_w) + layer.bias.float()
+    fast = layer(x)
+    assert fast.dtype == torch.bfloat16 and fast.shape == (rows, 4608)
+    error = (fast.float() - reference).abs().mean() / reference.abs().mean()
+    assert error < 0.005, f"mean relative error {error:.4f}"
+    emulated = layer._emulated(x)  # quanto's arithmetic before its output rounding: the same product
+    assert (fast.float() - emulated.float()).abs().mean() < 0.01 * emulated.float().abs().mean()
+    compiled = torch.compile(layer, dynamic=False)
+    assert torch.allclose(compiled(x).float(), fast.float(), rtol=0.02, atol=0.02)
 
 
 @pytest.mark.cuda
