@@ -5,7 +5,7 @@
 # CUDA_TESTS=1 first runs the fp8 layer's CUDA tests (row-wise and tensor-wise epilogues against their references).
 set -u -o pipefail
 LIMIT=${LIMIT:-550}
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DIFFUSERS_VERBOSITY=error TQDM_DISABLE=1
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DIFFUSERS_VERBOSITY=error TQDM_DISABLE=1 TORCH_LOGS=${TORCH_LOGS-graph_breaks}
 mkdir -p "$OUT"
 T0=$(date +%s)
 el() { echo "=== [t+$(($(date +%s) - T0))s] $*"; }

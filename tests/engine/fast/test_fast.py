@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dit_demo.engine.fast.compile import compile_variant, convert_to_fast_linears
+from dit_demo.engine.fast.compile import RECOMPILE_LIMIT, compile_variant, convert_to_fast_linears
 from dit_demo.engine.fast.layers import Int8Embedding, Int8Linear
 from dit_demo.engine.generate import build_reference, build_variant, generate
 from dit_demo.engine.metrics import psnr
@@ -125,3 +125,16 @@ def test_fast_path_quantizes_label_tables_of_int8_models_only():
     assert module_weight_bytes(variant.pipe.transformer) == before - saved
     compile_variant(reference, "none")
     assert not any(isinstance(m, Int8Embedding) for m in reference.pipe.transformer.modules())
+
+
+def test_compiling_raises_dynamos_recompile_limits_and_never_lowers_them(monkeypatch):
+    """Several compiled variants in one process must not push a block past Dynamo's default 8 entries (it then runs
+    that code eagerly for good); a limit someone set higher stays."""
+    config = torch._dynamo.config
+    monkeypatch.setattr(config, "recompile_limit", 8)
+    monkeypatch.setattr(config, "accumulated_recompile_limit", 10_000)
+    _, variant = _fresh("int8")
+    compile_variant(variant, "none", inplace=False)
+    assert config.recompile_limit == 8  # nothing compiled: nothing changed
+    compile_variant(variant, "default", inplace=False)
+    assert config.recompile_limit == RECOMPILE_LIMIT and config.accumulated_recompile_limit == 10_000
