@@ -101,5 +101,5 @@ def use_triton(choice: Sequence[tuple[int, bool]], rows: int) -> bool:
     (shapes are static)."""
     if not choice or rows < 1:
         return False
-    distance, _rows, faster = min((abs(math.log2(m) - math.log2(rows)), m, faster) for m, faster in choice)
+    distance, _rows, faster = min([(abs(math.log2(m) - math.log2(rows)), m, faster) for m, faster in choice])
     return faster and distance <= MAX_LOG2_DISTANCE
