@@ -78,21 +78,24 @@ def _setting_name(setting: dict) -> str:
 def e2e_table(record: dict) -> str:
     lines = [
         "| setting | variant | end-to-end s (median, min–max) | × bf16 compiled (range) | forward ms | ms / step "
-        "| PSNR vs bf16 eager dB | warm-up s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| PSNR vs bf16 eager dB | peak × bf16 | warm-up s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for setting in record["settings"]:
+        base_peak = setting["cells"].get("bf16", {}).get("peak_memory_bytes")
         for name, cell in setting["cells"].items():
             if "latency" not in cell:
                 why = cell.get("skipped") or cell.get("error")
-                lines.append(f"| {_setting_name(setting)} | {name} | {why} | | | | | |")
+                lines.append(f"| {_setting_name(setting)} | {name} | {why} | | | | | | |")
                 continue
             lat, vs = cell["latency"], cell["vs_bf16_compiled"]
+            peak = cell.get("peak_memory_bytes")
+            peak_ratio = f"{peak / base_peak:.2f}×" if peak and base_peak else "—"
             lines.append(
                 f"| {_setting_name(setting)} | {name} | {lat['median_s']:.4f} ({lat['min_s']:.4f}–{lat['max_s']:.4f}) "
                 f"| {vs['ratio']:.2f}× ({vs['low']:.2f}–{vs['high']:.2f}, {vs['verdict']}) | "
                 f"{cell['forward_s'] * 1e3:.2f} | {cell['per_step_s'] * 1e3:.2f} | {cell.get('psnr_db') or '—'} | "
-                f"{cell['warmup_s']} |"
+                f"{peak_ratio} | {cell['warmup_s']} |"
             )
     return "\n".join(lines)
 
@@ -122,6 +125,11 @@ def category_table(record: dict, category) -> str:
 
 def main(run: str) -> int:
     folder = Path(run)
+    if (folder / "results.json").is_file():  # a table.sh run: end to end only, no GEMM micro-benchmark
+        record = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        print(e2e_table(record), "\n")
+        print(category_table(record, _e2e_module().category))
+        return 0
     gemm_json = folder / "gemm" / "gemm.json"
     if not gemm_json.is_file():
         print(f"{gemm_json}: no GEMM results (is {folder} a bench/h200-w8a16 run folder?)", file=sys.stderr)

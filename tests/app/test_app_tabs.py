@@ -121,7 +121,7 @@ def test_shipped_headlines_and_run_verdicts_agree() -> None:
     for name, record in records:
         by_gpu.setdefault(record["environment"]["machine"], []).append((name, record))
     for gpu, runs in by_gpu.items():
-        cells = bench_tab.gpu_cells(runs)
+        cells = bench_tab.newest_per_setting(bench_tab.gpu_cells(runs))
         headline = bench_tab.headline(cells)
         for cell in cells:
             named = f"{cell['recipe']} at {cell['setting']} (" in headline.split("Slower")[0]
@@ -147,3 +147,14 @@ def test_an_interleaved_run_is_read_as_interleaved() -> None:
         verdict = bench_tab.bench_verdict(cell, cell["base"], cell["timed_runs"], cell["interleaved"])
         assert verdict.direction == "faster" and verdict.interleaved is interleaved
         assert ("interleaved rounds" in bench_tab.run_section("run", record)) is interleaved
+
+
+def test_the_headline_speaks_for_the_newest_run_of_each_setting() -> None:
+    cells = [
+        {"setting": "256² batch 1", "date": "2026-11-29", "recipe": "fp8-a8"},
+        {"setting": "256² batch 1", "date": "2026-12-03", "recipe": "fp8-a8"},
+        {"setting": "256² batch 1", "date": "2026-12-03", "recipe": "int8"},
+        {"setting": "512² batch 8", "date": "2026-11-29", "recipe": "int8"},
+    ]
+    kept = bench_tab.newest_per_setting(cells)
+    assert kept == cells[1:]

@@ -105,8 +105,18 @@ def gpu_cells(records: list[tuple[str, dict]]) -> list[dict]:
                 "peak_memory_vs_bf16_best_compiled": row["peak_memory_bytes"] / base["peak_memory_bytes"],
             }
             timed = {"timed_runs": int(record["config"].get("runs", 1)), "interleaved": interleaved_run(record)}
-            cells.append({**row, **ratio, "setting": setting, "run": name, "base": base, **timed})
+            date = str(record["environment"].get("date", ""))
+            cells.append({**row, **ratio, "setting": setting, "run": name, "base": base, "date": date, **timed})
     return cells
+
+
+def newest_per_setting(cells: list[dict]) -> list[dict]:
+    """Only the newest run's cells of each setting: an older table of the same setting (before a fix of the fast
+    path) stays in the full tables but no longer speaks in the headline, chart and best-setting table."""
+    newest: dict[str, str] = {}
+    for c in cells:
+        newest[c["setting"]] = max(newest.get(c["setting"], ""), c["date"])
+    return [c for c in cells if c["date"] == newest[c["setting"]]]
 
 
 def interleaved_run(record: Mapping) -> bool:
@@ -245,11 +255,12 @@ def gpu_section(gpu: str, records: list[tuple[str, dict]]) -> str:
     """One GPU in one screen: headline, chart, best setting per recipe, full tables folded away."""
     env = records[0][1]["environment"]
     dates = sorted({str(r["environment"]["date"])[:10] for _, r in records})
-    cells = gpu_cells(records)
+    cells = newest_per_setting(gpu_cells(records))
     head = (
         f'<section class="dq-gpu"><h3>{escape(gpu)}</h3><p class="dq-note">{len(records)} runs, '
         f"{escape(' to '.join(dict.fromkeys([dates[0], dates[-1]])))}; torch {escape(env['torch'])}. Each quantized "
-        "setting against the fastest compiled bf16 of its own run; latency is the median of the timed runs.</p>"
+        "setting against the fastest compiled bf16 of its own run (the newest run of each setting); latency is the "
+        "median of the timed runs.</p>"
     )
     body = headline(cells) + gpu_chart(cells) + "<h4>Best setting per recipe</h4>" + best_table(cells) if cells else ""
     full = []
