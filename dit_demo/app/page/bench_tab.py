@@ -287,7 +287,9 @@ def bench_html(folder: Path = BENCH_DIR) -> str | None:
         by_gpu, key=lambda g: max(str(r["environment"].get("date", "")) for _, r in by_gpu[g]), reverse=True
     )
     intro = (
-        "<p>DiT-XL/2 on data-centre GPUs, measured with <code>dit-demo bench</code>: bf16 eager and compiled, the "
-        "quantized recipes through the project's fast path, each variant built alone on the GPU.</p>"
+        "<p>DiT-XL/2 on data-centre GPUs: bf16 compiled and the quantized recipes through the project's fast path. "
+        "Runs of <code>dit-demo bench</code> build each variant alone on the GPU (one after another); the H200's "
+        "newest runs (<code>bench/h200-w8a16/e2e.py</code>) hold every recipe of a setting in one process and time "
+        "them in interleaved rounds. Each run's note says which.</p>"
     )
     return intro + "".join(gpu_section(gpu, by_gpu[gpu]) for gpu in newest)
