@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", default=default_source(), help="mnist (default when present) | embedded | folder")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads for the whole run, sampling included (default 1)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (fp32 reference; TF32 off on CUDA)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the real-digit baseline (needs sklearn)")
     parser.add_argument("--out", type=Path, required=True)

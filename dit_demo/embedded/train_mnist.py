@@ -42,6 +42,7 @@ from dit_demo.embedded.train import ID2LABEL, DigitSplits, folder_size_mb, make_
 from dit_demo.engine.machine import machine_description
 from dit_demo.engine.model.resolver import MNIST_MODEL_DIR
 from dit_demo.engine.model.sources import assemble_pipeline
+from dit_demo.engine.threads import use_threads
 
 SAVED_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -80,12 +81,14 @@ class MnistConfig:
 
 def scaled_latents(vae, splits: DigitSplits, config: MnistConfig, device: torch.device, resumed: bool = False) -> tuple:
     """Augmented latents of the train split, the VAE's scaling factor (1 / their std, written into its config; a
-    resumed VAE keeps the factor its DiT was trained with) and the held-out reconstruction PSNR."""
+    resumed VAE keeps the factor saved in its config, the one its DiT was trained with, and none is computed) and the
+    held-out reconstruction PSNR."""
     mean, std = encode_augmented(vae, splits.train_x.to(device), config.latent_copies, config.seed)
-    scaling_factor = 1.0 / torch.sqrt(mean.var() + std.pow(2).mean()).item()
     if resumed:
         scaling_factor = float(vae.config.scaling_factor)
-    vae.register_to_config(scaling_factor=scaling_factor)
+    else:
+        scaling_factor = 1.0 / torch.sqrt(mean.var() + std.pow(2).mean()).item()
+        vae.register_to_config(scaling_factor=scaling_factor)
     with torch.no_grad():
         held = to_model_space(splits.heldout_x.to(device))
         recon = vae.decode(vae.encode(held).latent_dist.mean).sample.clamp(-1, 1)
@@ -115,12 +118,18 @@ def save_all(config: MnistConfig, splits: DigitSplits, models: tuple, judge_accu
     return out_pipe
 
 
-def resumed_parts(folder: Path, device: torch.device) -> dict:
-    """An earlier run's judge, VAE and DiT (fp32, on `device`) and its training.json (without its loss curve)."""
+def check_resume_folder(folder: Path) -> tuple[Path, Path]:
+    """(pipeline folder, judge folder) of an earlier run's --out; FileNotFoundError naming what is missing."""
     pipe_dir, judge_dir = folder / "mnist", folder / "mnist_classifier"
     for needed in (pipe_dir / "training.json", pipe_dir / "vae", pipe_dir / "transformer", judge_dir / "config.json"):
         if not needed.exists():
             raise FileNotFoundError(f"--resume {folder}: {needed} is missing (give the --out folder of an earlier run)")
+    return pipe_dir, judge_dir
+
+
+def resumed_parts(folder: Path, device: torch.device) -> dict:
+    """An earlier run's judge, VAE and DiT (fp32, on `device`) and its training.json (without its loss curve)."""
+    pipe_dir, judge_dir = check_resume_folder(folder)
     summary = json.loads((pipe_dir / "training.json").read_text())
     summary.pop("dit_loss", None)
     summary.setdefault("dit_steps_in_all", summary["steps_run"]["dit"])
@@ -169,11 +178,19 @@ def check_pipeline(folder: Path, classifier: DigitClassifier, n: int, device: to
 
 
 def train_mnist(config: MnistConfig = MnistConfig(), log=print) -> dict:
-    """Train the judge, the VAE and the DiT; save them; score the reloaded pipeline; return (and write) the summary."""
+    """Train the judge, the VAE and the DiT; save them; score the reloaded pipeline; return (and write) the summary.
+    Runs on `config.threads` torch threads and puts the process's thread count back afterwards, error or not; the
+    arguments (the --resume folder included) are checked before anything is changed."""
     if config.dtype not in SAVED_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(SAVED_DTYPES)}, got {config.dtype!r}")
+    if config.resume is not None:
+        check_resume_folder(Path(config.resume))
+    with use_threads(config.threads):
+        return _train_mnist(config, log)
+
+
+def _train_mnist(config: MnistConfig, log) -> dict:
     device = config.torch_device()
-    torch.set_num_threads(config.threads)
     torch.set_flush_denormal(True)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -160,7 +160,7 @@ def test_training_script_end_to_end(tmp_path):
     assert load_classifier(tmp_path / "classifier").feature_dim == 64
 
 
-def test_evaluate_writes_table(tmp_path):
+def test_evaluate_writes_table(tmp_path, outer_threads):
     from dit_demo.reports.evaluate import EvaluateConfig, evaluate
 
     config = EvaluateConfig(
@@ -170,9 +170,12 @@ def test_evaluate_writes_table(tmp_path):
         recipes=("bf16", "int8", "int8:fast"),
         steps=5,
         batch=10,
+        threads=1,
         baseline=False,
     )
     report = evaluate(config)
+    assert torch.get_num_threads() == outer_threads  # ran on 1 thread, the process's count put back
+    assert ", 1 threads, " in report["meta"]["machine"]
     assert [r["recipe"] for r in report["rows"]] == ["bf16", "int8", "int8:fast"]
     assert 0 <= report["rows"][1]["digit_accuracy"] <= 1 and report["rows"][1]["psnr_db"] > 10
     # the fast path's layers: same int8 numerics (int8 label tables too), a smaller transformer
@@ -180,6 +183,21 @@ def test_evaluate_writes_table(tmp_path):
     assert fast["psnr_db"] > 30 and fast["transformer_mb"] < plain["transformer_mb"]
     assert json.loads((tmp_path / "quality.json").read_text())["rows"][0]["psnr_db"] is None
     assert "| int8 | 4 |" in (tmp_path / "quality.md").read_text()
+
+
+def test_evaluate_puts_the_threads_back_when_it_fails(tmp_path, monkeypatch, outer_threads):
+    from dit_demo.reports import evaluate as module
+
+    seen = []
+
+    def failing_load(*_, **__):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("no model")
+
+    monkeypatch.setattr(module, "build_reference", failing_load)
+    with pytest.raises(RuntimeError, match="no model"):
+        module.evaluate(module.EvaluateConfig(out=tmp_path, threads=1))
+    assert seen == [1] and torch.get_num_threads() == outer_threads
 
 
 def test_evaluate_reads_reports_written_before_the_vocabulary():

@@ -45,14 +45,13 @@ def test_another_file_is_refused_by_name(tmp_path):
 
 
 @pytest.mark.slow  # encodes the 4,500 training images through the VAE on the CPU: minutes on 2 busy cores
-def test_training_script_end_to_end(tmp_path):
+def test_training_script_end_to_end(tmp_path, outer_threads):
     from diffusers import DiTPipeline
 
     from dit_demo.embedded.classifier import load_classifier
     from dit_demo.embedded.fit import DiTSettings
     from dit_demo.embedded.train_mnist import MnistConfig, train_mnist
 
-    threads = torch.get_num_threads()
     small = DiTSettings(num_layers=2, heads=2, head_dim=16, warmup=2)
     config = MnistConfig(
         out=tmp_path,
@@ -66,10 +65,8 @@ def test_training_script_end_to_end(tmp_path):
         threads=1,
         dit=small,
     )
-    try:
-        summary = train_mnist(config, log=lambda _: None)
-    finally:
-        torch.set_num_threads(threads)
+    summary = train_mnist(config, log=lambda _: None)
+    assert torch.get_num_threads() == outer_threads  # trained on 1 thread, the process's count put back
     assert summary["steps_run"] == {"classifier": 2, "vae": 2, "dit": 3}
     assert summary["split"] == {"seed": 0, "train": 4500, "heldout": 500}
     assert summary["license"] == "MNIST: CC BY-SA 3.0" and summary["dataset"]["sha256"] == mnist.MNIST_SHA256
@@ -96,10 +93,8 @@ def test_training_script_end_to_end(tmp_path):
     from dataclasses import replace
 
     again = replace(config, out=tmp_path / "again", resume=tmp_path, dit_steps=2, check_samples=0)
-    try:
-        resumed = train_mnist(again, log=lambda _: None)
-    finally:
-        torch.set_num_threads(threads)
+    resumed = train_mnist(again, log=lambda _: None)
+    assert torch.get_num_threads() == outer_threads
     assert resumed["steps_run"] == {"classifier": 0, "vae": 0, "dit": 2} and resumed["dit_steps_in_all"] == 5
     assert resumed["resumed_from"]["steps_run"]["dit"] == 3 and "dit_loss" not in resumed["resumed_from"]
     vae_weights = "vae/diffusion_pytorch_model.safetensors"
@@ -111,11 +106,66 @@ def test_training_script_end_to_end(tmp_path):
     ).read_bytes()
     before, after = load_file(str(weights)), load_file(str(tmp_path / "again" / "mnist" / "transformer" / weights.name))
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
-    try:  # train_mnist sets the process's torch threads before it reads the folder: put them back
-        with pytest.raises(FileNotFoundError, match="--resume"):
-            train_mnist(replace(again, resume=tmp_path / "nowhere"), log=lambda _: None)
-    finally:
-        torch.set_num_threads(threads)
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        train_mnist(replace(again, resume=tmp_path / "nowhere"), log=lambda _: None)
+    assert torch.get_num_threads() == outer_threads
+
+
+def test_a_wrong_resume_folder_is_refused_before_the_threads_are_touched(tmp_path, monkeypatch):
+    from dit_demo.embedded import train_mnist as module
+
+    def no_threads(_):
+        raise AssertionError("use_threads was entered before the --resume folder was checked")
+
+    monkeypatch.setattr(module, "use_threads", no_threads)
+    (tmp_path / "mnist").mkdir()  # half an earlier run: no training.json, no judge
+    with pytest.raises(FileNotFoundError, match="training.json is missing"):
+        module.train_mnist(module.MnistConfig(out=tmp_path / "out", resume=tmp_path), log=lambda _: None)
+
+
+def test_training_puts_the_threads_back_when_it_fails(tmp_path, monkeypatch, outer_threads):
+    from dit_demo.embedded import train_mnist as module
+
+    seen = []
+
+    def failing_data(_):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("no data")
+
+    monkeypatch.setattr(module.mnist, "mnist_csv_path", failing_data)
+    with pytest.raises(RuntimeError, match="no data"):
+        module.train_mnist(module.MnistConfig(out=tmp_path, device="cpu", threads=1), log=lambda _: None)
+    assert seen == [1] and torch.get_num_threads() == outer_threads
+
+
+def test_a_resumed_vae_keeps_its_saved_scaling_factor_and_computes_none(monkeypatch):
+    """Resumed, the factor is the VAE's saved one (its DiT was trained with it); zero-variance latents, from which no
+    factor can be computed (1 / 0), show that none is."""
+    from types import SimpleNamespace
+
+    from dit_demo.embedded import train_mnist as module
+
+    flat = torch.zeros(6, 4, 7, 7)
+    monkeypatch.setattr(module, "encode_augmented", lambda *_: (flat, torch.zeros_like(flat)))
+
+    class Vae:
+        config = SimpleNamespace(scaling_factor=0.731)
+
+        def register_to_config(self, **_):
+            raise AssertionError("a resumed VAE's config is left as saved")
+
+        def encode(self, x):
+            return SimpleNamespace(latent_dist=SimpleNamespace(mean=x))
+
+        def decode(self, z):
+            return SimpleNamespace(sample=z)
+
+    splits = SimpleNamespace(train_x=torch.zeros(3, 1, 28, 28), heldout_x=torch.rand(2, 1, 28, 28))
+    config, cpu = module.MnistConfig(), torch.device("cpu")
+    latents, factor, psnr = module.scaled_latents(Vae(), splits, config, cpu, resumed=True)
+    assert factor == 0.731 and latents[0] is flat and psnr == float("inf")
+    with pytest.raises(ZeroDivisionError):  # the from-scratch path computes one, and cannot from these latents
+        module.scaled_latents(Vae(), splits, config, cpu, resumed=False)
 
 
 def test_ema_forgets_the_random_initial_weights():
