@@ -12,7 +12,6 @@ el() { echo "=== [t+$(($(date +%s) - T0))s] $*"; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit --format=csv | tee "$OUT/gpu.txt"
-git log -1 --format='commit %H %s' 2>/dev/null | tee -a "$OUT/gpu.txt"
 if [ "${CUDA_TESTS:-0}" = 1 ]; then
   el "CUDA tests of the fp8 layer"
   timeout 120 python3 -m pytest -q -p no:cacheprovider -m cuda tests/engine/fast/test_fp8.py 2>&1 \
