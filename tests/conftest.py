@@ -8,11 +8,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+# One torch thread per test process, and per process a test starts (OMP_NUM_THREADS is inherited): on this 2-core
+# machine, shared with other work, 2 OpenMP threads per process ran small models 5-10x slower per step than 1
+# (dit_demo/engine/threads.py). Tests that compare images across processes hold because every process runs the same
+# count. Set OMP_NUM_THREADS to run the suite with another count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
 
 from dit_demo.engine.generate import Variant, build_reference, build_variant  # noqa: E402
 from dit_demo.engine.quant.quantize import CalibrationConfig  # noqa: E402
