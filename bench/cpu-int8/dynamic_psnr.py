@@ -83,7 +83,7 @@ def main() -> int:
         print(row, flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"environment": environment(torch.device("cpu"), num_processes=1), "config": vars(args), "rows": rows}
+    record = {"environment": environment(torch.device("cpu"), num_processes=1), "config": vars(args), "variants": rows}
     (out / "results.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     lines = [
         f"{args.source}: int8-dynamic variants vs fp32, {n} images, 25 DPM steps, guidance {args.guidance:g}, "
