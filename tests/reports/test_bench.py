@@ -113,8 +113,10 @@ def bench_records() -> list:
     # `dit-demo cpu-bench` records hold `cells` (tests/reports/test_cpu_bench.py checks those), the interleaved
     # bench/h200-w8a16 e2e records `settings` (tests/reports/test_w8a16_run.py); bench/h200-aot's table keeps its
     # `records` (dit_demo.reports.bench_aot_table); bench/cpu-startup's app start-up runs their `checkouts`
+    # records; bench/cpu-int8/mnist-psnr's diagnosis keeps `variants`: only files with `rows` are bench tables
     skip = {"images", "cells", "settings", "records", "checkouts"}
-    return [p for p in paths if not skip & set(json.loads(p.read_text(encoding="utf-8")))]
+    keys = {p: set(json.loads(p.read_text(encoding="utf-8"))) for p in paths}
+    return [p for p in paths if "rows" in keys[p] and not skip & keys[p]]
 
 
 def test_bench_records_are_found():
